@@ -1,0 +1,294 @@
+// kvmforge CLI: commands, flags, exit codes (0 ok, 1 a host or step failed, 2 bad input).
+import { writeFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, formatProblem } from '../core/errors.ts';
+import { loadInventory, selectHosts, type Inventory } from '../inventory/load.ts';
+import { Journal, lastReport, Secrets } from '../runner/journal.ts';
+import { countChanges, failed, junit, summaryTable, type Report } from '../runner/report.ts';
+import { gatherFacts, run } from '../runner/run.ts';
+import { liveView } from '../runner/view.ts';
+import { connect, type ConnectOptions } from '../transport/index.ts';
+import { steps as allSteps, stepByName } from '../../steps/index.ts';
+import { buildSchema } from '../inventory/schema.ts';
+import type { Host } from '../core/types.ts';
+
+export const HELP = `kvmforge — turn fresh Linux servers into tuned KVM hosts, over SSH
+
+Usage: kvmforge <command> [options]
+
+Commands:
+  plan                  show what would change on each host (check mode: changes nothing)
+  apply                 make the changes
+  facts                 gather and print host facts
+  inventory --list      resolved groups and merged host vars (like ansible-inventory --list)
+  inventory --host H    merged vars of one host
+  inventory schema      print the inventory JSON Schema
+  steps                 list the steps in the order they run
+  lab up|status|ssh|reset|down   disposable Debian VMs to try things on (see README)
+
+Options:
+  -i, --inventory FILE  inventory (default: $KVMFORGE_INVENTORY or inventories/lab.yaml)
+  -l, --limit PATTERN   hosts, groups or globs, comma separated; !x excludes
+      --steps a,b       run only these steps        --skip c,d   leave these out
+  -f, --forks N         hosts at once (default 10)
+      --diff            print diffs of what changes
+      --verify          after apply, plan again and fail a step that did not converge
+      --json            print the report as JSON on stdout
+      --junit FILE      write a JUnit XML report
+      --retry-failed    only the hosts that failed in the last run
+      --accept-new-host-keys   record unknown host keys (a changed key is always refused)
+      --known-hosts FILE       project known_hosts (default .kvmforge/known_hosts)
+  -K, --ask-become-pass        read the sudo password from the terminal
+      --journal DIR            run journal root (default .kvmforge)
+  -h, --help            this text
+
+Exit codes: 0 all ok, 1 a host or step failed, 2 bad input (nothing was touched).`;
+
+const options = {
+  inventory: { type: 'string', short: 'i' },
+  limit: { type: 'string', short: 'l' },
+  steps: { type: 'string' },
+  skip: { type: 'string' },
+  forks: { type: 'string', short: 'f' },
+  diff: { type: 'boolean' },
+  verify: { type: 'boolean' },
+  json: { type: 'boolean' },
+  junit: { type: 'string' },
+  'retry-failed': { type: 'boolean' },
+  'accept-new-host-keys': { type: 'boolean' },
+  'known-hosts': { type: 'string' },
+  'ask-become-pass': { type: 'boolean', short: 'K' },
+  journal: { type: 'string' },
+  list: { type: 'boolean' },
+  host: { type: 'string' },
+  hosts: { type: 'string' },
+  memory: { type: 'string' },
+  cpus: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options'];
+
+type Flags = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'string' ? string : boolean };
+
+function pickSteps(f: Flags) {
+  const names = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+  const unknown = [...names(f.steps), ...names(f.skip)].filter((n) => !stepByName(n));
+  if (unknown.length) throw ConfigError.one(`unknown step ${unknown.map((u) => `'${u}'`).join(', ')}; steps are: ${allSteps.map((s) => s.name).join(', ')}`, { key: f.steps ? '--steps' : '--skip' });
+  const only = names(f.steps);
+  const skip = names(f.skip);
+  return allSteps.filter((s) => (!only.length || only.includes(s.name)) && !skip.includes(s.name));
+}
+
+function inventoryOf(f: Flags): Inventory {
+  return loadInventory(f.inventory ?? process.env.KVMFORGE_INVENTORY ?? 'inventories/lab.yaml');
+}
+
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) throw ConfigError.one('--ask-become-pass needs a terminal; use kvmforge_become_password_env instead');
+  process.stderr.write('sudo password: ');
+  process.stdin.setRawMode(true);
+  return new Promise((resolve) => {
+    let pw = '';
+    const onData = (d: Buffer) => {
+      for (const ch of d.toString()) {
+        if (ch === '\r' || ch === '\n') {
+          process.stdin.setRawMode(false);
+          process.stdin.off('data', onData);
+          process.stdin.pause();
+          process.stderr.write('\n');
+          return resolve(pw);
+        }
+        if (ch === '\u0003') process.exit(130);
+        pw = ch === '\u007f' ? pw.slice(0, -1) : pw + ch;
+      }
+    };
+    process.stdin.on('data', onData);
+  });
+}
+
+function connectOptions(f: Flags, becomePassword?: string): ConnectOptions {
+  return { knownHosts: f['known-hosts'] ?? '.kvmforge/known_hosts', acceptNewHostKeys: Boolean(f['accept-new-host-keys']), becomePassword };
+}
+
+function secretsOf(hosts: Host[], becomePassword?: string): Secrets {
+  const s = new Secrets();
+  s.add(becomePassword);
+  for (const h of hosts) {
+    const env = h.conn.becomePasswordEnv;
+    if (env) s.add(process.env[env]);
+    const marked = (h.vars.kvmforge_secrets as string[] | undefined) ?? [];
+    for (const [k, v] of Object.entries(h.vars)) if (marked.includes(k) || /passw|secret|token|passphrase/i.test(k)) s.add(typeof v === 'string' ? v : undefined);
+  }
+  return s;
+}
+
+async function runCommand(mode: 'plan' | 'apply', f: Flags): Promise<number> {
+  const inv = inventoryOf(f);
+  const steps = pickSteps(f);
+  let hosts = selectHosts(inv, f.limit);
+  const forks = f.forks === undefined ? 10 : Number(f.forks);
+  if (!Number.isInteger(forks) || forks < 1) throw ConfigError.one(`--forks '${f.forks}': expected a whole number ≥ 1`);
+  const root = f.journal ?? '.kvmforge';
+  if (f['retry-failed']) {
+    const last = lastReport(root);
+    if (!last) throw ConfigError.one(`--retry-failed: no earlier run under ${root}/runs`);
+    const failedHosts = new Set(last.hosts.filter((h) => h.status === 'failed').map((h) => h.host));
+    hosts = hosts.filter((h) => failedHosts.has(h.name));
+    if (!hosts.length) {
+      process.stderr.write('--retry-failed: no host failed in the last run; nothing to do\n');
+      return 0;
+    }
+  }
+  const pw = f['ask-become-pass'] ? await readPassword() : undefined;
+  const journal = new Journal(root, secretsOf(hosts, pw));
+  const view = f.json ? undefined : liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : 'applying' });
+  const report = await run(hosts, { mode, steps, forks, verify: Boolean(f.verify), connect: connectOptions(f, pw), journal, events: view?.events });
+  await view?.done;
+  output(report, f, steps.map((s) => s.name), journal);
+  return failed(report) ? 1 : 0;
+}
+
+function output(report: Report, f: Flags, stepNames: string[], journal: Journal) {
+  if (f.junit) writeFileSync(f.junit, journal.secrets.mask(junit(report)));
+  if (f.json) {
+    process.stdout.write(journal.secrets.mask(JSON.stringify(report, null, 2)) + '\n');
+    return;
+  }
+  const out: string[] = [];
+  for (const h of report.hosts) {
+    for (const s of h.steps) {
+      for (const c of s.changes) {
+        out.push(`${h.host} ${s.step}: ${c.summary}`);
+        if (c.warning) out.push(`  warning: ${c.warning}`);
+        if (f.diff && c.diff) out.push(c.diff.replace(/^/gm, '    '));
+      }
+    }
+  }
+  out.push('', summaryTable(report, stepNames));
+  const n = countChanges(report);
+  out.push('', `${report.mode === 'plan' ? `${n} change(s) would be made` : `${n} change(s) made`}; ${report.hosts.filter((h) => h.status === 'failed').length} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`);
+  process.stdout.write(journal.secrets.mask(out.join('\n')) + '\n');
+}
+
+async function factsCommand(f: Flags): Promise<number> {
+  const inv = inventoryOf(f);
+  const hosts = selectHosts(inv, f.limit);
+  const out: Record<string, unknown> = {};
+  let bad = 0;
+  await Promise.all(
+    hosts.map(async (h) => {
+      try {
+        const t = await connect(h, connectOptions(f));
+        try {
+          out[h.name] = await gatherFacts(t, h);
+        } finally {
+          await t.close();
+        }
+      } catch (e) {
+        bad++;
+        out[h.name] = { failed: (e as Error).message };
+      }
+    }),
+  );
+  const ordered = Object.fromEntries(hosts.map((h) => [h.name, out[h.name]]));
+  if (f.json) process.stdout.write(JSON.stringify(ordered, null, 2) + '\n');
+  else {
+    for (const [name, v] of Object.entries(ordered)) {
+      const fx = v as any;
+      if (fx.failed) {
+        process.stdout.write(`${name}: FAILED: ${fx.failed}\n`);
+        continue;
+      }
+      const ifs = fx.interfaces.filter((i: any) => i.name !== 'lo').map((i: any) => `${i.name}${i.addresses.length ? ' ' + i.addresses.map((a: any) => `${a.address}/${a.prefix}`).join(',') : ''}`);
+      process.stdout.write(
+        [
+          `${name}: ${fx.os.prettyName} (${fx.os.family}), kernel ${fx.kernel} ${fx.arch}, ${fx.cpu.count} CPU ${fx.cpu.virtFlags.join('/') || 'no vmx/svm'}`,
+          `  memory ${(fx.memory.totalKiB / 1048576).toFixed(1)} GiB, hugepages ${fx.memory.hugePagesTotal} × ${fx.memory.hugePageSizeKiB} KiB (${fx.memory.hugePagesFree} free)`,
+          `  ksm ${Object.entries(fx.ksm).map(([k, x]) => `${k}=${x}`).join(' ')}`,
+          `  init ${fx.init}, packages ${fx.packageManager}, boot loader ${fx.bootLoader}, qemu ${fx.versions.qemu ?? '-'}, libvirt ${fx.versions.libvirt ?? '-'}`,
+          `  net ${ifs.join('; ')}; default via ${fx.defaultRoute?.gateway ?? '-'} dev ${fx.defaultRoute?.dev ?? '-'}`,
+          `  cmdline ${fx.cmdline}`,
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+  return bad ? 1 : 0;
+}
+
+export function inventoryList(inv: Inventory): object {
+  const out: Record<string, any> = { _meta: { hostvars: Object.fromEntries(inv.hosts.map((h) => [h.name, h.vars])) } };
+  for (const g of inv.groups.values()) {
+    const entry: Record<string, string[]> = {};
+    const hosts = g.name === 'all' ? [] : g.hosts;
+    if (hosts.length) entry.hosts = hosts;
+    if (g.children.length) entry.children = g.children.filter((c) => c !== 'ungrouped' || inv.groups.get('ungrouped')!.hosts.length);
+    if (Object.keys(entry).length) out[g.name] = entry;
+  }
+  return out;
+}
+
+async function inventoryCommand(sub: string | undefined, f: Flags): Promise<number> {
+  if (sub === 'schema') {
+    process.stdout.write(JSON.stringify(buildSchema(), null, 2) + '\n');
+    return 0;
+  }
+  if (sub === 'from-vagrant') {
+    const { fromVagrant } = await import('../lab/vagrant.ts');
+    return fromVagrant(f);
+  }
+  const inv = inventoryOf(f);
+  if (f.host) {
+    const h = inv.hosts.find((x) => x.name === f.host);
+    if (!h) throw ConfigError.one(`no host '${f.host}' in ${inv.file}`);
+    process.stdout.write(JSON.stringify(h.vars, null, 2) + '\n');
+    return 0;
+  }
+  if (!f.list) throw ConfigError.one('inventory: give --list or --host NAME (or: schema, from-vagrant)');
+  const list = inventoryList(inv);
+  if (f.json || true) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    process.stderr.write(`kvmforge: ${(e as Error).message}\n\n${HELP}\n`);
+    return 2;
+  }
+  const f = parsed.values as Flags;
+  const [cmd, ...rest] = parsed.positionals;
+  if (f.help || !cmd) {
+    process.stdout.write(HELP + '\n');
+    return cmd || f.help ? 0 : 2;
+  }
+  try {
+    switch (cmd) {
+      case 'plan':
+      case 'check':
+        return await runCommand('plan', f);
+      case 'apply':
+        return await runCommand('apply', f);
+      case 'facts':
+        return await factsCommand(f);
+      case 'inventory':
+        return await inventoryCommand(rest[0], f);
+      case 'steps':
+        for (const s of allSteps) process.stdout.write(`${s.name.padEnd(16)} ${s.description}\n`);
+        return 0;
+      case 'lab': {
+        const { labCommand } = await import('../lab/cli.ts');
+        return await labCommand(rest, f);
+      }
+      default:
+        throw ConfigError.one(`unknown command '${cmd}' (see kvmforge --help)`);
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(e.problems.map((p) => `kvmforge: error: ${formatProblem(p)}`).join('\n') + '\n');
+      return 2;
+    }
+    throw e;
+  }
+}

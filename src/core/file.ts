@@ -1,0 +1,74 @@
+// One helper for every file a step manages: compare, diff, and an atomic replace that keeps a backup.
+import { createTwoFilesPatch } from 'diff';
+import { quote } from './sh.ts';
+import type { Change, FileSpec, StepContext } from './types.ts';
+
+export const BACKUP_SUFFIX = '.kvmforge.bak';
+
+export interface FileState {
+  exists: boolean;
+  mode?: string;
+  owner?: string;
+  content?: string;
+}
+
+export function fileProbe(path: string): string {
+  const p = quote(path);
+  return `if [ -f ${p} ]; then stat -c '%a %U:%G' ${p}; base64 < ${p}; else echo MISSING; fi`;
+}
+
+export function parseFileProbe(out: string): FileState {
+  const [head, ...rest] = out.split('\n');
+  if (head.trim() === 'MISSING' || !head.trim()) return { exists: false };
+  const [mode, owner] = head.trim().split(' ');
+  return { exists: true, mode, owner, content: Buffer.from(rest.join(''), 'base64').toString('utf8') };
+}
+
+export function unifiedDiff(path: string, before: string, after: string): string {
+  return createTwoFilesPatch(path, path, before, after, '', '', { context: 3 })
+    .split('\n')
+    .slice(2)
+    .map((l) => l.replace(/\t$/, ''))
+    .join('\n')
+    .trimEnd();
+}
+
+/** Plans a file: null when content, mode and owner already match. */
+export async function planFile(ctx: StepContext, spec: FileSpec, summary?: string): Promise<Change | null> {
+  const state = parseFileProbe(await ctx.probe(fileProbe(spec.path)));
+  const mode = spec.mode ?? '644';
+  const owner = spec.owner ?? 'root:root';
+  const parts: string[] = [];
+  if (!state.exists || state.content !== spec.content) {
+    parts.push(unifiedDiff(spec.path, state.content ?? '', spec.content));
+  }
+  if (state.exists && state.mode !== mode.replace(/^0+(?=\d)/, '')) parts.push(`mode ${state.mode} → ${mode}`);
+  if (state.exists && state.owner !== owner) parts.push(`owner ${state.owner} → ${owner}`);
+  if (!parts.length) return null;
+  return {
+    summary: summary ?? `${state.exists ? 'update' : 'create'} ${spec.path}`,
+    diff: parts.join('\n'),
+    file: { ...spec, mode, owner },
+  };
+}
+
+/** Shell script that replaces `spec.path` atomically: temp file beside it, fsync, backup, rename. */
+export function writeFileScript(spec: FileSpec): string {
+  const p = quote(spec.path);
+  const b64 = Buffer.from(spec.content, 'utf8').toString('base64').replace(/(.{76})/g, '$1\n');
+  return [
+    `target=${p}`,
+    'mkdir -p "$(dirname "$target")"',
+    'tmp=$(mktemp "$target.kvmforge-XXXXXX")',
+    `trap 'rm -f "$tmp"' EXIT`,
+    `base64 -d > "$tmp" <<'KVMFORGE_EOF' || { echo "kvmforge: cannot write $target (temp file $tmp): see the error above" >&2; exit 1; }`,
+    b64,
+    'KVMFORGE_EOF',
+    `chmod ${quote(spec.mode ?? '644')} "$tmp"`,
+    `chown ${quote(spec.owner ?? 'root:root')} "$tmp"`,
+    'sync "$tmp" 2>/dev/null || sync',
+    `if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up $target" >&2; exit 1; }; fi`,
+    'mv -f "$tmp" "$target"',
+    'trap - EXIT',
+  ].join('\n');
+}

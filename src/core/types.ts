@@ -1,0 +1,94 @@
+// The five concepts: Host, Transport, Facts, Step, Change.
+import type { Facts } from '../facts/gather.ts';
+
+export interface Position {
+  file: string;
+  line: number;
+  col: number;
+}
+
+export interface Connection {
+  address: string;
+  port: number;
+  user: string;
+  keyFile?: string;
+  local: boolean;
+  become: boolean;
+  /** Name of the environment variable that holds the sudo password (never the password). */
+  becomePasswordEnv?: string;
+  jump?: string;
+  knownHostsFile?: string;
+}
+
+export interface Host {
+  name: string;
+  groups: string[];
+  vars: Record<string, unknown>;
+  /** Where each merged var was set, for file:line errors. */
+  varPos: Record<string, Position>;
+  pos: Position;
+  conn: Connection;
+}
+
+export interface ExecResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ExecOptions {
+  sudo?: boolean;
+  timeoutMs?: number;
+  onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
+  /** Values to mask in logs (secrets). */
+  label?: string;
+}
+
+export interface Transport {
+  /** Runs `script` with `sh -s` (script on stdin, `set -eu` added). */
+  exec(script: string, opts?: ExecOptions): Promise<ExecResult>;
+  put(path: string, content: Buffer | string, mode?: number): Promise<void>;
+  get(path: string): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export interface FileSpec {
+  path: string;
+  content: string;
+  mode?: string;
+  owner?: string;
+}
+
+export interface Change {
+  summary: string;
+  /** Human diff: a unified diff for files, `a → b` for values. */
+  diff?: string;
+  /** Script to run (as root) to make the change. */
+  script?: string;
+  /** A file to write atomically, keeping the old one as PATH.kvmforge.bak. */
+  file?: FileSpec;
+  /** Reboot the host after this change (the runner waits for it to come back). */
+  reboot?: boolean;
+  /** Shown in the plan, not applied. */
+  warning?: string;
+}
+
+export interface StepContext {
+  host: Host;
+  facts: Facts;
+  /** Read-only probe; memoized per plan. Returns stdout. */
+  probe(script: string): Promise<string>;
+  /** File content, or null when it does not exist. Memoized per plan. */
+  readFile(path: string): Promise<string | null>;
+}
+
+export interface Step<P = unknown> {
+  name: string;
+  description: string;
+  /** JSON Schema for the vars this step owns (merged into inventories/schema.json). */
+  vars: Record<string, object>;
+  /** Picks and validates this step's vars for a host; throws ConfigError. No host is touched. */
+  params(host: Host): P;
+  /** Reads facts and returns the changes to make. Never changes the host. */
+  plan(ctx: StepContext, params: P): Promise<Change[]>;
+}

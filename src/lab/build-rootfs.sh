@@ -1,0 +1,49 @@
+#!/bin/sh
+# Builds the Debian 12 tree that lab VMs and namespace test hosts share.
+# usage: build-rootfs.sh DEST_DIR PUBKEY_FILE
+# Idempotent: DEST_DIR is only created when missing (built in DEST_DIR.tmp, then renamed).
+set -eu
+dest=$1 pubkey=$2
+[ -d "$dest" ] && exit 0
+for tool in debootstrap chroot; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y debootstrap" >&2; exit 3; }
+done
+mirror=$(awk '/^URIs:/ && !done { print $2; done=1 }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+[ -n "$mirror" ] || mirror=$(awk '/^deb / && !done { print $2; done=1 }' /etc/apt/sources.list 2>/dev/null || true)
+[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
+tmp=$dest.tmp
+rm -rf "$tmp"
+mkdir -p "$tmp"
+pkgs=systemd-sysv,udev,openssh-server,linux-image-amd64,kmod,iproute2,sudo,python3,grub-pc,procps,initramfs-tools,netbase,ifupdown,isc-dhcp-client,dbus,psmisc,less
+debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp" "$mirror"
+# identity: every overlay gets its own machine-id at first boot
+: > "$tmp/etc/machine-id"
+rm -f "$tmp/var/lib/dbus/machine-id"
+echo kvmforge-lab > "$tmp/etc/hostname"
+# users: root and a sudo user, both reached with the lab key only
+chroot "$tmp" useradd -m -s /bin/bash -G sudo kvmforge
+echo 'kvmforge ALL=(ALL) NOPASSWD:ALL' > "$tmp/etc/sudoers.d/kvmforge"
+chmod 0440 "$tmp/etc/sudoers.d/kvmforge"
+for home in root home/kvmforge; do
+  mkdir -p "$tmp/$home/.ssh"
+  cp "$pubkey" "$tmp/$home/.ssh/authorized_keys"
+  chmod 700 "$tmp/$home/.ssh"; chmod 600 "$tmp/$home/.ssh/authorized_keys"
+done
+chroot "$tmp" chown -R kvmforge:kvmforge /home/kvmforge/.ssh
+printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\nUseDNS no\n' > "$tmp/etc/ssh/sshd_config.d/kvmforge.conf"
+# network: systemd-networkd owns the NIC (ifupdown stays installed for the bridge step's tests)
+mkdir -p "$tmp/etc/systemd/network"
+printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n' > "$tmp/etc/systemd/network/50-lab-dhcp.network"
+chroot "$tmp" systemctl enable systemd-networkd >/dev/null 2>&1 || true
+printf 'proc /proc proc defaults 0 0\nLABEL=kvmforge-root / ext4 errors=remount-ro 0 1\n' > "$tmp/etc/fstab"
+# serial console so a failed boot can be read from a log
+mkdir -p "$tmp/etc/default/grub.d"
+cat > "$tmp/etc/default/grub.d/00-kvmforge-lab.cfg" <<'CFG'
+GRUB_TIMEOUT=1
+GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0,115200 net.ifnames=0"
+GRUB_TERMINAL=serial
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+GRUB_DISABLE_OS_PROBER=true
+CFG
+chroot "$tmp" apt-get clean
+mv "$tmp" "$dest"

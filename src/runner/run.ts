@@ -1,0 +1,217 @@
+// plan/apply as plain functions: hosts in parallel (--forks), steps in order, one connection per host.
+import { CommandError, ConfigError, HostError, isUserError, type Problem } from '../core/errors.ts';
+import { writeFileScript } from '../core/file.ts';
+import type { Change, Host, Step, StepContext, Transport } from '../core/types.ts';
+import { FACTS_SCRIPT, parseFacts, type Facts } from '../facts/gather.ts';
+import { connect, type ConnectOptions } from '../transport/index.ts';
+import type { Journal } from './journal.ts';
+import type { HostReport, Report, StepReport } from './report.ts';
+
+export interface RunEvents {
+  hostStart?(host: string): void;
+  stepStart?(host: string, step: string): void;
+  stepEnd?(host: string, r: StepReport): void;
+  hostEnd?(r: HostReport): void;
+  output?(host: string, step: string, chunk: string): void;
+  message?(host: string, text: string): void;
+}
+
+export interface RunOptions {
+  mode: 'plan' | 'apply';
+  steps: Step<any>[];
+  forks: number;
+  /** After apply, plan each step again and require no changes. */
+  verify: boolean;
+  connect: ConnectOptions;
+  journal: Journal;
+  events?: RunEvents;
+  /** Test hook / advanced: how transports are made. */
+  connectFn?: (host: Host, o: ConnectOptions) => Promise<Transport>;
+}
+
+/** Checks every step's vars for every host before any connection; throws one ConfigError with all problems. */
+export function resolveParams(hosts: Host[], steps: Step<any>[]): Map<string, Map<string, unknown>> {
+  const problems: Problem[] = [];
+  const out = new Map<string, Map<string, unknown>>();
+  for (const h of hosts) {
+    const m = new Map<string, unknown>();
+    for (const s of steps) {
+      try {
+        m.set(s.name, s.params(h));
+      } catch (e) {
+        if (e instanceof ConfigError) problems.push(...e.problems);
+        else throw e;
+      }
+    }
+    out.set(h.name, m);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return out;
+}
+
+export async function gatherFacts(t: Transport, host: Host, journal?: Journal): Promise<Facts> {
+  const t0 = Date.now();
+  const r = await t.exec(FACTS_SCRIPT, { sudo: host.conn.become, timeoutMs: 60_000 });
+  journal?.command(host.name, 'facts', '(facts script)', { ...r, stdout: '(facts)' }, Date.now() - t0);
+  if (r.code !== 0) throw new CommandError(host.name, 'facts', r.code, r.stderr, `gathering facts failed: exit ${r.code}: ${r.stderr.trim().slice(-200)}`);
+  return parseFacts(r.stdout);
+}
+
+function context(host: Host, facts: Facts, t: Transport, journal: Journal, step: string): StepContext {
+  const memo = new Map<string, Promise<string>>();
+  const probe = (script: string) => {
+    let p = memo.get(script);
+    if (!p) {
+      p = (async () => {
+        const t0 = Date.now();
+        const r = await t.exec(script, { sudo: host.conn.become, timeoutMs: 120_000 });
+        journal.command(host.name, `${step} (probe)`, script, r, Date.now() - t0);
+        if (r.code !== 0) throw new CommandError(host.name, script, r.code, r.stderr);
+        return r.stdout;
+      })();
+      memo.set(script, p);
+    }
+    return p;
+  };
+  return {
+    host,
+    facts,
+    probe,
+    readFile: async (path) => {
+      const out = await probe(`if [ -f '${path.replace(/'/g, `'\\''`)}' ]; then echo Y; cat '${path.replace(/'/g, `'\\''`)}'; else echo N; fi`);
+      return out.startsWith('Y\n') ? out.slice(2) : out === 'Y' ? '' : null;
+    },
+  };
+}
+
+async function applyChange(t: Transport, host: Host, step: string, c: Change, o: RunOptions): Promise<void> {
+  const script = c.file ? writeFileScript(c.file) : c.script;
+  if (!script) return;
+  const t0 = Date.now();
+  const r = await t.exec(script, { sudo: true, onOutput: (chunk) => o.events?.output?.(host.name, step, chunk) });
+  o.journal.command(host.name, `${step}: ${c.summary}`, c.file ? `(write ${c.file.path}, ${c.file.content.length} bytes)\n${script.split('\n').slice(0, 4).join('\n')}` : script, r, Date.now() - t0);
+  if (r.code !== 0) {
+    const what = c.file ? `writing ${c.file.path}` : c.summary;
+    throw new CommandError(host.name, script, r.code, r.stderr, `${what} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  }
+}
+
+/** Reboots and waits for a new boot_id on a fresh connection. Returns the new transport. */
+export async function rebootHost(t: Transport, host: Host, oldBootId: string, o: RunOptions): Promise<Transport> {
+  const timeoutMs = (Number(host.vars.kvmforge_reboot_timeout) || 600) * 1000;
+  o.journal.log(host.name, `reboot (boot_id ${oldBootId})`);
+  o.events?.message?.(host.name, 'rebooting');
+  await t.exec('nohup sh -c "sleep 1; systemctl reboot || reboot" >/dev/null 2>&1 &', { sudo: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await t.close();
+  const deadline = Date.now() + timeoutMs;
+  const make = o.connectFn ?? connect;
+  let last = 'no answer';
+  await new Promise((r) => setTimeout(r, 3000));
+  while (Date.now() < deadline) {
+    try {
+      const nt = await make(host, { ...o.connect });
+      const r = await nt.exec('cat /proc/sys/kernel/random/boot_id; systemctl is-system-running 2>/dev/null || true', { timeoutMs: 30_000 });
+      const [id, state] = r.stdout.trim().split('\n');
+      if (r.code === 0 && id && id !== oldBootId && state !== 'starting') {
+        o.journal.log(host.name, `back after reboot (boot_id ${id}, ${state})`);
+        return nt;
+      }
+      last = id === oldBootId ? 'still the old boot' : `system ${state}`;
+      await nt.close();
+    } catch (e) {
+      last = (e as Error).message;
+      if (/CHANGED|unknown \(SHA256/.test(last)) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  throw new HostError(`did not come back from reboot within ${timeoutMs / 1000}s (last: ${last})`);
+}
+
+async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions): Promise<HostReport> {
+  const t0 = Date.now();
+  const rep: HostReport = { host: host.name, status: 'ok', steps: [], ms: 0 };
+  o.events?.hostStart?.(host.name);
+  let t: Transport | undefined;
+  const finish = () => {
+    rep.ms = Date.now() - t0;
+    o.journal.log(host.name, `host ${rep.status}${rep.error ? `: ${rep.error}` : ''}`);
+    o.events?.hostEnd?.(rep);
+    return rep;
+  };
+  try {
+    t = await (o.connectFn ?? connect)(host, o.connect);
+    let facts = await gatherFacts(t, host, o.journal);
+    for (const step of o.steps) {
+      const s0 = Date.now();
+      const p = params.get(step.name);
+      const sr: StepReport = { step: step.name, status: 'ok', changes: [], ms: 0 };
+      if (p === undefined) {
+        sr.status = 'skipped';
+        rep.steps.push(sr);
+        o.events?.stepEnd?.(host.name, sr);
+        continue;
+      }
+      o.events?.stepStart?.(host.name, step.name);
+      try {
+        const changes = await step.plan(context(host, facts, t, o.journal, step.name), p);
+        sr.changes = changes.map((c) => ({ summary: c.summary, diff: c.diff, warning: c.warning }));
+        const real = changes.filter((c) => c.file || c.script || c.reboot);
+        if (real.length && o.mode === 'plan') sr.status = 'would change';
+        if (real.length && o.mode === 'apply') {
+          for (const c of real) await applyChange(t, host, step.name, c, o);
+          if (real.some((c) => c.reboot)) t = await rebootHost(t, host, facts.bootId, o);
+          sr.status = 'changed';
+          facts = await gatherFacts(t, host, o.journal);
+          if (o.verify) {
+            const again = await step.plan(context(host, facts, t, o.journal, step.name), p);
+            if (again.some((c) => c.file || c.script || c.reboot)) {
+              throw new HostError(`not converged: after apply the plan still has ${again.map((c) => c.summary).join('; ')}`);
+            }
+          }
+        }
+      } catch (e) {
+        if (!isUserError(e)) throw e;
+        sr.status = 'failed';
+        sr.error = e.message;
+        rep.status = 'failed';
+        rep.error = `${step.name}: ${e.message}`;
+      }
+      sr.ms = Date.now() - s0;
+      rep.steps.push(sr);
+      o.journal.log(host.name, `step ${step.name}: ${sr.status}${sr.changes.length ? `\n  ${sr.changes.map((c) => c.summary).join('\n  ')}` : ''}${sr.error ? ` (${sr.error})` : ''}`);
+      o.events?.stepEnd?.(host.name, sr);
+      if (sr.status === 'failed') break;
+    }
+    if (rep.status !== 'failed' && rep.steps.some((s) => s.status === 'changed')) rep.status = 'changed';
+    if (rep.status !== 'failed' && rep.steps.some((s) => s.status === 'would change')) rep.status = 'would change';
+  } catch (e) {
+    if (!isUserError(e)) {
+      rep.status = 'failed';
+      rep.error = `internal error: ${(e as Error).stack ?? e}`;
+      return finish();
+    }
+    rep.status = 'failed';
+    rep.error = e.message;
+  } finally {
+    await t?.close().catch(() => undefined);
+  }
+  return finish();
+}
+
+/** Runs hosts with at most `forks` at once; one host's failure never stops the others. */
+export async function run(hosts: Host[], o: RunOptions): Promise<Report> {
+  const params = resolveParams(hosts, o.steps);
+  const started = new Date();
+  const results: HostReport[] = new Array(hosts.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < hosts.length) {
+      const i = next++;
+      results[i] = await runHost(hosts[i], params.get(hosts[i].name)!, o);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.forks, hosts.length)) }, worker));
+  const report: Report = { mode: o.mode, started: started.toISOString(), ms: Date.now() - started.getTime(), journal: o.journal.enabled ? o.journal.dir : undefined, hosts: results };
+  o.journal.writeReport(report);
+  return report;
+}

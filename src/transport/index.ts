@@ -1,0 +1,33 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Host, Transport } from '../core/types.ts';
+import { LocalTransport } from './local.ts';
+import { SshTransport } from './ssh.ts';
+
+export interface ConnectOptions {
+  /** Project-local known_hosts (default .kvmforge/known_hosts). */
+  knownHosts: string;
+  acceptNewHostKeys: boolean;
+  /** Sudo password from --ask-become-pass, for every host that has no env var of its own. */
+  becomePassword?: string;
+  commandTimeoutMs?: number;
+}
+
+export function becomePasswordFor(host: Host, opts: ConnectOptions): string | undefined {
+  const env = host.conn.becomePasswordEnv;
+  if (env && process.env[env] !== undefined) return process.env[env];
+  return opts.becomePassword;
+}
+
+export async function connect(host: Host, opts: ConnectOptions): Promise<Transport> {
+  if (host.conn.local) return new LocalTransport();
+  const project = resolve(opts.knownHosts);
+  const files = [join(homedir(), '.ssh', 'known_hosts'), project];
+  if (host.conn.knownHostsFile) files.push(host.conn.knownHostsFile);
+  return SshTransport.connect(host.conn, {
+    knownHostsFiles: files,
+    acceptNewInto: opts.acceptNewHostKeys ? project : null,
+    becomePassword: becomePasswordFor(host, opts),
+    defaultTimeoutMs: opts.commandTimeoutMs ?? (Number(host.vars.kvmforge_command_timeout) || 600) * 1000,
+  });
+}

@@ -1,0 +1,83 @@
+// known_hosts: parse, match (plain, wildcard, hashed entries), fingerprint. Pure apart from file reads.
+import { createHash, createHmac } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface KnownKey {
+  type: string;
+  key: string; // base64 blob
+  file: string;
+  line: number;
+}
+
+export type Verdict = { kind: 'match' } | { kind: 'unknown' } | { kind: 'changed'; known: KnownKey };
+
+export function hostPattern(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+export function fingerprint(blobBase64: string): string {
+  return 'SHA256:' + createHash('sha256').update(Buffer.from(blobBase64, 'base64')).digest('base64').replace(/=+$/, '');
+}
+
+export function keyType(blob: Buffer): string {
+  const len = blob.readUInt32BE(0);
+  return blob.subarray(4, 4 + len).toString();
+}
+
+function globToRe(p: string): RegExp {
+  return new RegExp(`^${p.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+}
+
+function hostMatches(field: string, name: string): boolean {
+  if (field.startsWith('|1|')) {
+    const [, , salt, hash] = field.split('|');
+    const h = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
+    return h === hash;
+  }
+  let ok = false;
+  for (const pat of field.split(',')) {
+    if (pat.startsWith('!')) {
+      if (globToRe(pat.slice(1)).test(name)) return false;
+    } else if (globToRe(pat).test(name)) ok = true;
+  }
+  return ok;
+}
+
+export function parseKnownHosts(text: string, file: string, name: string): { keys: KnownKey[]; revoked: string[] } {
+  const keys: KnownKey[] = [];
+  const revoked: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const parts = line.split(/\s+/);
+    let marker = '';
+    if (parts[0].startsWith('@')) marker = parts.shift()!;
+    const [hosts, type, key] = parts;
+    if (!hosts || !type || !key || !hostMatches(hosts, name)) return;
+    if (marker === '@revoked') revoked.push(key);
+    else if (!marker) keys.push({ type, key, file, line: i + 1 });
+  });
+  return { keys, revoked };
+}
+
+export function check(files: string[], host: string, port: number, blob: Buffer): Verdict {
+  const name = hostPattern(host, port);
+  const b64 = blob.toString('base64');
+  const type = keyType(blob);
+  const known: KnownKey[] = [];
+  for (const f of files) {
+    if (!existsSync(f)) continue;
+    const { keys, revoked } = parseKnownHosts(readFileSync(f, 'utf8'), f, name);
+    if (revoked.includes(b64)) return { kind: 'changed', known: { type, key: '(revoked)', file: f, line: 0 } };
+    known.push(...keys);
+  }
+  if (known.some((k) => k.key === b64)) return { kind: 'match' };
+  if (!known.length) return { kind: 'unknown' };
+  return { kind: 'changed', known: known.find((k) => k.type === type) ?? known[0] };
+}
+
+export function record(file: string, host: string, port: number, blob: Buffer): void {
+  mkdirSync(dirname(file), { recursive: true });
+  appendFileSync(file, `${hostPattern(host, port)} ${keyType(blob)} ${blob.toString('base64')}\n`);
+}

@@ -1,0 +1,222 @@
+// SSH transport: one ssh2 connection per host for the whole run, scripts to `sh -s` on stdin.
+import { readFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Client, type ConnectConfig, type ClientChannel } from 'ssh2';
+import { HostError } from '../core/errors.ts';
+import { quote } from '../core/sh.ts';
+import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
+import { check, fingerprint, hostPattern, record } from './known-hosts.ts';
+
+export interface SshOptions {
+  knownHostsFiles: string[];
+  /** Where accepted new keys are recorded; null refuses unknown keys. */
+  acceptNewInto: string | null;
+  becomePassword?: string;
+  connectTimeoutMs?: number;
+  defaultTimeoutMs?: number;
+}
+
+const MAX_CHANNELS = 8;
+const MARK = '__KVMFORGE_SCRIPT__';
+
+function defaultKey(): Buffer | undefined {
+  for (const f of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
+    const p = join(homedir(), '.ssh', f);
+    if (existsSync(p)) return readFileSync(p);
+  }
+  return undefined;
+}
+
+function parseJump(spec: string, fallbackUser: string) {
+  const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec);
+  if (!m) throw new HostError(`bad jump host '${spec}': expected [user@]host[:port]`);
+  return { user: m[1] ?? fallbackUser, address: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3] ?? 22) };
+}
+
+function explain(e: Error & { level?: string; code?: string }, target: string, hostKeyProblem?: string): string {
+  if (hostKeyProblem) return hostKeyProblem;
+  if (e.level === 'client-authentication') return `authentication failed for ${target} (key refused)`;
+  if (e.code === 'ECONNREFUSED') return `connection refused by ${target} (is sshd running?)`;
+  if (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') return `${target} is unreachable (${e.code})`;
+  if (e.code === 'ETIMEDOUT' || /Timed out/.test(e.message)) return `timed out connecting to ${target}`;
+  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return `cannot resolve ${target}`;
+  return `ssh to ${target} failed: ${e.message}`;
+}
+
+function openClient(conn: { address: string; port: number; user: string }, auth: Partial<ConnectConfig>, opts: SshOptions, sock?: NodeJS.ReadableStream): Promise<Client> {
+  const target = `${conn.user}@${hostPattern(conn.address, conn.port)}`;
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let hostKeyProblem: string | undefined;
+    client.on('ready', () => resolve(client));
+    client.on('error', (e) => reject(new HostError(explain(e, target, hostKeyProblem))));
+    client.connect({
+      host: conn.address,
+      port: conn.port,
+      username: conn.user,
+      sock: sock as ConnectConfig['sock'],
+      readyTimeout: opts.connectTimeoutMs ?? 20_000,
+      keepaliveInterval: 5_000,
+      keepaliveCountMax: 3,
+      ...auth,
+      hostVerifier: (blob: Buffer) => {
+        const v = check(opts.knownHostsFiles, conn.address, conn.port, blob);
+        const fp = fingerprint(blob.toString('base64'));
+        if (v.kind === 'match') return true;
+        if (v.kind === 'changed') {
+          hostKeyProblem = `host key for ${hostPattern(conn.address, conn.port)} has CHANGED (now ${fp}; known key at ${v.known.file}:${v.known.line}): refused. If the change is expected, remove that line.`;
+          return false;
+        }
+        if (opts.acceptNewInto) {
+          record(opts.acceptNewInto, conn.address, conn.port, blob);
+          return true;
+        }
+        hostKeyProblem = `host key for ${hostPattern(conn.address, conn.port)} is unknown (${fp}): refused. Check it, then run with --accept-new-host-keys to record it.`;
+        return false;
+      },
+    });
+  });
+}
+
+export class SshTransport implements Transport {
+  private active = 0;
+  private waiting: (() => void)[] = [];
+  private closed = false;
+  private dropped?: string;
+
+  private constructor(
+    private client: Client,
+    private jumpClient: Client | undefined,
+    private conn: Connection,
+    private opts: SshOptions,
+  ) {
+    const onDrop = (why: string) => {
+      this.dropped ??= why;
+    };
+    client.on('close', () => onDrop('connection closed'));
+    client.on('error', (e) => onDrop(e.message));
+  }
+
+  static async connect(conn: Connection, opts: SshOptions): Promise<SshTransport> {
+    const auth: Partial<ConnectConfig> = {};
+    if (conn.keyFile) {
+      try {
+        auth.privateKey = readFileSync(conn.keyFile);
+      } catch {
+        throw new HostError(`cannot read key file ${conn.keyFile}`);
+      }
+    } else if (process.env.SSH_AUTH_SOCK) auth.agent = process.env.SSH_AUTH_SOCK;
+    else auth.privateKey = defaultKey();
+    let jumpClient: Client | undefined;
+    let sock: NodeJS.ReadableStream | undefined;
+    if (conn.jump) {
+      const j = parseJump(conn.jump, conn.user);
+      jumpClient = await openClient(j, auth, opts);
+      sock = await new Promise((res, rej) =>
+        jumpClient!.forwardOut('127.0.0.1', 0, conn.address, conn.port, (err, ch) => (err ? rej(new HostError(`jump host ${conn.jump} could not reach ${conn.address}:${conn.port}: ${err.message}`)) : res(ch))),
+      );
+    }
+    const client = await openClient(conn, auth, opts, sock);
+    const t = new SshTransport(client, jumpClient, conn, opts);
+    if (conn.become && conn.user !== 'root') await t.checkSudo();
+    return t;
+  }
+
+  private async checkSudo() {
+    const r = await this.exec('true', { sudo: true, timeoutMs: 30_000 });
+    if (r.code !== 0) {
+      const why = this.opts.becomePassword === undefined ? 'sudo needs a password (set kvmforge_become_password_env or use --ask-become-pass)' : 'sudo refused the password';
+      throw new HostError(`sudo failed for ${this.conn.user}: ${/incorrect|Sorry/.test(r.stderr) ? 'wrong password' : why}`);
+    }
+  }
+
+  private async slot(): Promise<void> {
+    if (this.active < MAX_CHANNELS) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+  }
+
+  private release() {
+    this.active--;
+    this.waiting.shift()?.();
+  }
+
+  async exec(script: string, o: ExecOptions = {}): Promise<ExecResult> {
+    if (this.dropped) throw new HostError(`lost connection to ${this.conn.address}: ${this.dropped}`);
+    const timeoutMs = o.timeoutMs ?? this.opts.defaultTimeoutMs ?? 600_000;
+    const secs = Math.ceil(timeoutMs / 1000);
+    const runner = `timeout -k 5 ${secs} sh -s`;
+    const sudo = o.sudo && this.conn.user !== 'root';
+    let command = runner;
+    let input = `set -eu\n${script}\n`;
+    if (sudo && this.opts.becomePassword !== undefined) {
+      command = `sudo -S -k -p '' -- sh -c ${quote(`while IFS= read -r l; do [ "$l" = ${MARK} ] && exec ${runner}; done; exit 97`)}`;
+      input = `${this.opts.becomePassword}\n${MARK}\n${input}`;
+    } else if (sudo) command = `sudo -n -- ${runner}`;
+    await this.slot();
+    try {
+      return await new Promise<ExecResult>((resolve, reject) => {
+        let stdout = '';
+        let stderr = '';
+        let channel: ClientChannel | undefined;
+        const timer = setTimeout(() => {
+          channel?.close();
+          reject(new HostError(`command timed out after ${secs}s on ${this.conn.address} (and did not stop)`));
+        }, timeoutMs + 15_000);
+        const onClose = () => {
+          clearTimeout(timer);
+          reject(new HostError(`lost connection to ${this.conn.address} during a command: ${this.dropped ?? 'closed'}`));
+        };
+        this.client.once('close', onClose);
+        this.client.exec(command, (err, ch) => {
+          if (err) {
+            clearTimeout(timer);
+            this.client.off('close', onClose);
+            return reject(new HostError(`cannot open a channel on ${this.conn.address}: ${err.message}`));
+          }
+          channel = ch;
+          ch.on('data', (d: Buffer) => {
+            stdout += d;
+            o.onOutput?.(d.toString(), 'stdout');
+          });
+          ch.stderr.on('data', (d: Buffer) => {
+            stderr += d;
+            o.onOutput?.(d.toString(), 'stderr');
+          });
+          ch.on('close', (code: number | null, signal?: string) => {
+            clearTimeout(timer);
+            this.client.off('close', onClose);
+            resolve({ code: code ?? (signal ? 128 + 9 : null), stdout, stderr });
+          });
+          ch.end(input);
+        });
+      });
+    } finally {
+      this.release();
+    }
+  }
+
+  async put(path: string, content: Buffer | string, mode = 0o644): Promise<void> {
+    const b64 = Buffer.from(content).toString('base64');
+    const tmp = `${path}.kvmforge-tmp`;
+    const r = await this.exec(`base64 -d > ${quote(tmp)} <<'KVMFORGE_EOF'\n${b64.replace(/(.{76})/g, '$1\n')}\nKVMFORGE_EOF\nchmod ${mode.toString(8)} ${quote(tmp)}\nmv -f ${quote(tmp)} ${quote(path)}`, { sudo: true });
+    if (r.code !== 0) throw new HostError(`cannot write ${path}: ${r.stderr.trim()}`);
+  }
+
+  async get(path: string): Promise<Buffer> {
+    const r = await this.exec(`base64 < ${quote(path)}`, { sudo: true });
+    if (r.code !== 0) throw new HostError(`cannot read ${path}: ${r.stderr.trim()}`);
+    return Buffer.from(r.stdout, 'base64');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.end();
+    this.jumpClient?.end();
+  }
+}

@@ -1,0 +1,50 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { quote, raw, sh } from '../../src/core/sh.ts';
+
+export const HOSTILE = [
+  "it's",
+  'a"b',
+  'x; touch /tmp/kvmforge-pwned',
+  '$(touch /tmp/kvmforge-pwned)',
+  '`touch /tmp/kvmforge-pwned`',
+  'line1\nline2',
+  '-rf',
+  '--help',
+  '../../etc/passwd',
+  '<tag attr="&amp;">',
+  '',
+  ' spaced  out ',
+  '*',
+  '$HOME',
+  '\\',
+  "'",
+  "''\\''",
+];
+
+describe('quote', () => {
+  it('passes safe words unchanged', () => {
+    expect(quote('vm.nr_hugepages')).toBe('vm.nr_hugepages');
+    expect(quote('/etc/sysctl.d/80-kvmforge.conf')).toBe('/etc/sysctl.d/80-kvmforge.conf');
+    expect(quote(1024)).toBe('1024');
+  });
+
+  it('quotes leading dashes and empty strings', () => {
+    expect(quote('-rf')).toBe("'-rf'");
+    expect(quote('')).toBe("''");
+  });
+
+  for (const shell of ['sh', 'dash', 'bash']) {
+    it(`keeps hostile values as data in a real ${shell}`, () => {
+      for (const v of HOSTILE) {
+        const out = execFileSync(shell, ['-c', sh`printf '%s' ${v}`]).toString();
+        expect(out).toBe(v);
+      }
+    });
+  }
+
+  it('spreads arrays as separate words and leaves raw() alone', () => {
+    const cmd = sh`printf '<%s>' ${['a b', "c'd", '-e']} ${raw('| tr a A')}`;
+    expect(execFileSync('sh', ['-c', cmd]).toString()).toBe("<A b><c'd><-e>");
+  });
+});
