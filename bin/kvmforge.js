@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 register();
 const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// every host connection is closed by now; don't let a stray handle keep the process alive
+process.stdout.write('', () => process.exit(code));

@@ -20,8 +20,9 @@ debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp" "$mirror"
 : > "$tmp/etc/machine-id"
 rm -f "$tmp/var/lib/dbus/machine-id"
 echo kvmforge-lab > "$tmp/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 kvmforge-lab\n::1 localhost ip6-localhost ip6-loopback\n' > "$tmp/etc/hosts"
 # users: root and a sudo user, both reached with the lab key only
-chroot "$tmp" useradd -m -s /bin/bash -G sudo kvmforge
+chroot "$tmp" useradd -m -s /bin/bash -G sudo -p "*" kvmforge
 echo 'kvmforge ALL=(ALL) NOPASSWD:ALL' > "$tmp/etc/sudoers.d/kvmforge"
 chmod 0440 "$tmp/etc/sudoers.d/kvmforge"
 for home in root home/kvmforge; do

@@ -117,9 +117,19 @@ export class SshTransport implements Transport {
         jumpClient!.forwardOut('127.0.0.1', 0, conn.address, conn.port, (err, ch) => (err ? rej(new HostError(`jump host ${conn.jump} could not reach ${conn.address}:${conn.port}: ${err.message}`)) : res(ch))),
       );
     }
-    const client = await openClient(conn, auth, opts, sock);
+    const client = await openClient(conn, auth, opts, sock).catch((e) => {
+      jumpClient?.end();
+      throw e;
+    });
     const t = new SshTransport(client, jumpClient, conn, opts);
-    if (conn.become && conn.user !== 'root') await t.checkSudo();
+    if (conn.become && conn.user !== 'root') {
+      try {
+        await t.checkSudo();
+      } catch (e) {
+        await t.close();
+        throw e;
+      }
+    }
     return t;
   }
 
@@ -149,14 +159,15 @@ export class SshTransport implements Transport {
     if (this.dropped) throw new HostError(`lost connection to ${this.conn.address}: ${this.dropped}`);
     const timeoutMs = o.timeoutMs ?? this.opts.defaultTimeoutMs ?? 600_000;
     const secs = Math.ceil(timeoutMs / 1000);
-    const runner = `timeout -k 5 ${secs} sh -s`;
+    const limit = `timeout -k 5 ${secs}`;
     const sudo = o.sudo && this.conn.user !== 'root';
-    let command = runner;
+    let command = `${limit} sh -s`;
     let input = `set -eu\n${script}\n`;
     if (sudo && this.opts.becomePassword !== undefined) {
-      command = `sudo -S -k -p '' -- sh -c ${quote(`while IFS= read -r l; do [ "$l" = ${MARK} ] && exec ${runner}; done; exit 97`)}`;
+      // password on stdin (never argv); the marker line separates it from the script
+      command = `${limit} sudo -S -k -p '' -- sh -c ${quote(`while IFS= read -r l; do [ "$l" = ${MARK} ] && exec sh -s; done; exit 97`)}`;
       input = `${this.opts.becomePassword}\n${MARK}\n${input}`;
-    } else if (sudo) command = `sudo -n -- ${runner}`;
+    } else if (sudo) command = `${limit} sudo -n -- sh -s`;
     await this.slot();
     try {
       return await new Promise<ExecResult>((resolve, reject) => {

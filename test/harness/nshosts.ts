@@ -106,6 +106,7 @@ export class NsLab {
       `mount -t tmpfs tmpfs ${q(m)}/tmp`,
       `hostname ${name}`,
       `echo ${name} > ${q(m)}/etc/hostname`,
+      `printf '127.0.0.1 localhost\\n127.0.1.1 ${name}\\n' > ${q(m)}/etc/hosts`,
       `chroot ${q(m)} sh -c ${q(`id ops >/dev/null 2>&1 || { useradd -m -s /bin/bash ops && mkdir -p /home/ops/.ssh && cp /root/.ssh/authorized_keys /home/ops/.ssh/ && chown -R ops:ops /home/ops/.ssh && echo 'ops ALL=(ALL) ALL' > /etc/sudoers.d/ops && chmod 440 /etc/sudoers.d/ops; }; printf '%s\\n' ${q(`ops:${SUDO_PASSWORD}`)} | chpasswd`)}`,
       `exec chroot ${q(m)} /usr/sbin/sshd -D -e -f /etc/ssh/sshd_kvf`,
     ].join(' && ');
@@ -176,14 +177,12 @@ export class NsLab {
   }
 
   /** Runs the kvmforge CLI inside the hub namespace. */
-  cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000) {
-    const r = spawnSync('ip', ['netns', 'exec', this.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), ...args], {
+  cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return runAsync('ip', ['netns', 'exec', this.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), ...args], {
       cwd: this.dir,
-      env: { ...process.env, ...env, FORCE_COLOR: '0', SSH_AUTH_SOCK: '' },
-      timeout: timeoutMs,
-      maxBuffer: 64 << 20,
+      env: { ...process.env, ...env, NO_COLOR: '1', SSH_AUTH_SOCK: '' },
+      timeoutMs,
     });
-    return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   }
 
   /** Runs a shell command inside the hub namespace (e.g. OpenSSH for the floor). */
@@ -197,4 +196,21 @@ export class NsLab {
     for (const h of this.hosts) spawnSync('umount', ['-l', join(h.dir, 'merged')]);
     if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** spawn without blocking the event loop (vitest's worker must keep answering). */
+export function runAsync(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 120_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(o.input ?? '');
+  });
 }

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Turns the shared Debian tree into a GRUB-booting qcow2 disk (one MBR partition, ext4 labelled
+# kvmforge-root). usage: build-image.sh TREE OUT.qcow2 [SIZE_GIB]
+set -eu
+tree=$1 out=$2 size=${3:-8}
+for tool in sfdisk losetup partx mkfs.ext4 qemu-img; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y fdisk util-linux e2fsprogs qemu-utils" >&2; exit 3; }
+done
+work=$(mktemp -d "${out}.build-XXXXXX")
+raw=$work/disk.raw
+mnt=$work/mnt
+loop=
+cleanup() {
+  set +e
+  for d in dev/pts dev proc sys; do umount "$mnt/$d" 2>/dev/null; done
+  umount "$mnt" 2>/dev/null
+  [ -n "$loop" ] && { partx -d "$loop" 2>/dev/null; losetup -d "$loop"; }
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+truncate -s "${size}G" "$raw"
+echo 'start=2048, type=83, bootable' | sfdisk -q "$raw"
+loop=$(losetup -f --show -P "$raw")
+# this kernel may lack MSDOS partition parsing: add the partition by hand
+[ -b "${loop}p1" ] || partx -a "$loop"
+mkfs.ext4 -q -L kvmforge-root "${loop}p1"
+mkdir -p "$mnt"
+mount "${loop}p1" "$mnt"
+cp -a "$tree/." "$mnt/"
+mount --bind /dev "$mnt/dev"
+mount --bind /dev/pts "$mnt/dev/pts"
+mount -t proc proc "$mnt/proc"
+mount -t sysfs sysfs "$mnt/sys"
+# root= by label, here and in every later update-grub inside the VM
+echo 'GRUB_DEVICE=LABEL=kvmforge-root' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
+echo 'GRUB_DISABLE_LINUX_UUID=true' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
+chroot "$mnt" grub-install --target=i386-pc --recheck "$loop" >/dev/null 2>&1 || chroot "$mnt" grub-install --target=i386-pc "$loop"
+chroot "$mnt" update-grub 2>&1 | tail -5
+sed -i "s|root=[^ ]*loop[0-9]*p1|root=LABEL=kvmforge-root|g; s|root=UUID=[0-9a-f-]*|root=LABEL=kvmforge-root|g" "$mnt/boot/grub/grub.cfg"
+grep -q 'root=LABEL=kvmforge-root' "$mnt/boot/grub/grub.cfg" || { echo "grub.cfg has no usable root=" >&2; exit 1; }
+for d in dev/pts dev proc sys; do umount "$mnt/$d"; done
+umount "$mnt"
+partx -d "$loop" 2>/dev/null || true
+losetup -d "$loop"; loop=
+qemu-img convert -O qcow2 "$raw" "$out.tmp"
+mv "$out.tmp" "$out"

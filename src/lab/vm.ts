@@ -1,0 +1,262 @@
+// Lab VMs: a cached GRUB-booting Debian 12 image, qcow2 overlays, QEMU (KVM if a guest really boots
+// with it, else TCG), user-mode networking with SSH forwarded on 127.0.0.1 only.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
+import { cacheDir, ensureRootfs, HERE, labKey, rootfsDir } from './paths.ts';
+
+export interface Vm {
+  name: string;
+  port: number;
+  pid: number;
+  overlay: string;
+  monitor: string;
+  console: string;
+  memory: number;
+  cpus: number;
+  pristine: boolean;
+}
+
+export interface LabState {
+  accel: 'kvm' | 'tcg';
+  accelNote: string;
+  hostKey: string;
+  vms: Vm[];
+}
+
+export type Log = (line: string) => void;
+
+export function labDir(): string {
+  const d = process.env.KVMFORGE_LAB ?? join(cacheDir(), 'lab');
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+const stateFile = () => join(labDir(), 'state.json');
+
+export function readState(): LabState | undefined {
+  return existsSync(stateFile()) ? (JSON.parse(readFileSync(stateFile(), 'utf8')) as LabState) : undefined;
+}
+
+export function writeState(s: LabState) {
+  writeFileSync(stateFile(), JSON.stringify(s, null, 2));
+}
+
+export function requireTools() {
+  const missing = ['qemu-system-x86_64', 'qemu-img', 'debootstrap', 'sfdisk', 'partx', 'mkfs.ext4', 'ssh'].filter((t) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length) {
+    throw new Error(`missing ${missing.join(', ')}: apt-get install -y qemu-system-x86 qemu-utils debootstrap fdisk util-linux e2fsprogs openssh-client`);
+  }
+}
+
+function hashOf(...files: string[]): string {
+  const h = createHash('sha256');
+  for (const f of files) h.update(readFileSync(f));
+  return h.digest('hex').slice(0, 10);
+}
+
+export function baseImagePath(): string {
+  return join(cacheDir(), `base-${hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'))}.qcow2`);
+}
+
+export function ensureImage(log: Log): string {
+  const img = baseImagePath();
+  if (existsSync(img)) return img;
+  const tree = ensureRootfs(log);
+  log(`building the lab disk image ${img} (~20 s)`);
+  const t0 = Date.now();
+  execFileSync('sh', [join(HERE, 'build-image.sh'), tree, img], { stdio: ['ignore', 'inherit', 'inherit'] });
+  log(`image built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return img;
+}
+
+export function hostKeyOfImage(): string {
+  return readFileSync(join(rootfsDir(), 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+export async function pickPorts(n: number, start = 2222, taken: number[] = []): Promise<number[]> {
+  const out: number[] = [];
+  for (let p = start; out.length < n && p < 65000; p++) if (!taken.includes(p) && (await portFree(p))) out.push(p);
+  return out;
+}
+
+/** True once the guest's sshd sends its banner through the forwarded port. */
+export function sshBanner(port: number, timeoutMs = 3000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('data', (d) => done(d.toString().startsWith('SSH-')));
+    s.once('error', () => done(false));
+    s.once('close', () => done(false));
+  });
+}
+
+export function consoleTail(file: string, lines = 15): string {
+  if (!existsSync(file)) return '(no console log)';
+  return readFileSync(file, 'utf8').replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim().split('\n').slice(-lines).join('\n');
+}
+
+export async function waitSsh(vm: Vm, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (!alive(vm.pid)) throw new Error(`${vm.name}: QEMU exited. Console tail:\n${consoleTail(vm.console)}`);
+    if (await sshBanner(vm.port)) return Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`${vm.name}: no SSH on 127.0.0.1:${vm.port} after ${Math.round(timeoutMs / 1000)} s. Console tail:\n${consoleTail(vm.console)}`);
+}
+
+/** One command on the QEMU human monitor (unix socket). */
+export function hmp(socket: string, command: string, timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(socket);
+    let buf = '';
+    let sent = false;
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`monitor command '${command}' timed out`));
+    }, timeoutMs);
+    s.on('data', (d) => {
+      buf += d.toString();
+      if (!sent && buf.includes('(qemu)')) {
+        sent = true;
+        buf = '';
+        s.write(`${command}\n`);
+      } else if (sent && buf.includes('(qemu)')) {
+        clearTimeout(timer);
+        s.end();
+        resolve(buf.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\(qemu\)\s*$/, '').replace(command, '').trim());
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string): string[] {
+  const mac = `52:54:00:6b:66:${(vm.port % 256).toString(16).padStart(2, '0')}`;
+  return [
+    '-name', `kvmforge-${vm.name}`,
+    '-machine', 'pc',
+    ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+    '-smp', String(vm.cpus),
+    '-m', String(vm.memory),
+    '-drive', `file=${vm.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
+    '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22`,
+    '-device', `virtio-net-pci,netdev=net0,mac=${mac}`,
+    '-display', 'none',
+    '-serial', `file:${vm.console}`,
+    '-monitor', `unix:${vm.monitor},server,nowait`,
+    '-pidfile', pidfile,
+    '-daemonize',
+  ];
+}
+
+export function startQemu(vm: Vm, accel: 'kvm' | 'tcg'): number {
+  const pidfile = join(labDir(), `${vm.name}.pid`);
+  rmSync(pidfile, { force: true });
+  rmSync(vm.console, { force: true });
+  const errFile = join(labDir(), `${vm.name}.qemu.log`);
+  try {
+    execFileSync('qemu-system-x86_64', qemuArgs(vm, accel, pidfile), { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    const msg = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
+    writeFileSync(errFile, msg);
+    throw new Error(`QEMU did not start ${vm.name} (${accel}): ${msg.split('\n').slice(-3).join(' | ')}`);
+  }
+  return Number(readFileSync(pidfile, 'utf8').trim());
+}
+
+export function stopQemu(pid: number) {
+  if (!alive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 50 && alive(pid); i++) execFileSync('sleep', ['0.1']);
+  if (alive(pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+export function overlay(base: string, file: string) {
+  rmSync(file, { force: true });
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, file]);
+}
+
+/** KVM is used only if a guest really boots with it; the verdict is cached per kernel and CPU. */
+export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm' | 'tcg'; note: string }> {
+  if (process.env.KVMFORGE_ACCEL === 'tcg') return { accel: 'tcg', note: 'TCG (forced by KVMFORGE_ACCEL=tcg)' };
+  if (!existsSync('/dev/kvm')) return { accel: 'tcg', note: 'TCG software emulation: no /dev/kvm' };
+  const key = createHash('sha256').update(execFileSync('uname', ['-r'])).update(readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name')) ?? '').digest('hex').slice(0, 12);
+  const cache = join(cacheDir(), `accel-${key}.json`);
+  if (existsSync(cache)) return JSON.parse(readFileSync(cache, 'utf8'));
+  log('probing KVM: booting a guest with it');
+  const probe: Vm = { name: 'kvm-probe', port: (await pickPorts(1, 2400))[0], pid: 0, overlay: join(labDir(), 'kvm-probe.qcow2'), monitor: join(labDir(), 'kvm-probe.mon'), console: join(labDir(), 'kvm-probe.console'), memory: 1024, cpus: 1, pristine: false };
+  overlay(base, probe.overlay);
+  let verdict: { accel: 'kvm' | 'tcg'; note: string };
+  try {
+    probe.pid = startQemu(probe, 'kvm');
+    await new Promise((r) => setTimeout(r, 3000));
+    if (!alive(probe.pid)) throw new Error('QEMU exited at once');
+    await waitSsh(probe, 40_000);
+    verdict = { accel: 'kvm', note: 'KVM: a guest booted with it' };
+  } catch (e) {
+    verdict = { accel: 'tcg', note: `TCG software emulation: /dev/kvm exists but a guest does not boot with it (${(e as Error).message.split('\n')[0].slice(0, 160)})` };
+  } finally {
+    stopQemu(probe.pid);
+    rmSync(probe.overlay, { force: true });
+  }
+  writeFileSync(cache, JSON.stringify(verdict));
+  return verdict;
+}
+
+export function checkResources(n: number, memory: number) {
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)?.[1] ?? 0) / 1024;
+  const need = n * (memory + 256);
+  if (avail < need) throw new Error(`not enough memory: ${n} VM(s) × ${memory} MiB need about ${need} MiB, ${Math.floor(avail)} MiB are available (use --hosts or --memory)`);
+  const fs = statfsSync(labDir());
+  const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;
+  const needGiB = existsSync(baseImagePath()) ? n * 1 : 4 + n;
+  if (freeGiB < needGiB) throw new Error(`not enough disk in ${labDir()}: ${freeGiB.toFixed(1)} GiB free, need about ${needGiB} GiB`);
+}
+
+export { labKey };
