@@ -18,6 +18,7 @@ export default defineConfig({
         test: {
           name: 'lab',
           include: ['test/lab/**/*.test.ts'],
+          globalSetup: ['test/harness/lab-global.ts'],
           fileParallelism: false,
           testTimeout: 1_200_000,
           hookTimeout: 1_200_000,

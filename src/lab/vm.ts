@@ -123,7 +123,9 @@ export function sshBanner(port: number, timeoutMs = 3000): Promise<boolean> {
 
 export function consoleTail(file: string, lines = 15): string {
   if (!existsSync(file)) return '(no console log)';
-  return readFileSync(file, 'utf8').replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim().split('\n').slice(-lines).join('\n');
+  const text = readFileSync(file, 'utf8');
+  if (!text.trim()) return '(console empty: the guest never reached GRUB)';
+  return text.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim().split('\n').slice(-lines).join('\n');
 }
 
 export async function waitSsh(vm: Vm, timeoutMs: number): Promise<number> {

@@ -1,0 +1,30 @@
+// One lab VM for the whole lab test project: up once, reset between suites, always torn down.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT } from '../../src/lab/paths.ts';
+import { runAsync } from './nshosts.ts';
+
+export const LAB_DIR = '/tmp/kvmforge-labtest';
+export const LAB_ENV = { KVMFORGE_LAB: join(LAB_DIR, 'state'), KVMFORGE_INVENTORY_DIR: join(LAB_DIR, 'inventories'), NO_COLOR: '1' };
+export const LAB_INVENTORY = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab.yaml');
+
+export function kvmforge(args: string[], env: Record<string, string> = {}, timeoutMs = 900_000) {
+  return runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), ...args], { cwd: LAB_DIR, env: { ...process.env, ...LAB_ENV, ...env }, timeoutMs });
+}
+
+export function labState(): { vms: { name: string; port: number; pid: number }[]; accel: string } {
+  return JSON.parse(readFileSync(join(LAB_ENV.KVMFORGE_LAB, 'state.json'), 'utf8'));
+}
+
+/** ssh into a lab VM with OpenSSH (an independent check, not kvmforge's own code). */
+export function labExec(cmd: string, vm = 'lab1'): string {
+  const port = labState().vms.find((v) => v.name === vm)!.port;
+  const key = readFileSync(LAB_INVENTORY, 'utf8').match(/ansible_ssh_private_key_file: (\S+)/)![1];
+  return execFileSync('ssh', ['-i', key, '-p', String(port), '-o', `UserKnownHostsFile=${join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', 'kvmforge@127.0.0.1', cmd], { timeout: 120_000 }).toString();
+}
+
+export async function resetLab(vm = 'lab1') {
+  const r = await kvmforge(['lab', 'reset', vm]);
+  if (r.code !== 0) throw new Error(`lab reset failed: ${r.stderr}`);
+}

@@ -1,0 +1,101 @@
+// Lab VMs are real servers: GRUB, systemd, sshd, sudo. The engine's reboot handling is proven here.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadInventory } from '../../src/inventory/load.ts';
+import { Journal, Secrets } from '../../src/runner/journal.ts';
+import { run } from '../../src/runner/run.ts';
+import type { Step } from '../../src/core/types.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, labState, resetLab } from '../harness/lab.ts';
+
+const MARK = '/etc/kvmforge-reboot-test';
+
+/** A step made for this test: writes a marker and asks for a reboot until the marker exists. */
+const rebootStep: Step<true> = {
+  name: 'reboot-test',
+  description: 'test step',
+  vars: {},
+  params: () => true,
+  async plan(ctx) {
+    return (await ctx.readFile(MARK)) === null ? [{ summary: `create ${MARK} and reboot`, script: `echo "$(cat /proc/sys/kernel/random/boot_id)" > ${MARK}`, reboot: true }] : [];
+  },
+};
+
+function withVars(extra: string[]): string {
+  const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `inv-${Math.random().toString(36).slice(2)}.yaml`);
+  const text = readFileSync(LAB_INVENTORY, 'utf8').replace('      vars:\n', `      vars:\n${extra.map((l) => `        ${l}\n`).join('')}`);
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('lab VM', () => {
+  beforeAll(() => resetLab(), 120_000);
+
+  it('is a real server: GRUB boot, systemd, networkd, a sudo user, a pinned host key', () => {
+    const kh = readFileSync(join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts'), 'utf8');
+    expect(kh).toMatch(new RegExp(`^\\[127\\.0\\.0\\.1\\]:${labState().vms[0].port} ssh-ed25519 AAAA`));
+    expect(readFileSync(LAB_INVENTORY, 'utf8')).not.toMatch(/StrictHostKeyChecking/i);
+    const out = labExec('cat /proc/cmdline; ps -p 1 -o comm=; systemctl is-active systemd-networkd ssh; test -s /boot/grub/grub.cfg && echo grub-ok; sudo -n id -u; ip -j route');
+    expect(out).toMatch(/BOOT_IMAGE=\/boot\/vmlinuz-\S+ root=LABEL=kvmforge-root/);
+    expect(out).toMatch(/^systemd$/m);
+    expect(out).toMatch(/^active\nactive$/m);
+    expect(out).toMatch(/^grub-ok$/m);
+    expect(out).toMatch(/^0$/m);
+    expect(['tcg', 'kvm']).toContain(labState().accel);
+  });
+
+  it('runs plan and apply through the sudo user, idempotently', async () => {
+    const inv = withVars(['files:', '  - path: /etc/kvmforge-lab-test.conf', '    content: "from the lab test\\n"']);
+    const plan = await kvmforge(['plan', '-i', inv]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toContain('lab1 files: create /etc/kvmforge-lab-test.conf');
+    expect(labExec('ls /etc/kvmforge-lab-test.conf 2>/dev/null || echo absent').trim()).toBe('absent');
+    expect((await kvmforge(['apply', '-i', inv, '--verify'])).code).toBe(0);
+    expect(labExec('stat -c %U /etc/kvmforge-lab-test.conf; cat /etc/kvmforge-lab-test.conf')).toBe('root\nfrom the lab test\n');
+    const again = await kvmforge(['apply', '-i', inv, '--json']);
+    expect(JSON.parse(again.stdout).hosts[0].status).toBe('ok');
+  });
+
+  it('reboots a host when a change asks for it, reconnects and requires a new boot_id', async () => {
+    const before = labExec('cat /proc/sys/kernel/random/boot_id').trim();
+    const hosts = loadInventory(LAB_INVENTORY).hosts;
+    const journal = new Journal(join(LAB_DIR, '.kvmforge'), new Secrets());
+    const report = await run(hosts, { mode: 'apply', steps: [rebootStep], forks: 1, verify: true, connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false }, journal });
+    expect(report.hosts[0].error).toBeUndefined();
+    expect(report.hosts[0].steps[0].status).toBe('changed');
+    const after = labExec(`cat /proc/sys/kernel/random/boot_id; cat ${MARK}`).trim().split('\n');
+    expect(after[0]).not.toBe(before);
+    expect(after[1]).toBe(before); // the marker was written in the old boot
+    expect(readFileSync(join(journal.dir, 'lab1.log'), 'utf8')).toMatch(/back after reboot \(boot_id/);
+  }, 900_000);
+
+  it('fails a host that does not come back within the reboot timeout, with a clear message', async () => {
+    await resetLab();
+    const inv = withVars(['kvmforge_reboot_timeout: 10']);
+    const hosts = loadInventory(inv).hosts;
+    const journal = new Journal(join(LAB_DIR, '.kvmforge'), new Secrets());
+    const t0 = Date.now();
+    const report = await run(hosts, { mode: 'apply', steps: [rebootStep], forks: 1, verify: false, connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false }, journal });
+    expect(report.hosts[0].status).toBe('failed');
+    expect(report.hosts[0].error).toMatch(/reboot-test: did not come back from reboot within 10s/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    await new Promise((r) => setTimeout(r, 5000));
+  }, 300_000);
+
+  it('resets to the pristine state without a cold boot, in at most 10 s', async () => {
+    await resetLab();
+    labExec('sudo touch /etc/kvmforge-dirty');
+    const t0 = Date.now();
+    await resetLab();
+    const ms = Date.now() - t0;
+    expect(labExec('ls /etc/kvmforge-dirty 2>/dev/null || echo clean').trim()).toBe('clean');
+    expect(labExec(`ls ${MARK} 2>/dev/null || echo none`).trim()).toBe('none');
+    expect(ms).toBeLessThan(10_000);
+  }, 120_000);
+
+  it('lab status lists the VM and the accelerator', async () => {
+    const r = await kvmforge(['lab', 'status']);
+    expect(r.stdout).toMatch(/accelerator: (KVM|TCG)/);
+    expect(r.stdout).toMatch(/lab1 +running/);
+  });
+});
