@@ -1,7 +1,7 @@
 // files: plain files with the given content, mode and owner (like Ansible's copy with content:).
-import { planFile } from '../src/core/file.ts';
+import { planFiles } from '../src/core/file.ts';
 import { ConfigError } from '../src/core/errors.ts';
-import type { Change, FileSpec, Host, Step } from '../src/core/types.ts';
+import type { FileSpec, Host, Step } from '../src/core/types.ts';
 
 const files: Step<FileSpec[] | undefined> = {
   name: 'files',
@@ -34,13 +34,6 @@ const files: Step<FileSpec[] | undefined> = {
     }
     return list;
   },
-  async plan(ctx, list) {
-    const changes: Change[] = [];
-    for (const f of list ?? []) {
-      const c = await planFile(ctx, f);
-      if (c) changes.push(c);
-    }
-    return changes;
-  },
+  plan: (ctx, list) => planFiles(ctx, list ?? []),
 };
 export default files;

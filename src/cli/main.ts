@@ -6,7 +6,6 @@ import { loadInventory, selectHosts, type Inventory } from '../inventory/load.ts
 import { Journal, lastReport, Secrets } from '../runner/journal.ts';
 import { countChanges, failed, junit, summaryTable, type Report } from '../runner/report.ts';
 import { gatherFacts, run } from '../runner/run.ts';
-import { liveView } from '../runner/view.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
 import { steps as allSteps, stepByName } from '../../steps/index.ts';
 import { buildSchema } from '../inventory/schema.ts';
@@ -140,7 +139,7 @@ async function runCommand(mode: 'plan' | 'apply', f: Flags): Promise<number> {
   }
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
   const journal = new Journal(root, secretsOf(hosts, pw));
-  const view = f.json ? undefined : liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : 'applying' });
+  const view = f.json ? undefined : (await import('../runner/view.ts')).liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : 'applying' });
   const report = await run(hosts, { mode, steps, forks, verify: Boolean(f.verify), connect: connectOptions(f, pw), journal, events: view?.events });
   await view?.done;
   output(report, f, steps.map((s) => s.name), journal);

@@ -33,9 +33,25 @@ export function unifiedDiff(path: string, before: string, after: string): string
     .trimEnd();
 }
 
-/** Plans a file: null when content, mode and owner already match. */
+/** Plans files in one round trip: a change for each file whose content, mode or owner differ. */
+export async function planFiles(ctx: StepContext, specs: FileSpec[], summary?: (spec: FileSpec, exists: boolean) => string): Promise<Change[]> {
+  if (!specs.length) return [];
+  const out = await ctx.probe(specs.map((s, i) => `echo '@@file${i}'; ${fileProbe(s.path)}`).join('\n'));
+  const parts = out.split(/^@@file\d+\n/m).slice(1);
+  const changes: Change[] = [];
+  specs.forEach((spec, i) => {
+    const c = compareFile(spec, parseFileProbe(parts[i] ?? ''), summary);
+    if (c) changes.push(c);
+  });
+  return changes;
+}
+
+/** Plans one file: null when content, mode and owner already match. */
 export async function planFile(ctx: StepContext, spec: FileSpec, summary?: string): Promise<Change | null> {
-  const state = parseFileProbe(await ctx.probe(fileProbe(spec.path)));
+  return (await planFiles(ctx, [spec], summary ? () => summary : undefined))[0] ?? null;
+}
+
+export function compareFile(spec: FileSpec, state: FileState, summary?: (spec: FileSpec, exists: boolean) => string): Change | null {
   const mode = spec.mode ?? '644';
   const owner = spec.owner ?? 'root:root';
   const parts: string[] = [];
@@ -46,7 +62,7 @@ export async function planFile(ctx: StepContext, spec: FileSpec, summary?: strin
   if (state.exists && state.owner !== owner) parts.push(`owner ${state.owner} → ${owner}`);
   if (!parts.length) return null;
   return {
-    summary: summary ?? `${state.exists ? 'update' : 'create'} ${spec.path}`,
+    summary: summary ? summary(spec, state.exists) : `${state.exists ? 'update' : 'create'} ${spec.path}`,
     diff: parts.join('\n'),
     file: { ...spec, mode, owner },
   };

@@ -1,8 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Host, Transport } from '../core/types.ts';
-import { LocalTransport } from './local.ts';
-import { SshTransport } from './ssh.ts';
 
 export interface ConnectOptions {
   /** Project-local known_hosts (default .kvmforge/known_hosts). */
@@ -20,7 +18,9 @@ export function becomePasswordFor(host: Host, opts: ConnectOptions): string | un
 }
 
 export async function connect(host: Host, opts: ConnectOptions): Promise<Transport> {
-  if (host.conn.local) return new LocalTransport();
+  // loaded on first use: a CLI call that connects nowhere doesn't pay for ssh2 or zx
+  if (host.conn.local) return new (await import('./local.ts')).LocalTransport();
+  const { SshTransport } = await import('./ssh.ts');
   const project = resolve(opts.knownHosts);
   const files = [join(homedir(), '.ssh', 'known_hosts'), project];
   if (host.conn.knownHostsFile) files.push(host.conn.knownHostsFile);
