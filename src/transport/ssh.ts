@@ -2,7 +2,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Client, type ConnectConfig, type ClientChannel } from 'ssh2';
+import { randomBytes } from 'node:crypto';
+import { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { HostError } from '../core/errors.ts';
 import { quote } from '../core/sh.ts';
 import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
@@ -211,14 +212,27 @@ export class SshTransport implements Transport {
     }
   }
 
+  private sftpSession?: Promise<SFTPWrapper>;
+  private sftp(): Promise<SFTPWrapper> {
+    this.sftpSession ??= new Promise((resolve, reject) => this.client.sftp((err, s) => (err ? reject(new HostError(`SFTP unavailable on ${this.conn.address}: ${err.message}`)) : resolve(s))));
+    return this.sftpSession;
+  }
+
+  /** Uploads over SFTP to a temp path, then moves it into place (through sudo for a non-root user). */
   async put(path: string, content: Buffer | string, mode = 0o644): Promise<void> {
-    const b64 = Buffer.from(content).toString('base64');
-    const tmp = `${path}.kvmforge-tmp`;
-    const r = await this.exec(`base64 -d > ${quote(tmp)} <<'KVMFORGE_EOF'\n${b64.replace(/(.{76})/g, '$1\n')}\nKVMFORGE_EOF\nchmod ${mode.toString(8)} ${quote(tmp)}\nmv -f ${quote(tmp)} ${quote(path)}`, { sudo: true });
-    if (r.code !== 0) throw new HostError(`cannot write ${path}: ${r.stderr.trim()}`);
+    const root = this.conn.user === 'root';
+    const tmp = root ? `${path}.kvmforge-${randomBytes(4).toString('hex')}` : `/tmp/kvmforge-upload-${randomBytes(8).toString('hex')}`;
+    const sftp = await this.sftp();
+    await new Promise<void>((resolve, reject) => sftp.writeFile(tmp, content, { mode: 0o600 }, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
+    const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`, { sudo: true });
+    if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);
   }
 
   async get(path: string): Promise<Buffer> {
+    if (this.conn.user === 'root') {
+      const sftp = await this.sftp();
+      return new Promise((resolve, reject) => sftp.readFile(path, (err, data) => (err ? reject(new HostError(`cannot read ${path}: ${err.message}`)) : resolve(data))));
+    }
     const r = await this.exec(`base64 < ${quote(path)}`, { sudo: true });
     if (r.code !== 0) throw new HostError(`cannot read ${path}: ${r.stderr.trim()}`);
     return Buffer.from(r.stdout, 'base64');

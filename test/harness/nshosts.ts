@@ -185,6 +185,11 @@ export class NsLab {
     });
   }
 
+  /** Runs a TypeScript file with node inside the hub namespace. */
+  node(script: string, args: string[], timeoutMs = 120_000) {
+    return runAsync('ip', ['netns', 'exec', this.hub, process.execPath, '--import', 'tsx', join(PROJECT, script), ...args], { cwd: PROJECT, env: { ...process.env, SSH_AUTH_SOCK: '' }, timeoutMs });
+  }
+
   /** Runs a shell command inside the hub namespace (e.g. OpenSSH for the floor). */
   inHub(cmd: string, timeoutMs = 120_000): string {
     return execFileSync('ip', ['netns', 'exec', this.hub, 'sh', '-c', cmd], { timeout: timeoutMs }).toString();

@@ -1,0 +1,65 @@
+// The SSH transport itself on real sshd servers: timeouts, SFTP put/get through sudo, jump hosts,
+// a connection dropped mid-command.
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NsLab } from '../harness/nshosts.ts';
+
+const lab = new NsLab(3);
+let inv = '';
+const drive = async (host: string, op: string, ...args: string[]) => {
+  const r = await lab.node('test/integration/transport-driver.ts', [inv, host, op, ...args]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; ms: number; out?: any; error?: string };
+};
+
+beforeAll(() => {
+  lab.up();
+  inv = lab.inventory(join(lab.dir, 'inv.yaml'), {
+    h2: ['ansible_user: kvmforge'],
+    h3: [`kvmforge_jump: root@${'10.77.0.11'}`],
+  });
+}, 300_000);
+afterAll(() => lab.down());
+
+describe('ssh transport', () => {
+  it('kills a command that outlives its timeout and says so', async () => {
+    const r = await drive('h1', 'exec', 'echo start; sleep 60; echo never', '2000');
+    expect(r.ok).toBe(true);
+    expect(r.out.code).toBe(124);
+    expect(r.out.stdout).toBe('start\n');
+    expect(r.ms).toBeLessThan(15_000);
+  });
+
+  it('puts and gets binary files over SFTP, as root and through sudo, owned by root', async () => {
+    const data = randomBytes(70_000);
+    data[10] = 0;
+    for (const h of ['h1', 'h2']) {
+      const r = await drive(h, 'put', `/etc/kvmforge-put-${h}.bin`, data.toString('base64'), '640');
+      expect(r.error).toBeUndefined();
+      expect(Buffer.from(r.out, 'base64').equals(data)).toBe(true);
+      const st = statSync(lab.hostPath(h, `etc/kvmforge-put-${h}.bin`));
+      expect(st.uid).toBe(0);
+      expect(st.mode & 0o777).toBe(0o640);
+    }
+    expect(lab.inHost('h2', 'ls /tmp | grep -c kvmforge-upload || true').trim()).toBe('0');
+  });
+
+  it('reaches a host through a jump host (ProxyJump)', async () => {
+    const r = await drive('h3', 'exec', 'echo "$SSH_CLIENT"; hostname');
+    expect(r.error).toBeUndefined();
+    const [client, hostname] = r.out.stdout.trim().split('\n');
+    expect(client.split(' ')[0]).toBe('10.77.0.11'); // the connection came from h1
+    expect(hostname).toBe('h3');
+  });
+
+  it('fails within a bounded time when the connection drops mid-command', async () => {
+    const pending = drive('h1', 'exec', 'sleep 120', '300000');
+    await new Promise((r) => setTimeout(r, 2500));
+    lab.stopHost('h1');
+    const r = await pending;
+    expect(r.ms).toBeLessThan(40_000);
+    expect(r.ok ? `exit ${r.out.code}` : r.error).toMatch(/lost connection|exit null|killed|exit 255/);
+  });
+});
