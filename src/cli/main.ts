@@ -22,6 +22,7 @@ Commands:
   inventory --list      resolved groups and merged host vars (like ansible-inventory --list)
   inventory --host H    merged vars of one host
   inventory schema      print the inventory JSON Schema
+  inventory from-vagrant [--from FILE] [--out FILE]   inventory + host keys from 'vagrant ssh-config'
   steps                 list the steps in the order they run
   lab up|status|ssh|reset|down   disposable Debian VMs to try things on (see README)
 
@@ -61,6 +62,8 @@ const options = {
   list: { type: 'boolean' },
   host: { type: 'string' },
   hosts: { type: 'string' },
+  from: { type: 'string' },
+  out: { type: 'string' },
   memory: { type: 'string' },
   cpus: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
