@@ -1,8 +1,12 @@
 // Every step, in the order a run applies them.
 import type { Step } from '../src/core/types.ts';
 import files from './files.ts';
+import virtioModules from './virtio-modules.ts';
+import hugepages from './hugepages.ts';
+import ksm from './ksm.ts';
+import bootArgs from './boot-args.ts';
 
-export const steps: Step<any>[] = [files];
+export const steps: Step<any>[] = [files, virtioModules, hugepages, ksm, bootArgs];
 
 export function stepByName(name: string): Step<any> | undefined {
   return steps.find((s) => s.name === name);

@@ -159,10 +159,15 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
         if (real.length && o.mode === 'plan') sr.status = 'would change';
         if (real.length && o.mode === 'apply') {
           for (const c of real) await applyChange(t, host, step.name, c, o);
-          if (real.some((c) => c.reboot)) t = await rebootHost(t, host, facts.bootId, o);
+          const rebooted = real.some((c) => c.reboot);
+          if (rebooted) t = await rebootHost(t, host, facts.bootId, o);
           sr.status = 'changed';
           facts = await gatherFacts(t, host, o.journal);
-          if (o.verify) {
+          if (rebooted) {
+            // what a reboot was for is checked on the running system, always
+            const after = await step.plan(context(host, facts, t, o.journal, step.name), p);
+            if (after.length) throw new HostError(`after the reboot: ${after.map((c) => c.summary).join('; ')}`);
+          } else if (o.verify) {
             const again = await step.plan(context(host, facts, t, o.journal, step.name), p);
             if (again.some((c) => c.file || c.script || c.reboot)) {
               throw new HostError(`not converged: after apply the plan still has ${again.map((c) => c.summary).join('; ')}`);

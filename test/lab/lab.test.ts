@@ -46,13 +46,13 @@ describe('lab VM', () => {
 
   it('runs plan and apply through the sudo user, idempotently', async () => {
     const inv = withVars(['files:', '  - path: /etc/kvmforge-lab-test.conf', '    content: "from the lab test\\n"']);
-    const plan = await kvmforge(['plan', '-i', inv]);
+    const plan = await kvmforge(['plan', '-i', inv, '--steps', 'files']);
     expect(plan.code).toBe(0);
     expect(plan.stdout).toContain('lab1 files: create /etc/kvmforge-lab-test.conf');
     expect(labExec('ls /etc/kvmforge-lab-test.conf 2>/dev/null || echo absent').trim()).toBe('absent');
-    expect((await kvmforge(['apply', '-i', inv, '--verify'])).code).toBe(0);
+    expect((await kvmforge(['apply', '-i', inv, '--verify', '--steps', 'files'])).code).toBe(0);
     expect(labExec('stat -c %U /etc/kvmforge-lab-test.conf; cat /etc/kvmforge-lab-test.conf')).toBe('root\nfrom the lab test\n');
-    const again = await kvmforge(['apply', '-i', inv, '--json']);
+    const again = await kvmforge(['apply', '-i', inv, '--json', '--steps', 'files']);
     expect(JSON.parse(again.stdout).hosts[0].status).toBe('ok');
   });
 
