@@ -55,8 +55,9 @@ export const FACTS_SCRIPT = [
   section('modules', 'while read -r m rest; do echo "$m"; done < /proc/modules'),
   section('builtin', 'while IFS= read -r m; do m=${m##*/}; echo "${m%%.ko*}"; done < "/lib/modules/$(f /proc/sys/kernel/osrelease)/modules.builtin"'),
   section('cmdline', 'f /proc/cmdline'),
-  section('sysctl', SYSCTLS.map((k) => `printf '%s=' ${k}; f /proc/sys/${k.replace(/\./g, '/')}`).join('; ')),
-  section('ksm', KSM_KEYS.map((k) => `printf '%s=' ${k}; f /sys/kernel/mm/ksm/${k}`).join('; ')),
+  // one grep each: /proc/sys integer files answer only a read from offset 0, so no byte-wise `read`
+  section('sysctl', `grep -H '' ${SYSCTLS.map((k) => `/proc/sys/${k.replace(/\./g, '/')}`).join(' ')}`),
+  section('ksm', `grep -H '' ${KSM_KEYS.map((k) => `/sys/kernel/mm/ksm/${k}`).join(' ')}`),
   section('addr', 'ip -j -d addr show'),
   section('route', 'ip -j route show default'),
   section('init', 'if [ -d /run/systemd/system ]; then echo systemd; else echo other; fi'),
@@ -116,6 +117,16 @@ export function parseMeminfo(text: string): Facts['memory'] {
     hugePagesFree: kv.HugePages_Free ?? 0,
     hugePageSizeKiB: kv.Hugepagesize ?? 2048,
   };
+}
+
+/** `grep -H '' FILES` output (path:value per line) → key → value. */
+export function parseGrepH(text: string, key: (path: string) => string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0 && line.slice(i + 1) !== '') out[key(line.slice(0, i))] = line.slice(i + 1);
+  }
+  return out;
 }
 
 export function parseKeyValues(text: string): Record<string, string> {
@@ -181,8 +192,8 @@ export function parseFacts(out: string): Facts {
     modules: (s.modules ?? '').split('\n').filter(Boolean).sort(),
     builtinModules: (s.builtin ?? '').split('\n').filter(Boolean),
     cmdline: (s.cmdline ?? '').trim(),
-    sysctl: parseKeyValues(s.sysctl ?? ''),
-    ksm: Object.fromEntries(Object.entries(parseKeyValues(s.ksm ?? '')).map(([k, v]) => [k, Number(v)])),
+    sysctl: parseGrepH(s.sysctl ?? '', (p) => p.replace('/proc/sys/', '').replace(/\//g, '.')),
+    ksm: Object.fromEntries(Object.entries(parseGrepH(s.ksm ?? '', (p) => p.replace('/sys/kernel/mm/ksm/', ''))).map(([k, v]) => [k, Number(v)])),
     interfaces: parseInterfaces(s.addr ?? ''),
     defaultRoute: parseDefaultRoute(s.route ?? ''),
     init: s.init === 'systemd' ? 'systemd' : 'other',

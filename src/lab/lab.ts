@@ -77,6 +77,7 @@ export function writeInventory(state: LabState, dir: string) {
     '        ansible_become: true',
     `        ansible_ssh_private_key_file: ${labKey()}`,
     '        kvmforge_known_hosts_file: lab-known_hosts',
+    '        hugepages_count: "10%"    # lab VMs are small; the thesis default (1024 pages) needs more than 3 GiB',
     '      hosts:',
     ...state.vms.flatMap((v) => [`        ${v.name}:`, '          ansible_host: 127.0.0.1', `          ansible_port: ${v.port}`]),
   ];

@@ -65,7 +65,7 @@ export function summaryTable(r: Report, stepNames: string[]): string {
     h.host,
     ...stepNames.map((n) => {
       const s = h.steps.find((x) => x.step === n);
-      if (!s) return h.status === 'failed' ? 'failed' : '-';
+      if (!s) return '-';
       return s.status === 'changed' || s.status === 'would change' ? `${s.status} (${s.changes.length})` : s.status;
     }),
     `${(h.ms / 1000).toFixed(1)}s`,

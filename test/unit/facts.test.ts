@@ -28,6 +28,9 @@ describe('facts parser', () => {
     expect(f.memory.totalKiB).toBeGreaterThan(0);
     expect(f.interfaces.some((i) => i.name === 'lo')).toBe(true);
     expect(f.bootId).toMatch(/^[0-9a-f-]{36}$/);
+    // /proc/sys integers must be read whole (a byte-wise read returns only the first digit)
+    expect(f.sysctl['kernel.sched_rt_runtime_us']).toBe('950000');
+    expect(f.ksm.pages_to_scan).toBe(100);
   });
 
   it('classifies distro families by ID and ID_LIKE', () => {
