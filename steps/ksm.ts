@@ -75,7 +75,7 @@ const step: Step<Params | undefined> = {
     }
     const want = { pages_to_scan: p!.pagesToScan, sleep_millisecs: p!.sleepMs, run };
     const diffs = Object.entries(want).filter(([k, v]) => ksm[k] !== v);
-    // run=2 reads back as 0 once everything is unmerged
+    // run=2 (stop + unmerge) reads back as 2; after a reboot the unit writes 0: both mean "off"
     const settled = run === 2 && ksm.run === 0 && diffs.every(([k]) => k === 'run');
     const changes: Change[] = [];
     if (diffs.length && !settled) {

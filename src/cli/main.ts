@@ -5,7 +5,7 @@ import { ConfigError, formatProblem } from '../core/errors.ts';
 import { loadInventory, selectHosts, type Inventory } from '../inventory/load.ts';
 import { Journal, lastReport, Secrets } from '../runner/journal.ts';
 import { countChanges, failed, junit, summaryTable, type Report } from '../runner/report.ts';
-import { gatherFacts, run } from '../runner/run.ts';
+import { gatherFacts, resolveParams, run } from '../runner/run.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
 import { steps as allSteps, stepByName } from '../../steps/index.ts';
 import { buildSchema } from '../inventory/schema.ts';
@@ -140,6 +140,7 @@ async function runCommand(mode: 'plan' | 'apply', f: Flags): Promise<number> {
       return 0;
     }
   }
+  resolveParams(hosts, steps); // bad vars: exit 2 before a journal, a prompt or a connection
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
   const journal = new Journal(root, secretsOf(hosts, pw));
   const view = f.json ? undefined : (await import('../runner/view.ts')).liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : 'applying' });

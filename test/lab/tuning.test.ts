@@ -25,7 +25,9 @@ describe('host tuning steps on a lab VM', () => {
   beforeAll(async () => {
     await resetLab();
     inv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'tuning.yaml');
-    writeFileSync(inv, readFileSync(LAB_INVENTORY, 'utf8').replace('      vars:\n', '      vars:\n        hugepages_count: 64\n        ksm_pages_to_scan: 200\n'));
+    const lab = readFileSync(LAB_INVENTORY, 'utf8');
+    expect(lab).toMatch(/hugepages_count: "10%"/);
+    writeFileSync(inv, lab.replace(/hugepages_count: "10%".*/, 'hugepages_count: 64\n        ksm_pages_to_scan: 200'));
   }, 120_000);
 
   it('plan shows every change and changes nothing', async () => {
@@ -66,6 +68,6 @@ describe('host tuning steps on a lab VM', () => {
     expect(r.code).toBe(0);
     const s = state();
     expect(s.hugepages).toBe(0);
-    expect(s.ksmRun).toBe(0);
+    expect([0, 2]).toContain(s.ksmRun); // 2: stopped and unmerged
   }, 300_000);
 });
