@@ -6,6 +6,9 @@ tree=$1 out=$2 size=${3:-8}
 for tool in sfdisk losetup partx mkfs.ext4 qemu-img; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y fdisk util-linux e2fsprogs qemu-utils" >&2; exit 3; }
 done
+exec 9>"$out.lock"
+flock 9
+[ -e "$out" ] && exit 0
 work=$(mktemp -d "${out}.build-XXXXXX")
 raw=$work/disk.raw
 mnt=$work/mnt

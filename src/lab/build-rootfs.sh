@@ -5,6 +5,11 @@
 set -eu
 dest=$1 pubkey=$2
 [ -d "$dest" ] && exit 0
+# one builder at a time (a test run and a lab up may ask together); the loser finds it built
+mkdir -p "$(dirname "$dest")"
+exec 9>"$dest.lock"
+flock 9
+[ -d "$dest" ] && exit 0
 for tool in debootstrap chroot; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y debootstrap" >&2; exit 3; }
 done
