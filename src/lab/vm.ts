@@ -241,7 +241,7 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
     await waitSsh(probe, 40_000);
     verdict = { accel: 'kvm', note: 'KVM: a guest booted with it' };
   } catch (e) {
-    verdict = { accel: 'tcg', note: `TCG software emulation: /dev/kvm exists but a guest does not boot with it (${(e as Error).message.split('\n')[0].slice(0, 160)})` };
+    verdict = { accel: 'tcg', note: `TCG software emulation: /dev/kvm exists but a guest does not boot with it (${(e as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 200)})` };
   } finally {
     stopQemu(probe.pid);
     rmSync(probe.overlay, { force: true });
