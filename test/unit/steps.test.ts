@@ -112,6 +112,14 @@ describe('hugepages', () => {
     expect(c.map((y) => y.summary)).toEqual(['mount hugetlbfs on /dev/hugepages']);
   });
 
+  it('no systemd, other mount point: mounts and adds an fstab line', async () => {
+    const x = f(1024);
+    x.mounts = [];
+    x.init = 'other';
+    const c = await plan(hugepages, ['hugepages_mount: /mnt/huge'], x, { files: { [SYSCTL_FILE]: conf(1024) } });
+    expect(c[0].script).toBe("mkdir -p /mnt/huge && mount -t hugetlbfs hugetlbfs /mnt/huge && { grep -qs ' /mnt/huge hugetlbfs ' /etc/fstab || echo 'hugetlbfs /mnt/huge hugetlbfs defaults 0 0' >> /etc/fstab; }");
+  });
+
   it('bad input: negative or non-integer counts → file:line', () => {
     expect(configError(hugepages, ['hugepages_count: -1'])).toMatchObject({ line: 4 });
     expect(configError(hugepages, ['hugepages_count: 1.5'])).toMatchObject({ line: 4 });
@@ -158,6 +166,14 @@ describe('ksm', () => {
     const c = await plan(ksm, ['ksm_policy: thesis', 'ksm_host_role: production'], f(1), { ...enabled, files: { [UNIT_FILE]: unit() }, probes: [[/loadavg/, '3.90 2.00 1.00 3/200 999\n'], [/is-enabled/, 'enabled\n']] });
     expect(c[0].summary).toBe('ksm run 1 → 0');
     expect(c[0].diff).toMatch(/over 70%/);
+  });
+
+  it('no systemd (other init): sets sysfs now and warns that it will not survive a reboot', async () => {
+    const x = f(0);
+    x.init = 'other';
+    const c = await plan(ksm, [], x);
+    expect(c.map((y) => y.summary)).toEqual(['ksm run 0 → 1']);
+    expect(c[0].warning).toMatch(/will not survive a reboot/);
   });
 
   it('fails on a kernel without KSM', async () => {
