@@ -132,6 +132,12 @@ describe('inventory validation', () => {
     expect(problems('- a\n- b\n')[0].message).toMatch(/mapping/);
   });
 
+  it('loads the example inventory, which points editors at the schema', () => {
+    const inv = loadInventory('inventories/example.yaml');
+    expect(inv.hosts.map((h) => h.name)).toEqual(['kvm1', 'kvm2']);
+    expect(readFileSync('inventories/example.yaml', 'utf8')).toMatch(/^# yaml-language-server: \$schema=schema\.json/);
+  });
+
   it('ships the generated schema in inventories/schema.json', () => {
     expect(JSON.parse(readFileSync('inventories/schema.json', 'utf8'))).toEqual(JSON.parse(JSON.stringify(buildSchema())));
   });
