@@ -1,6 +1,7 @@
 // plan/apply as plain functions: hosts in parallel (--forks), steps in order, one connection per host.
 import { CommandError, ConfigError, HostError, isUserError, type Problem } from '../core/errors.ts';
 import { writeFileScript } from '../core/file.ts';
+import { quote } from '../core/sh.ts';
 import type { Change, Host, Step, StepContext, Transport } from '../core/types.ts';
 import { FACTS_SCRIPT, parseFacts, type Facts } from '../facts/gather.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
@@ -78,7 +79,7 @@ function context(host: Host, facts: Facts, t: Transport, journal: Journal, step:
     facts,
     probe,
     readFile: async (path) => {
-      const out = await probe(`if [ -f '${path.replace(/'/g, `'\\''`)}' ]; then echo Y; cat '${path.replace(/'/g, `'\\''`)}'; else echo N; fi`);
+      const out = await probe(`if [ -f ${quote(path)} ]; then echo Y; cat ${quote(path)}; else echo N; fi`);
       return out.startsWith('Y\n') ? out.slice(2) : out === 'Y' ? '' : null;
     },
   };
