@@ -129,15 +129,6 @@ export function parseGrepH(text: string, key: (path: string) => string): Record<
   return out;
 }
 
-export function parseKeyValues(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0 && line.slice(i + 1) !== '') out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
-
 interface IpAddr {
   ifname: string;
   address?: string;

@@ -5,6 +5,7 @@ import { execFileSync, execSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureRootfs, labKey, PROJECT } from '../../src/lab/paths.ts';
+import { alive } from '../../src/lab/vm.ts';
 
 export const SUDO_PASSWORD = 'kvf pw;$(touch /tmp/pwned)\'"`';
 
@@ -18,16 +19,6 @@ export interface NsHost {
 
 const sh = (cmd: string) => execSync(cmd, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) Z /.test(stat);
-  } catch {
-    return false;
-  }
-}
 
 function killNs(ns: string) {
   for (let i = 0; i < 3; i++) {
