@@ -25,6 +25,8 @@ Commands:
   inventory from-vagrant [--from FILE] [--out FILE]   inventory + host keys from 'vagrant ssh-config'
   steps                 list the steps in the order they run
   lab up|status|ssh|reset|down   disposable Debian VMs to try things on (see README)
+      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot]
+  render [--out DIR]    write each host's domain XML for review (validated by libvirt)
 
 Options:
   -i, --inventory FILE  inventory (default: $KVMFORGE_INVENTORY or inventories/lab.yaml)
@@ -66,6 +68,7 @@ const options = {
   out: { type: 'string' },
   memory: { type: 'string' },
   cpus: { type: 'string' },
+  'cold-boot': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
 
@@ -252,6 +255,28 @@ async function inventoryCommand(sub: string | undefined, f: Flags): Promise<numb
   return 0;
 }
 
+/** Every host's domain XML, validated by libvirt, written to OUT/HOST/VM.xml for review. */
+async function renderCommand(f: Flags): Promise<number> {
+  const { default: domains } = await import('../../steps/domains.ts');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const hosts = selectHosts(inventoryOf(f), f.limit);
+  const out = f.out ?? '.kvmforge/render';
+  const planned = hosts.map((h) => ({ h, vms: domains.params(h) ?? [] })); // all validated before one is written
+  let n = 0;
+  for (const { h, vms } of planned) {
+    if (!vms.length) continue;
+    mkdirSync(`${out}/${h.name}`, { recursive: true });
+    for (const { vm, xml } of vms) {
+      const file = `${out}/${h.name}/${vm.name.replace(/[^A-Za-z0-9._+-]/g, '_')}.xml`;
+      writeFileSync(file, xml);
+      process.stdout.write(`${file}\n`);
+      n++;
+    }
+  }
+  process.stderr.write(`${n} domain(s) rendered and validated (virt-xml-validate, virsh -c test:///default define --validate)\n`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -280,6 +305,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'steps':
         for (const s of allSteps) process.stdout.write(`${s.name.padEnd(16)} ${s.description}\n`);
         return 0;
+      case 'render':
+        return await renderCommand(f);
       case 'lab': {
         const { labCommand } = await import('../lab/cli.ts');
         return await labCommand(rest, f);

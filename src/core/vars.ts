@@ -7,6 +7,9 @@ export function varOr<T>(host: Host, name: string, dflt: T): T {
   return v === undefined || v === null ? dflt : (v as T);
 }
 
+/** An error at a var, or inside one with a dotted path ('domains_vms.0.memory'): the nearest known position. */
 export function badVar(host: Host, name: string, message: string): ConfigError {
-  return ConfigError.one(message, { ...(host.varPos[name] ?? host.pos), key: `${host.name}.${name}` });
+  let at = name;
+  while (!host.varPos[at] && at.includes('.')) at = at.slice(0, at.lastIndexOf('.'));
+  return ConfigError.one(message, { ...(host.varPos[at] ?? host.pos), key: `${host.name}.${name}` });
 }

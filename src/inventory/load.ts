@@ -141,6 +141,15 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
     for (const [k, v] of Object.entries(vars as Vars)) {
       into[k] = v;
       pos[k] = src.pos([...path, k]);
+      nestedPositions(v, [...path, k], k, pos);
+    }
+  };
+  // positions of nested values too ('domains_vms.0.memory'), so steps can point into lists and maps
+  const nestedPositions = (v: unknown, path: string[], key: string, pos: Record<string, Position>, depth = 0) => {
+    if (!v || typeof v !== 'object' || depth > 5) return;
+    for (const [k, sub] of Object.entries(v as Vars)) {
+      pos[`${key}.${k}`] = src.pos([...path, k]);
+      nestedPositions(sub, [...path, k], `${key}.${k}`, pos, depth + 1);
     }
   };
   const walk = (name: string, g: unknown, path: string[], stack: string[]) => {
@@ -211,12 +220,11 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
     const ordered = [...memberOf].map((n) => groups.get(n)!).sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name));
     const vars: Vars = {};
     const varPos: Record<string, Position> = {};
-    for (const g of ordered) {
+    for (const g of [...ordered, def]) {
+      for (const k of Object.keys(g.vars)) for (const p of Object.keys(varPos)) if (p.startsWith(`${k}.`)) delete varPos[p];
       Object.assign(vars, g.vars);
       Object.assign(varPos, g.varPos);
     }
-    Object.assign(vars, def.vars);
-    Object.assign(varPos, def.varPos);
     const host: Host = {
       name,
       groups: ordered.map((g) => g.name).filter((g) => g !== 'all'),

@@ -40,6 +40,8 @@ echo 'GRUB_DISABLE_LINUX_UUID=true' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.
 # boot faster under emulation: no menu wait, little console chatter (a failed boot still prints)
 echo 'GRUB_TIMEOUT=0' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
 echo 'GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0,115200 net.ifnames=0 quiet loglevel=3"' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
+# no logind session + systemd --user manager per SSH login: seconds each under emulation
+sed -i '/pam_systemd.so/d' "$mnt/etc/pam.d/common-session"
 chroot "$mnt" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer >/dev/null 2>&1 || true
 chroot "$mnt" grub-install --target=i386-pc --recheck "$loop" >/dev/null 2>&1 || chroot "$mnt" grub-install --target=i386-pc "$loop"
 chroot "$mnt" update-grub >/dev/null 2>&1

@@ -16,7 +16,7 @@ export async function labCommand(args: string[], f: Record<string, string | bool
   try {
     switch (sub) {
       case 'up': {
-        const s = await labUp({ hosts: int(f.hosts, 'hosts', 1, 1), memory: int(f.memory, 'memory', 2048, 512), cpus: int(f.cpus, 'cpus', 2, 1), inventoryDir: invDir }, log);
+        const s = await labUp({ hosts: int(f.hosts, 'hosts', 1, 1), memory: int(f.memory, 'memory', 2048, 512), cpus: int(f.cpus, 'cpus', 2, 1), inventoryDir: invDir, golden: !f['cold-boot'] }, log);
         log(`inventory: ${invDir}/lab.yaml (${s.vms.length} host(s)); try: kvmforge plan -i ${invDir}/lab.yaml`);
         return 0;
       }

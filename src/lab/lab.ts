@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ensureGolden, resumeIncoming, syncClock, type Golden } from './golden.ts';
 import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type LabState, type Log, type Vm } from './vm.ts';
 
 export interface UpOptions {
@@ -10,6 +11,8 @@ export interface UpOptions {
   cpus: number;
   inventoryDir: string;
   bootTimeoutMs?: number;
+  /** false: every VM boots cold (no golden state) */
+  golden?: boolean;
 }
 
 export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
@@ -40,17 +43,29 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
     pristine: false,
   }));
   const state: LabState = { accel, accelNote: note, hostKey: hostKeyOfImage(), vms };
+  let golden: Golden | undefined;
+  if (o.golden !== false) {
+    try {
+      golden = await ensureGolden(base, accel, o.memory, o.cpus, state.hostKey, log);
+    } catch (e) {
+      log(`no golden state (${(e as Error).message.split('\n')[0]}); booting cold`);
+    }
+  }
   for (const vm of vms) {
-    overlay(base, vm.overlay);
-    vm.pid = startQemu(vm, accel);
+    overlay(golden?.disk ?? base, vm.overlay);
+    vm.pid = startQemu(vm, accel, golden?.state);
     writeState(state);
   }
   const timeout = o.bootTimeoutMs ?? (accel === 'kvm' ? 120_000 : 420_000);
   try {
     await Promise.all(
       vms.map(async (vm) => {
-        const ms = await waitSsh(vm, timeout);
-        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(0)} s (127.0.0.1:${vm.port})`);
+        const t0 = Date.now();
+        if (golden) await resumeIncoming(vm);
+        await waitSsh(vm, timeout);
+        const ms = Date.now() - t0;
+        if (golden) syncClock(vm, state.hostKey);
+        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'})`);
         await hmp(vm.monitor, 'savevm pristine');
         vm.pristine = true;
       }),
@@ -100,7 +115,7 @@ export function labDown(log: Log) {
     }
   }
   for (const f of readdirSync(dir)) {
-    if (/\.(qcow2|pid|mon|console\.log|qemu\.log)$/.test(f) || f === 'state.json') rmSync(join(dir, f), { force: true });
+    if (/\.(qcow2|pid|mon|console\.log|qemu\.log|known_hosts)$/.test(f) || f === 'state.json') rmSync(join(dir, f), { force: true });
   }
   log('lab down');
 }
@@ -122,12 +137,13 @@ function findVm(name: string): { state: LabState; vm: Vm } {
 
 /** Back to the state saved right after first boot, without a cold boot. */
 export async function labReset(name: string, log: Log): Promise<number> {
-  const { vm } = findVm(name);
+  const { state, vm } = findVm(name);
   if (!vm.pristine) throw new Error(`${name} has no pristine snapshot`);
   const t0 = Date.now();
   const out = await hmp(vm.monitor, 'loadvm pristine');
   if (/Error|error/.test(out)) throw new Error(`loadvm failed on ${name}: ${out}`);
   await waitSsh(vm, 60_000);
+  syncClock(vm, state.hostKey);
   const ms = Date.now() - t0;
   log(`${name}: reset to pristine in ${(ms / 1000).toFixed(1)} s`);
   return ms;

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
+import { quote } from '../core/sh.ts';
 import { cacheDir, ensureRootfs, HERE, labKey, rootfsDir } from './paths.ts';
 
 export interface Vm {
@@ -167,8 +168,11 @@ export function hmp(socket: string, command: string, timeoutMs = 120_000): Promi
   });
 }
 
-export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string): string[] {
-  const mac = `52:54:00:6b:66:${(vm.port % 256).toString(16).padStart(2, '0')}`;
+// One MAC for every lab VM: each sits alone on its own user-mode network, and a VM restored from the
+// golden state must keep the device it was saved with.
+export const LAB_MAC = '52:54:00:6b:66:01';
+
+export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming?: string): string[] {
   return [
     '-name', `kvmforge-${vm.name}`,
     '-machine', 'pc',
@@ -177,22 +181,24 @@ export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string): string[
     '-m', String(vm.memory),
     '-drive', `file=${vm.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
     '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22`,
-    '-device', `virtio-net-pci,netdev=net0,mac=${mac}`,
+    '-device', `virtio-net-pci,netdev=net0,mac=${LAB_MAC}`,
     '-display', 'none',
     '-serial', `file:${vm.console}`,
     '-monitor', `unix:${vm.monitor},server,nowait`,
     '-pidfile', pidfile,
+    ...(incoming ? ['-incoming', `exec:cat ${quote(incoming)}`] : []),
     '-daemonize',
   ];
 }
 
-export function startQemu(vm: Vm, accel: 'kvm' | 'tcg'): number {
+/** Starts QEMU daemonized; with `incoming`, the guest resumes from that saved state instead of booting. */
+export function startQemu(vm: Vm, accel: 'kvm' | 'tcg', incoming?: string): number {
   const pidfile = join(labDir(), `${vm.name}.pid`);
   rmSync(pidfile, { force: true });
   rmSync(vm.console, { force: true });
   const errFile = join(labDir(), `${vm.name}.qemu.log`);
   try {
-    execFileSync('qemu-system-x86_64', qemuArgs(vm, accel, pidfile), { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('qemu-system-x86_64', qemuArgs(vm, accel, pidfile, incoming), { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
     const msg = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
     writeFileSync(errFile, msg);

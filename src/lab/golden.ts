@@ -1,0 +1,107 @@
+// The golden state: one VM booted cold once, its RAM saved to a file and its disk frozen as an
+// overlay of the base image. Every later lab VM is an overlay of that disk resuming from that RAM,
+// so it answers SSH in seconds instead of a minute of TCG boot. Keyed by everything that must match
+// between saver and restorer: base image, QEMU build, accelerator, memory, CPUs.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { alive, hmp, labDir, labKey, overlay, pickPorts, startQemu, stopQemu, waitSsh, type Log, type Vm } from './vm.ts';
+import { cacheDir } from './paths.ts';
+import { quote } from '../core/sh.ts';
+
+export interface Golden {
+  disk: string;
+  state: string;
+}
+
+export function goldenDir(base: string, accel: string, memory: number, cpus: number): string {
+  const qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+  const key = createHash('sha256').update([basename(base), qemu, accel, memory, cpus].join('\n')).digest('hex').slice(0, 12);
+  return join(cacheDir(), `golden-${key}`);
+}
+
+/** Runs a command in a lab guest over OpenSSH, host key checked against the image's key. */
+export function guestRun(vm: Vm, hostKey: string, command: string, timeoutMs = 60_000): { code: number; out: string } {
+  const kh = join(labDir(), `${vm.name}.known_hosts`);
+  writeFileSync(kh, `[127.0.0.1]:${vm.port} ${hostKey}\n`);
+  const r = spawnSync('ssh', ['-i', labKey(), '-p', String(vm.port), '-o', `UserKnownHostsFile=${kh}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', 'kvmforge@127.0.0.1', command], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status ?? 1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+}
+
+/** A resumed guest's clock is where it was when the state was saved: set it to now. */
+export function syncClock(vm: Vm, hostKey: string) {
+  const r = guestRun(vm, hostKey, `sudo -n date -u -s @${Math.floor(Date.now() / 1000)} >/dev/null`);
+  if (r.code !== 0) throw new Error(`${vm.name}: could not set the guest clock after resume: ${r.out}`);
+}
+
+async function waitMigration(monitor: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const info = await hmp(monitor, 'info migrate');
+    const status = /Migration status:\s*(\S+)/.exec(info)?.[1];
+    if (status === 'completed') return;
+    if (status === 'failed' || status === 'cancelled') throw new Error(`saving the golden state failed: ${info}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('saving the golden state did not finish in 150 s');
+}
+
+/** A VM started with -incoming stays paused (the state was saved paused): continue it once loaded. */
+export async function resumeIncoming(vm: Vm): Promise<void> {
+  for (let i = 0; i < 240; i++) {
+    const status = await hmp(vm.monitor, 'info status').catch(() => '');
+    if (/running/.test(status)) return;
+    if (/paused|postmigrate|prelaunch/.test(status) && /Migration status:\s*completed/.test(await hmp(vm.monitor, 'info migrate'))) {
+      await hmp(vm.monitor, 'cont');
+      return;
+    }
+    if (!alive(vm.pid)) throw new Error(`${vm.name}: QEMU exited while loading the golden state`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${vm.name}: the golden state did not load in 60 s`);
+}
+
+/** The golden state for these settings: made once (one cold boot), then reused. */
+export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: number, cpus: number, hostKey: string, log: Log): Promise<Golden> {
+  const dir = goldenDir(base, accel, memory, cpus);
+  const golden = { disk: join(dir, 'disk.qcow2'), state: join(dir, 'ram.state') };
+  if (existsSync(golden.state)) return golden;
+  for (const f of readdirSync(cacheDir())) {
+    const pid = /^golden-\w+\.tmp-(\d+)$/.exec(f)?.[1];
+    if (pid && !alive(Number(pid))) rmSync(join(cacheDir(), f), { recursive: true, force: true }); // a killed run's
+  }
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const vm: Vm = { name: 'golden', port: (await pickPorts(1, 2300))[0], pid: 0, overlay: join(tmp, 'disk.qcow2'), monitor: join(labDir(), 'golden.mon'), console: join(labDir(), 'golden.console.log'), memory, cpus, pristine: false };
+  log(`making the golden state (one cold boot, ~1–2 min under TCG; later VMs resume from it in seconds) in ${dir}`);
+  const t0 = Date.now();
+  try {
+    overlay(base, vm.overlay);
+    vm.pid = startQemu(vm, accel);
+    await waitSsh(vm, accel === 'kvm' ? 120_000 : 420_000);
+    // let boot finish, so resumed guests don't redo its tail
+    guestRun(vm, hostKey, 'timeout 120 systemctl is-system-running --wait >/dev/null 2>&1; sync', 150_000);
+    await hmp(vm.monitor, 'stop');
+    const target = join(tmp, 'ram.state');
+    if (/["\\\n]/.test(target)) throw new Error(`the cache path ${target} has a quote, backslash or newline; set KVMFORGE_CACHE`);
+    await hmp(vm.monitor, `migrate "exec:cat > ${quote(target)}"`);
+    await waitMigration(vm.monitor);
+    await hmp(vm.monitor, 'quit', 3000).catch(() => ''); // no prompt comes back after quit
+    for (let i = 0; i < 100 && alive(vm.pid); i++) await new Promise((r) => setTimeout(r, 100));
+    stopQemu(vm.pid);
+    try {
+      renameSync(tmp, dir);
+    } catch {
+      rmSync(tmp, { recursive: true, force: true }); // another run made it first
+    }
+    log(`golden state made in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    return golden;
+  } catch (e) {
+    stopQemu(vm.pid);
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    rmSync(vm.monitor, { force: true });
+  }
+}
