@@ -147,8 +147,10 @@ const step: Step<Planned[] | undefined> = {
     const vms = planned.map((p) => p.vm);
     const view = parseProbe(await ctx.probe(probeScript(vms)));
     const problems = preflight(vms, view, ctx.facts);
-    if (problems.length) throw new HostError(`pre-flight failed, nothing defined:\n  ${problems.join('\n  ')}`);
     const changes: Change[] = [];
+    if (problems.length && !ctx.pendingSteps?.length) throw new HostError(`pre-flight failed, nothing defined:\n  ${problems.join('\n  ')}`);
+    // check mode, with earlier steps still to change the host (hugepages, a bridge…): apply re-checks after them
+    if (problems.length) changes.push({ summary: 'pre-flight not met yet', warning: `pre-flight not met before ${ctx.pendingSteps!.join(', ')} run; apply checks again after them:\n  ${problems.join('\n  ')}` });
     for (const { vm, xml } of planned) {
       for (const d of vm.disks) {
         if (view.paths[d.path] === 'creatable') changes.push({ summary: `create disk ${d.path} (${d.format}, ${d.size})`, script: sh`qemu-img create -q -f ${d.format} ${d.path} ${d.size!}` });
@@ -158,7 +160,9 @@ const step: Step<Planned[] | undefined> = {
       const have = cur ? parseXml(cur.xml) : undefined;
       if (!have || !matches(want, have)) {
         const diff = have ? [...differences(want, have), ...extras(want, have)].join('\n') : xml;
-        const b64 = Buffer.from(xml).toString('base64');
+        // a redefinition keeps the domain's uuid, or libvirt refuses the name as taken
+        const uuid = have?.children.find((c) => c.tag === 'uuid')?.text;
+        const b64 = Buffer.from(uuid && /^[0-9a-f-]{36}$/.test(uuid) ? xml.replace(/(<\/name>\n)/, `$1  <uuid>${uuid}</uuid>\n`) : xml).toString('base64');
         // the definition being replaced is kept, like every file kvmforge replaces
         const backup = cur ? sh`mkdir -p ${BACKUP_DIR} && virsh -q dumpxml --inactive ${vm.name} > ${`${BACKUP_DIR}/${vm.name.replace(/[^A-Za-z0-9._-]/g, '_')}.xml.kvmforge.bak`}` : '';
         changes.push({

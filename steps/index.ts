@@ -5,9 +5,10 @@ import virtioModules from './virtio-modules.ts';
 import hugepages from './hugepages.ts';
 import ksm from './ksm.ts';
 import bootArgs from './boot-args.ts';
+import sriov from './sriov.ts';
 import domains from './domains.ts';
 
-export const steps: Step<any>[] = [files, virtioModules, hugepages, ksm, bootArgs, domains];
+export const steps: Step<any>[] = [files, virtioModules, hugepages, ksm, bootArgs, sriov, domains];
 
 export function stepByName(name: string): Step<any> | undefined {
   return steps.find((s) => s.name === name);

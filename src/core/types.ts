@@ -80,6 +80,8 @@ export interface StepContext {
   probe(script: string): Promise<string>;
   /** File content, or null when it does not exist. Memoized per plan. */
   readFile(path: string): Promise<string | null>;
+  /** In check mode: earlier steps of this run that would change the host first (their changes aren't on it yet). */
+  pendingSteps?: string[];
 }
 
 export interface Step<P = unknown> {

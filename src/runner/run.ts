@@ -58,7 +58,7 @@ export async function gatherFacts(t: Transport, host: Host, journal?: Journal): 
   return parseFacts(r.stdout);
 }
 
-function context(host: Host, facts: Facts, t: Transport, journal: Journal, step: string): StepContext {
+function context(host: Host, facts: Facts, t: Transport, journal: Journal, step: string, pendingSteps: string[] = []): StepContext {
   const memo = new Map<string, Promise<string>>();
   const probe = (script: string) => {
     let p = memo.get(script);
@@ -77,6 +77,7 @@ function context(host: Host, facts: Facts, t: Transport, journal: Journal, step:
   return {
     host,
     facts,
+    pendingSteps,
     probe,
     readFile: async (path) => {
       const out = await probe(`if [ -f ${quote(path)} ]; then echo Y; cat ${quote(path)}; else echo N; fi`);
@@ -142,6 +143,7 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
   try {
     t = await (o.connectFn ?? connect)(host, o.connect);
     let facts = await gatherFacts(t, host, o.journal);
+    const pending: string[] = [];
     for (const step of o.steps) {
       const s0 = Date.now();
       const p = params.get(step.name);
@@ -154,10 +156,13 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
       }
       o.events?.stepStart?.(host.name, step.name);
       try {
-        const changes = await step.plan(context(host, facts, t, o.journal, step.name), p);
+        const changes = await step.plan(context(host, facts, t, o.journal, step.name, [...pending]), p);
         sr.changes = changes.map((c) => ({ summary: c.summary, diff: c.diff, warning: c.warning }));
         const real = changes.filter((c) => c.file || c.script || c.reboot);
-        if (real.length && o.mode === 'plan') sr.status = 'would change';
+        if (real.length && o.mode === 'plan') {
+          sr.status = 'would change';
+          pending.push(step.name);
+        }
         if (real.length && o.mode === 'apply') {
           for (const c of real) await applyChange(t, host, step.name, c, o);
           const rebooted = real.some((c) => c.reboot);

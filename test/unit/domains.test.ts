@@ -13,6 +13,7 @@ import { BUILTIN_PROFILES, TIERS } from '../../src/domains/profiles.ts';
 import { resolveVms, type Vm } from '../../src/domains/spec.ts';
 import { covers, differences, extras, matches, parseXml } from '../../src/domains/xml.ts';
 import domains, { parseProbe, preflight, probeScript } from '../../steps/domains.ts';
+import sriov, { MODPROBE_CONF, modprobeConf, UDEV_RULES, udevRules } from '../../steps/sriov.ts';
 import { debianFacts, fakeCtx } from '../harness/fake-host.ts';
 
 /** An inventory of one host whose domains_vms is the given YAML block (indented under the key). */
@@ -208,10 +209,43 @@ describe('pre-flight and plan (fixtures)', () => {
     expect(changes.map((c) => c.summary)).toEqual(['redefine VM web']);
     expect(changes[0].diff).toMatch(/\/domain\/memory: '524288' → '1048576'/);
     expect(changes[0].script).toMatch(/virsh -q dumpxml --inactive web > \/var\/lib\/kvmforge\/domains\/web.xml.kvmforge.bak/);
+    const uuid = /<uuid>(.*)<\/uuid>/.exec(dumped)![1];
+    const sent = Buffer.from(/printf '%s' '([^']+)'/.exec(changes[0].script!)![1], 'base64').toString();
+    expect(sent).toContain(`<name>web</name>\n  <uuid>${uuid}</uuid>`); // or libvirt refuses the name as taken
   });
 
   it('a failed pre-flight fails the host and defines nothing', async () => {
     const h = inv(`        - { name: web, nics: [{ bridge: br7 }] }\n`).hosts[0];
     await expect(domains.plan(fakeCtx(facts, { probes: [[/virsh/, probeOut()]] }, h), domains.params(h)!)).rejects.toThrow(/pre-flight failed, nothing defined:\n  VM web: bridge br7 does not exist/);
+  });
+});
+
+describe('sriov (fixtures: no SR-IOV hardware here)', () => {
+  const facts = debianFacts();
+  const sriovHost = (vars: string) => parseInventory(`all:\n  hosts:\n    h1:\n${vars}`, 'inv.yaml').hosts[0];
+  it('plans VFs through 0, a udev rule for boot, and max_vfs for old drivers; nothing when done', async () => {
+    const h = sriovHost('      sriov_vfs: { eth1: 7, eth2: 4 }\n      sriov_max_vfs: { igb: 7 }\n');
+    const p = sriov.params(h)!;
+    const changes = await sriov.plan(fakeCtx(facts, { probes: [[/sriov_totalvfs/, 'eth1 0 7\neth2 4 8\n']] }, h), p);
+    expect(changes.map((c) => c.summary)).toEqual(['eth1: VFs 0 → 7', `create ${UDEV_RULES}`, `create ${MODPROBE_CONF}`]);
+    expect(changes[0].script).toBe('f=/sys/class/net/eth1/device/sriov_numvfs; echo 0 > "$f"; echo 7 > "$f"');
+    expect(changes[1].file!.content).toContain('ACTION=="add", SUBSYSTEM=="net", KERNEL=="eth1", ATTR{device/sriov_numvfs}="7"');
+    expect(changes[2].file!.content).toContain('options igb max_vfs=7');
+    expect(changes[2].warning).toMatch(/takes effect when the driver is next loaded/);
+    const done = await sriov.plan(fakeCtx(facts, { probes: [[/sriov_totalvfs/, 'eth1 7 7\neth2 4 8\n']], files: { [UDEV_RULES]: udevRules(p.vfs), [MODPROBE_CONF]: modprobeConf(p.maxVfs) } }, h), p);
+    expect(done).toEqual([]);
+  });
+  it('refuses a NIC without SR-IOV, a missing NIC, and more VFs than the NIC has', async () => {
+    const h = sriovHost('      sriov_vfs: { eth0: 2, eth5: 1, eth1: 9 }\n');
+    await expect(sriov.plan(fakeCtx(facts, { probes: [[/sriov_totalvfs/, 'eth0 no-sriov\neth5 missing\neth1 0 7\n']] }, h), sriov.params(h)!)).rejects.toThrow(/eth0 has no SR-IOV capability.*; eth5 does not exist; eth1 supports at most 7 VFs, 9 asked/);
+  });
+  it('a count that is not a number is exit 2 with file:line', () => {
+    try {
+      sriovHost('      sriov_vfs: { eth1: many }\n');
+      throw new Error('expected a ConfigError');
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).problems[0]).toMatchObject({ file: 'inv.yaml', line: 4 });
+    }
   });
 });
