@@ -1,6 +1,7 @@
 // Every step, in the order a run applies them.
 import type { Step } from '../src/core/types.ts';
 import files from './files.ts';
+import bridge from './bridge.ts';
 import virtioModules from './virtio-modules.ts';
 import hugepages from './hugepages.ts';
 import ksm from './ksm.ts';
@@ -8,7 +9,7 @@ import bootArgs from './boot-args.ts';
 import sriov from './sriov.ts';
 import domains from './domains.ts';
 
-export const steps: Step<any>[] = [files, virtioModules, hugepages, ksm, bootArgs, sriov, domains];
+export const steps: Step<any>[] = [files, bridge, virtioModules, hugepages, ksm, bootArgs, sriov, domains];
 
 export function stepByName(name: string): Step<any> | undefined {
   return steps.find((s) => s.name === name);

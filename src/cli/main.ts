@@ -150,7 +150,7 @@ async function runCommand(mode: 'plan' | 'apply', f: Flags): Promise<number> {
   const report = await run(hosts, { mode, steps, forks, verify: Boolean(f.verify), connect: connectOptions(f, pw), journal, events: view?.events });
   await view?.done;
   output(report, f, steps.map((s) => s.name), journal);
-  return failed(report) ? 1 : 0;
+  return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
 }
 
 function output(report: Report, f: Flags, stepNames: string[], journal: Journal) {

@@ -71,6 +71,11 @@ export interface Change {
   reboot?: boolean;
   /** Shown in the plan, not applied. */
   warning?: string;
+  /** A change that may cut the connection (a bridge taking over the NIC): the script arms a rollback on
+   * the host and starts the switch detached; the runner then connects afresh, runs `verify`, and on
+   * success `commit` (disarms the rollback). Unreachable or unverified: the host rolls itself back
+   * after `timeoutS`, `rollback` runs at once when the host is still reachable, the step fails. */
+  confirm?: { verify: string; commit: string; rollback: string; timeoutS: number; rolledBack: string };
 }
 
 export interface StepContext {

@@ -3,19 +3,14 @@
 // machine, before any host sees it.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ejs from 'ejs';
-import { PROJECT } from '../lab/paths.ts';
+import { renderTemplate } from '../core/render.ts';
 import type { Vm } from './spec.ts';
 
-const TEMPLATE = join(PROJECT, 'templates', 'domain.xml.ejs');
-let compiled: ejs.TemplateFunction | undefined;
-
 export function renderDomain(vm: Vm): string {
-  compiled ??= ejs.compile(readFileSync(TEMPLATE, 'utf8'), { filename: TEMPLATE });
-  return compiled({ vm });
+  return renderTemplate('domain.xml.ejs', { vm });
 }
 
 const valid = new Set<string>();

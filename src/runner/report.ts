@@ -20,6 +20,8 @@ export interface HostReport {
   host: string;
   status: 'ok' | 'changed' | 'would change' | 'failed';
   error?: string;
+  /** Failed on bad input that only the host could reveal (a NIC it lacks): exit 2, like bad inventory. */
+  badInput?: boolean;
   steps: StepReport[];
   ms: number;
 }

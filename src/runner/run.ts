@@ -98,6 +98,70 @@ async function applyChange(t: Transport, host: Host, step: string, c: Change, o:
   }
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** After a change that may cut the connection: a fresh connection, the change's check, then commit.
+ * Otherwise the host's armed rollback restores it; we reconnect to say so, and fail the step. */
+export async function confirmChange(t: Transport, host: Host, step: string, c: Change, o: RunOptions): Promise<Transport> {
+  const { verify, commit, rollback, timeoutS, rolledBack } = c.confirm!;
+  const armedAt = Date.now();
+  await t.close();
+  const make = o.connectFn ?? connect;
+  const log = (m: string) => o.journal.log(host.name, `${step}: ${m}`);
+  // leave time to commit before the host's own rollback fires
+  const deadline = armedAt + timeoutS * 1000 - Math.min(15_000, timeoutS * 250);
+  let last = 'no answer';
+  let rolledBackByUs = false;
+  await sleep(2000);
+  while (Date.now() < deadline && !rolledBackByUs) {
+    let nt: Transport | undefined;
+    try {
+      nt = await make(host, { ...o.connect });
+      const r = await nt.exec(verify, { sudo: true, timeoutMs: 60_000 });
+      if (r.code === 0) {
+        const cm = await nt.exec(commit, { sudo: true, timeoutMs: 60_000 });
+        if (cm.code !== 0) throw new CommandError(host.name, commit, cm.code, cm.stderr, `commit failed (exit ${cm.code}): ${cm.stderr.trim()}`);
+        log(`confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback disarmed`);
+        return nt;
+      }
+      last = `check failed: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`;
+      log(`${last}; rolling back now`);
+      await nt.exec(rollback, { sudo: true, timeoutMs: 30_000 }).catch(() => undefined);
+      rolledBackByUs = true;
+    } catch (e) {
+      if (e instanceof CommandError) throw e;
+      last = (e as Error).message;
+      if (/CHANGED|unknown \(SHA256/.test(last)) throw e;
+    }
+    await nt?.close().catch(() => undefined);
+    if (!rolledBackByUs) await sleep(2000);
+  }
+  // not confirmed: wait out the host's own rollback (unless we ran it), then reach the old address
+  if (!rolledBackByUs) {
+    log(`not confirmed (${last}); waiting for the host to roll back by itself`);
+    await sleep(Math.max(0, armedAt + timeoutS * 1000 + 5000 - Date.now()));
+  }
+  const until = Date.now() + 180_000;
+  let back = 'no answer';
+  while (Date.now() < until) {
+    let verdict: string | undefined;
+    try {
+      const nt = await make(host, { ...o.connect });
+      const r = await nt.exec(rolledBack, { sudo: true, timeoutMs: 30_000 });
+      await nt.close();
+      verdict = r.code === 0 ? 'the host rolled back and is reachable at its old address' : `reachable, but the rollback did not report (${r.stdout.trim()})`;
+    } catch (e) {
+      back = (e as Error).message;
+    }
+    if (verdict) {
+      log(`not confirmed (${last}); ${verdict}`);
+      throw new HostError(`${c.summary}: not confirmed (${last}); ${verdict}`);
+    }
+    await sleep(3000);
+  }
+  throw new HostError(`${c.summary}: not confirmed (${last}), and the host is still unreachable after its rollback (${back})`);
+}
+
 /** Reboots and waits for a new boot_id on a fresh connection. Returns the new transport. */
 export async function rebootHost(t: Transport, host: Host, oldBootId: string, o: RunOptions): Promise<Transport> {
   const timeoutMs = (Number(host.vars.kvmforge_reboot_timeout) || 600) * 1000;
@@ -164,7 +228,10 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
           pending.push(step.name);
         }
         if (real.length && o.mode === 'apply') {
-          for (const c of real) await applyChange(t, host, step.name, c, o);
+          for (const c of real) {
+            await applyChange(t, host, step.name, c, o);
+            if (c.confirm) t = await confirmChange(t, host, step.name, c, o);
+          }
           const rebooted = real.some((c) => c.reboot);
           if (rebooted) t = await rebootHost(t, host, facts.bootId, o);
           sr.status = 'changed';
@@ -184,6 +251,7 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
         if (!isUserError(e)) throw e;
         sr.status = 'failed';
         sr.error = e.message;
+        if (e instanceof ConfigError) rep.badInput = true;
         rep.status = 'failed';
         rep.error = `${step.name}: ${e.message}`;
       }

@@ -160,7 +160,7 @@ export class NsLab {
   /** Writes an inventory for these hosts; `extra` adds per-host YAML lines. */
   inventory(file: string, extra: Record<string, string[]> = {}, groupVars: string[] = []): string {
     // namespace hosts share this machine's kernel: the kernel-changing steps are off unless a host turns them on (plan only!)
-    const safety = ['virtio_modules_enabled: false', 'hugepages_enabled: false', 'ksm_enabled: false', 'boot_args_enabled: false'];
+    const safety = ['virtio_modules_enabled: false', 'hugepages_enabled: false', 'ksm_enabled: false', 'boot_args_enabled: false', 'bridge_enabled: false', 'sriov_enabled: false', 'domains_enabled: false'];
     const lines = ['all:', '  vars:', `    ansible_ssh_private_key_file: ${this.key}`, `    kvmforge_known_hosts_file: ${this.knownHosts}`, ...safety.map((l) => `    ${l}`), ...groupVars.map((l) => `    ${l}`), '  hosts:'];
     for (const h of this.hosts) {
       lines.push(`    ${h.name}:`, `      ansible_host: ${h.address}`, ...(extra[h.name] ?? []).map((l) => `      ${l}`));
