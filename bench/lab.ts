@@ -4,6 +4,7 @@ import { rmSync, existsSync } from 'node:fs';
 import { baseImagePath, ensureImage, readState } from '../src/lab/vm.ts';
 import { rootfsDir } from '../src/lab/paths.ts';
 import { labDown, labReset, labUp } from '../src/lab/lab.ts';
+import { goldenDir } from '../src/lab/golden.ts';
 import { spawnSync } from 'node:child_process';
 
 const log = (s: string) => console.error(`  ${s}`);
@@ -20,10 +21,10 @@ const hadTree = existsSync(rootfsDir());
 ensureImage(log);
 rows.push([hadTree ? 'base image from cached tree' : 'debootstrap tree + base image', secs(Date.now() - t0)]);
 
-const boot = async (n: number) => {
+const boot = async (n: number, golden = true) => {
   const msgs: string[] = [];
   const t = Date.now();
-  await labUp({ hosts: n, memory: 2048, cpus: n === 1 ? 2 : 1, inventoryDir }, (s) => {
+  await labUp({ hosts: n, memory: 2048, cpus: 2, inventoryDir, golden }, (s) => {
     msgs.push(s);
     log(s);
   });
@@ -31,8 +32,17 @@ const boot = async (n: number) => {
   return { total: Date.now() - t, perVm };
 };
 
-let r = await boot(1);
-rows.push(['1 VM: overlay + boot to SSH (+ savevm)', `${secs(r.total)} (${r.perVm.join('; ')})`]);
+let r = await boot(1, false);
+rows.push(['1 VM, cold boot through GRUB: overlay + boot to SSH (+ savevm)', `${secs(r.total)} (${r.perVm.join('; ')})`]);
+const accel = readState()!.accel;
+labDown(log);
+rmSync(goldenDir(baseImagePath(), accel, 2048, 2), { recursive: true, force: true });
+t0 = Date.now();
+r = await boot(1);
+rows.push(['1 VM, first time: golden state made (one cold boot) + VM resumed from it', `${secs(r.total)} (${r.perVm.join('; ')})`]);
+labDown(log);
+r = await boot(1);
+rows.push(['1 VM from the golden state: lab up total (resume, clock, savevm)', `${secs(r.total)} (${r.perVm.join('; ')})`]);
 const resets: number[] = [];
 for (let i = 0; i < 3; i++) resets.push(await labReset('lab1', log));
 rows.push(['reset (loadvm) to SSH, 3 runs', resets.map(secs).join(', ')]);

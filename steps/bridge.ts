@@ -53,7 +53,8 @@ export function inSubnet(ip: string, cidr: string): boolean {
 export interface NetView {
   stack: Stack | 'unknown';
   dns: string[];
-  interfaces: string; // /etc/network/interfaces, for ifupdown
+  /** ifupdown files that declare the port (they get its stanza commented out) */
+  interfaces: Record<string, string>;
 }
 
 export function probeScript(port: string, bridge: string): string {
@@ -66,18 +67,26 @@ export function probeScript(port: string, bridge: string): string {
     `elif systemctl is-active -q systemd-networkd 2>/dev/null; then echo '@@stack networkd'`,
     `else echo '@@stack unknown'; fi`,
     `sed -n 's/^nameserver[[:space:]]*/@@dns /p' /etc/resolv.conf 2>/dev/null || true`,
-    `echo '@@interfaces'; cat /etc/network/interfaces 2>/dev/null || true`,
+    sh`for f in /etc/network/interfaces /etc/network/interfaces.d/*; do case $f in */kvmforge-*|*.kvmforge.bak) continue;; esac; grep -qsE ${`^[[:space:]]*(auto|allow-hotplug|iface)[[:space:]]+([^#]*[[:space:]])?${port}([[:space:]]|$)`} "$f" || continue; echo "@@ifile $f"; cat "$f"; echo; echo '@@ifile-end'; done`,
   ].join('\n');
 }
 
 export function parseProbe(out: string): NetView {
-  const v: NetView = { stack: 'unknown', dns: [], interfaces: '' };
-  const [head, ifaces = ''] = out.split('@@interfaces\n');
-  for (const line of head.split('\n')) {
-    if (line.startsWith('@@stack ')) v.stack = line.slice(8) as Stack;
-    if (line.startsWith('@@dns ')) v.dns.push(line.slice(6).trim());
+  const v: NetView = { stack: 'unknown', dns: [], interfaces: {} };
+  let file: string | undefined;
+  let lines: string[] = [];
+  for (const line of out.split('\n')) {
+    if (file !== undefined) {
+      if (line === '@@ifile-end') {
+        v.interfaces[file] = lines.join('\n');
+        file = undefined;
+      } else lines.push(line);
+    } else if (line.startsWith('@@ifile ')) {
+      file = line.slice(8);
+      lines = [];
+    } else if (line.startsWith('@@stack ')) v.stack = line.slice(8) as Stack;
+    else if (line.startsWith('@@dns ')) v.dns.push(line.slice(6).trim());
   }
-  v.interfaces = ifaces;
   return v;
 }
 
@@ -149,7 +158,7 @@ export function configFiles(stack: Stack, b: Bridge, view: NetView): FileSpec[] 
       ];
     case 'ifupdown':
       return [
-        { path: '/etc/network/interfaces', content: withoutStanza(view.interfaces, b.port) },
+        ...Object.entries(view.interfaces).map(([path, text]) => ({ path, content: withoutStanza(text, b.port) })),
         { path: `/etc/network/interfaces.d/kvmforge-${b.bridge}`, content: t('ifupdown.ejs') },
       ];
     case 'networkmanager':
@@ -232,7 +241,8 @@ export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeout
     'else',
     `  setsid nohup sh -c 'sleep ${timeoutS}; sh ${STATE_DIR}/rollback.sh' >/dev/null 2>&1 < /dev/null & echo $! > "$d/pending/timer.pid"`,
     'fi',
-    ...files.map((f) => `( ${writeFileScript(f)} ) || { sh "$d/rollback.sh"; exit 1; }`),
+    // the old versions are in $d/pending/files (then $d/committed/files), not beside: some stacks load every file
+    ...files.map((f) => `( ${writeFileScript({ ...f, noBackup: true })} ) || { sh "$d/rollback.sh"; exit 1; }`),
     // detached from this SSH session: a dropped session cannot stop it halfway
     'setsid nohup sh "$d/switch.sh" > "$d/pending/switch.log" 2>&1 < /dev/null &',
     'echo switching',

@@ -75,7 +75,8 @@ export function writeFileScript(spec: FileSpec): string {
   return [
     `target=${p}`,
     'mkdir -p "$(dirname "$target")"',
-    'tmp=$(mktemp "$target.kvmforge-XXXXXX")',
+    // a hidden temp name: directories that load every file (interfaces.d/*, conf.d) skip dotfiles
+    'tmp=$(mktemp "$(dirname "$target")/.$(basename "$target").kvmforge-XXXXXX")',
     `trap 'rm -f "$tmp"' EXIT`,
     `base64 -d > "$tmp" <<'KVMFORGE_EOF' || { echo "kvmforge: cannot write $target (temp file $tmp): see the error above" >&2; exit 1; }`,
     b64,
@@ -83,7 +84,7 @@ export function writeFileScript(spec: FileSpec): string {
     `chmod ${quote(spec.mode ?? '644')} "$tmp"`,
     `chown ${quote(spec.owner ?? 'root:root')} "$tmp"`,
     'sync "$tmp" 2>/dev/null || sync',
-    `if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up $target" >&2; exit 1; }; fi`,
+    ...(spec.noBackup ? [] : [`if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up $target" >&2; exit 1; }; fi`]),
     'mv -f "$tmp" "$target"',
     'trap - EXIT',
   ].join('\n');

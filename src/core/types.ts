@@ -57,6 +57,9 @@ export interface FileSpec {
   content: string;
   mode?: string;
   owner?: string;
+  /** Keep no PATH.kvmforge.bak beside it: for directories that load every file (ifupdown's interfaces.d);
+   * the step keeps the old version elsewhere. */
+  noBackup?: boolean;
 }
 
 export interface Change {
