@@ -116,7 +116,7 @@ export async function confirmChange(t: Transport, host: Host, step: string, c: C
   while (Date.now() < deadline && !rolledBackByUs) {
     let nt: Transport | undefined;
     try {
-      nt = await make(host, { ...o.connect });
+      nt = await make(host, { ...o.connect, connectTimeoutMs: 12_000 });
       const r = await nt.exec(verify, { sudo: true, timeoutMs: 60_000 });
       if (r.code === 0) {
         const cm = await nt.exec(commit, { sudo: true, timeoutMs: 60_000 });
@@ -146,7 +146,7 @@ export async function confirmChange(t: Transport, host: Host, step: string, c: C
   while (Date.now() < until) {
     let verdict: string | undefined;
     try {
-      const nt = await make(host, { ...o.connect });
+      const nt = await make(host, { ...o.connect, connectTimeoutMs: 12_000 });
       const r = await nt.exec(rolledBack, { sudo: true, timeoutMs: 30_000 });
       await nt.close();
       verdict = r.code === 0 ? 'the host rolled back and is reachable at its old address' : `reachable, but the rollback did not report (${r.stdout.trim()})`;

@@ -9,6 +9,8 @@ export interface ConnectOptions {
   /** Sudo password from --ask-become-pass, for every host that has no env var of its own. */
   becomePassword?: string;
   commandTimeoutMs?: number;
+  /** How long one connection attempt may take (default 20 s); reconnect loops use less. */
+  connectTimeoutMs?: number;
 }
 
 export function becomePasswordFor(host: Host, opts: ConnectOptions): string | undefined {
@@ -29,5 +31,6 @@ export async function connect(host: Host, opts: ConnectOptions): Promise<Transpo
     acceptNewInto: opts.acceptNewHostKeys ? project : null,
     becomePassword: becomePasswordFor(host, opts),
     defaultTimeoutMs: opts.commandTimeoutMs ?? (Number(host.vars.kvmforge_command_timeout) || 600) * 1000,
+    connectTimeoutMs: opts.connectTimeoutMs,
   });
 }
