@@ -181,7 +181,9 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
   const unbridge = sh`ip link set ${b.port} nomaster 2>/dev/null || true; ip link del ${b.bridge} 2>/dev/null || true`;
   switch (stack) {
     case 'networkd':
-      return { up: sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true`, down: `${unbridge}\n${sh`networkctl reload; networkctl reconfigure ${b.port}`}` };
+      // networkd may not recreate a netdev it made before and that was deleted by hand (a rollback):
+      // a restart makes it read the .netdev again (addresses on other links are kept)
+      return { up: sh`networkctl reload; networkctl reconfigure ${b.port}; sleep 2; [ -e /sys/class/net/${b.bridge} ] || systemctl restart systemd-networkd; networkctl reconfigure ${b.bridge} 2>/dev/null || true`, down: `${unbridge}\n${sh`networkctl reload; networkctl reconfigure ${b.port}`}` };
     case 'ifupdown':
       return { up: sh`ifdown --force ${b.port} 2>/dev/null || true; ip addr flush dev ${b.port}; ifup ${b.bridge}`, down: `${sh`ifdown --force ${b.bridge} 2>/dev/null || true`}\n${unbridge}\n${sh`ip addr flush dev ${b.port}; ifup ${b.port}`}` };
     case 'networkmanager':

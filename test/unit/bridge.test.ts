@@ -61,6 +61,11 @@ describe('bridge: each stack’s own config', () => {
     const br = files.find((f) => f.path === '/etc/network/interfaces.d/kvmforge-br0')!.content;
     for (const s of ['auto br0\niface br0 inet static', 'pre-up ip link add br0 type bridge stp_state 1 forward_delay 200', 'pre-up ip link set br0 address 52:54:00:12:34:56', 'pre-up ip link set eth0 master br0 up', 'address 192.168.10.5/24', 'gateway 192.168.10.1', 'dns-nameservers 192.168.10.53', 'mtu 9000']) expect(br).toContain(s);
     expect(withoutStanza('auto eth0 eth1\n', 'eth0')).toBe('#kvmforge-bridge# auto eth0 eth1\n');
+    // ifupdown's dhcp method takes no gateway option: the route is added when the bridge is up
+    const dhcp = configFiles('ifupdown', { ...b, dhcp: true, addresses: [] }, view).find((f) => f.path.endsWith('kvmforge-br0'))!.content;
+    expect(dhcp).toContain('iface br0 inet dhcp');
+    expect(dhcp).toContain('up ip route replace default via 192.168.10.1 dev br0');
+    expect(dhcp).not.toMatch(/^\s+gateway /m);
   });
   it('NetworkManager keyfiles: a bridge and its port', () => {
     const t = text('networkmanager');
