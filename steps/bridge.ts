@@ -181,9 +181,7 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
   const unbridge = sh`ip link set ${b.port} nomaster 2>/dev/null || true; ip link del ${b.bridge} 2>/dev/null || true`;
   switch (stack) {
     case 'networkd':
-      // networkd may not recreate a netdev it made before and that was deleted by hand (a rollback):
-      // a restart makes it read the .netdev again (addresses on other links are kept)
-      return { up: sh`networkctl reload; networkctl reconfigure ${b.port}; sleep 2; [ -e /sys/class/net/${b.bridge} ] || systemctl restart systemd-networkd; networkctl reconfigure ${b.bridge} 2>/dev/null || true`, down: `${unbridge}\n${sh`networkctl reload; networkctl reconfigure ${b.port}`}` };
+      return { up: sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true`, down: `${unbridge}\n${sh`networkctl reload; networkctl reconfigure ${b.port}`}` };
     case 'ifupdown':
       return { up: sh`ifdown --force ${b.port} 2>/dev/null || true; ip addr flush dev ${b.port}; ifup ${b.bridge}`, down: `${sh`ifdown --force ${b.bridge} 2>/dev/null || true`}\n${unbridge}\n${sh`ip addr flush dev ${b.port}; ifup ${b.port}`}` };
     case 'networkmanager':
@@ -196,7 +194,7 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
 }
 
 /** Passes when the port is in the bridge and the bridge has its addresses, route and DNS (waits for DHCP). */
-export function verifyScript(b: Bridge, expectAddress?: string): string {
+export function verifyScript(b: Bridge, expectAddress?: string, waitS = 25): string {
   const want = b.dhcp ? (expectAddress ? [expectAddress] : []) : b.addresses;
   const checks = [
     sh`[ "$(basename "$(readlink /sys/class/net/${b.port}/master 2>/dev/null)")" = ${b.bridge} ]`,
@@ -206,8 +204,8 @@ export function verifyScript(b: Bridge, expectAddress?: string): string {
     ...b.dns.map((d) => sh`{ grep -q ${`^nameserver ${d}`} /etc/resolv.conf || resolvectl dns 2>/dev/null | grep -q ${d}; }`),
   ];
   return [
-    // up to 25 s for DHCP and the bridge to settle
-    'ok=0; end=$(( $(date +%s) + 25 ))',
+    // a while for DHCP and the bridge to settle, well inside the rollback timeout (so what failed is still there to see)
+    `ok=0; end=$(( $(date +%s) + ${waitS} ))`,
     `while [ "$(date +%s)" -lt $end ]; do if ${checks.join(' && ')}; then ok=1; break; fi; sleep 1; done`,
     '[ $ok = 1 ] && exit 0',
     sh`echo "port master: $(basename "$(readlink /sys/class/net/${b.port}/master 2>/dev/null)" 2>/dev/null); ${b.bridge}: $(ip -o -4 addr show dev ${b.bridge} 2>/dev/null | awk '{print $4}' | tr '\\n' ' '); default route: $(ip route show default | head -1)"`,
@@ -319,7 +317,7 @@ const step: Step<Params | undefined> = {
       summary: fileChanges.length ? what : `${what}: config in place, re-applying it`,
       diff: fileChanges.map((c) => c.diff).filter(Boolean).join('\n') || undefined,
       script: switchScript(stack, b, files, p!.timeoutS),
-      confirm: { verify: verifyScript(b, expectAddress ? `${expectAddress}/${nic.addresses.find((a) => a.family === 'inet')!.prefix}` : undefined), commit: COMMIT, rollback: ROLLBACK_NOW, timeoutS: p!.timeoutS, rolledBack: ROLLED_BACK },
+      confirm: { verify: verifyScript(b, expectAddress ? `${expectAddress}/${nic.addresses.find((a) => a.family === 'inet')!.prefix}` : undefined, Math.max(8, Math.min(25, Math.floor(p!.timeoutS / 3)))), commit: COMMIT, rollback: ROLLBACK_NOW, timeoutS: p!.timeoutS, rolledBack: ROLLED_BACK },
     };
     return [change];
   },

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
 
 const ROUNDS = Number(process.env.KVMFORGE_BRIDGE_ROUNDS ?? 10);
-const TIMEOUT = 25; // seconds before an unconfirmed switch rolls back (the minimum is 20)
+const TIMEOUT = 36; // seconds before an unconfirmed switch rolls back (the minimum is 20); the check waits a third of it
 const times: Record<string, number[]> = { switch: [], rollback: [] };
 
 function inventory(name: string, vars: string[] = []): string {
