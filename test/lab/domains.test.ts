@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 
 const STEPS = 'virtio-modules,hugepages,domains';
 const TUNED = 'tuned & <fast>'; // XML and shell metacharacters in a name: must arrive as data
@@ -50,12 +51,7 @@ describe('domains step on a lab VM (distro libvirt)', () => {
   });
 
   it('apply defines both, starts the tuned VM, and a second plan is empty', async () => {
-    const r = await kvmforge(['apply', '-i', inv, '--steps', STEPS, '--verify']);
-    expect(r.stdout + r.stderr).not.toMatch(/FAILED/);
-    expect(r.code).toBe(0);
-    const again = await kvmforge(['plan', '-i', inv, '--steps', STEPS, '--json']);
-    expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout).hosts[0].steps.flatMap((s: { changes: unknown[] }) => s.changes)).toEqual([]);
+    await applyThenPlanIsEmpty(inv, STEPS);
   }, 600_000);
 
   it('libvirt holds the tuning, and the running VM’s vCPU threads are SCHED_FIFO 99', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 
 const STEPS = 'virtio-modules,hugepages,ksm,boot-args';
 let inv = '';
@@ -43,12 +44,7 @@ describe('host tuning steps on a lab VM', () => {
   });
 
   it('apply converges (with the reboot boot-args asks for), and a second plan is empty', async () => {
-    const r = await kvmforge(['apply', '-i', inv, '--steps', STEPS, '--verify']);
-    expect(r.stdout + r.stderr).not.toMatch(/FAILED/);
-    expect(r.code).toBe(0);
-    const again = await kvmforge(['plan', '-i', inv, '--steps', STEPS, '--json']);
-    expect(again.code).toBe(0);
-    expect(JSON.parse(again.stdout).hosts[0].steps.flatMap((s: { changes: unknown[] }) => s.changes)).toEqual([]);
+    await applyThenPlanIsEmpty(inv, STEPS);
   }, 900_000);
 
   it('the end state holds after that reboot (read independently)', () => {
