@@ -1,6 +1,7 @@
 // bridge: br0 takes over a NIC (its MAC, addresses, gateway, DNS or DHCP), in the host's own network
 // stack's config, switched over SSH without stranding anyone: a rollback is armed on the host first,
 // the switch runs detached, kvmforge confirms on a new connection and only then disarms the rollback.
+import { posix } from 'node:path';
 import { badVar, varOr } from '../src/core/vars.ts';
 import { planFiles, writeFileScript } from '../src/core/file.ts';
 import { renderTemplate } from '../src/core/render.ts';
@@ -108,8 +109,7 @@ export function withoutStanza(text: string, nic: string): string {
 
 /** The bridge as asked, filling what the inventory leaves out from what the NIC has now. */
 export function desired(host: Host, p: Params, facts: Facts, view: NetView): Bridge {
-  const route = facts.defaultRoute?.dev;
-  const port = p.port ?? (route && route !== p.bridge ? route : undefined) ?? soleNic(facts.interfaces, p.bridge);
+  const port = portOf(p, facts);
   if (!port) throw badVar(host, 'bridge_port', `no default route and more than one NIC with an address (${facts.interfaces.filter(physical).map((i) => i.name).join(', ') || 'none'}): say which NIC the bridge takes over`);
   const nic = facts.interfaces.find((i) => i.name === port);
   if (!nic) throw badVar(host, 'bridge_port', `NIC '${port}' does not exist on ${host.name} (it has ${facts.interfaces.map((i) => i.name).join(', ')})`);
@@ -135,6 +135,12 @@ export function desired(host: Host, p: Params, facts: Facts, view: NetView): Bri
     stp: p.stp,
     forwardDelay: p.forwardDelay,
   };
+}
+
+/** The NIC to take over: the one asked for, else the default route's, else the only candidate. */
+function portOf(p: Params, facts: Facts): string | undefined {
+  const route = facts.defaultRoute?.dev;
+  return p.port ?? (route && route !== p.bridge ? route : undefined) ?? soleNic(facts.interfaces, p.bridge);
 }
 
 const physical = (i: Interface) => i.name !== 'lo' && !i.kind;
@@ -231,7 +237,7 @@ export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeout
   return [
     `d=${STATE_DIR}`,
     'mkdir -p "$d"; rm -rf "$d/pending" "$d/rolled-back"; mkdir -p "$d/pending/files"',
-    ...files.map((f) => sh`if [ -e ${f.path} ]; then mkdir -p "$d/pending/files"${posixDir(f.path)}; cp -a ${f.path} "$d/pending/files"${f.path}; else echo ${f.path} >> "$d/pending/new"; fi`),
+    ...files.map((f) => sh`if [ -e ${f.path} ]; then mkdir -p "$d/pending/files"${posix.dirname(f.path)}; cp -a ${f.path} "$d/pending/files"${f.path}; else echo ${f.path} >> "$d/pending/new"; fi`),
     `cat > "$d/rollback.sh" <<'KVMFORGE_EOF'\n${rollback}\nKVMFORGE_EOF`,
     `cat > "$d/switch.sh" <<'KVMFORGE_EOF'\nsleep 1\n${cmds.up}\nKVMFORGE_EOF`,
     // arm first: if anything below or the switch itself goes wrong, the host puts itself back
@@ -248,8 +254,6 @@ export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeout
     'echo switching',
   ].join('\n');
 }
-
-const posixDir = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
 
 export const COMMIT = [
   `d=${STATE_DIR}`,
@@ -300,8 +304,8 @@ const step: Step<Params | undefined> = {
   },
   async plan(ctx, p) {
     const { facts, host } = ctx;
-    const guessPort = p!.port ?? soleNic(facts.interfaces, p!.bridge) ?? facts.defaultRoute?.dev ?? 'eth0';
-    const view = parseProbe(await ctx.probe(probeScript(guessPort, p!.bridge)));
+    // the probe only needs a name to look for; desired() below reports a missing or ambiguous NIC
+    const view = parseProbe(await ctx.probe(probeScript(portOf(p!, facts) ?? 'eth0', p!.bridge)));
     const b = desired(host, p!, facts, view);
     const stack = p!.stack ?? (view.stack === 'unknown' ? undefined : view.stack);
     if (!stack) throw badVar(host, 'bridge_stack', `no network stack found managing ${b.port} (netplan, NetworkManager, ifcfg, ifupdown, systemd-networkd): set bridge_stack`);

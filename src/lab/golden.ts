@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { alive, hmp, labDir, labKey, overlay, pickPorts, startQemu, stopQemu, waitSsh, type Log, type Vm } from './vm.ts';
+import { alive, hmp, labDir, labSshArgs, overlay, pickPorts, startQemu, stopQemu, waitSsh, type Log, type Vm } from './vm.ts';
 import { cacheDir } from './paths.ts';
 import { quote } from '../core/sh.ts';
 
@@ -25,7 +25,7 @@ export function goldenDir(base: string, accel: string, memory: number, cpus: num
 export function guestRun(vm: Vm, hostKey: string, command: string, timeoutMs = 60_000): { code: number; out: string } {
   const kh = join(labDir(), `${vm.name}.known_hosts`);
   writeFileSync(kh, `[127.0.0.1]:${vm.port} ${hostKey}\n`);
-  const r = spawnSync('ssh', ['-i', labKey(), '-p', String(vm.port), '-o', `UserKnownHostsFile=${kh}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', 'kvmforge@127.0.0.1', command], { encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync('ssh', ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', ...labSshArgs(vm.port, kh), command], { encoding: 'utf8', timeout: timeoutMs });
   return { code: r.status ?? 1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 

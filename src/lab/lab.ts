@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureGolden, resumeIncoming, syncClock, type Golden } from './golden.ts';
-import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type LabState, type Log, type Vm } from './vm.ts';
+import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, labSshArgs, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type LabState, type Log, type Vm } from './vm.ts';
 
 export interface UpOptions {
   hosts: number;
@@ -151,7 +151,7 @@ export async function labReset(name: string, log: Log): Promise<number> {
 
 export function sshArgs(name: string, inventoryDir: string): string[] {
   const { vm } = findVm(name);
-  return ['-i', labKey(), '-p', String(vm.port), '-o', `UserKnownHostsFile=${resolve(inventoryDir, 'lab-known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', 'kvmforge@127.0.0.1'];
+  return labSshArgs(vm.port, resolve(inventoryDir, 'lab-known_hosts'));
 }
 
 export function labSsh(name: string, inventoryDir: string, command: string[]): number {

@@ -267,4 +267,9 @@ export function checkResources(n: number, memory: number) {
   if (freeGiB < needGiB) throw new Error(`not enough disk in ${labDir()}: ${freeGiB.toFixed(1)} GiB free, need about ${needGiB} GiB`);
 }
 
+/** OpenSSH arguments that reach a lab VM as the lab user, its host key checked against `knownHosts`. */
+export function labSshArgs(port: number, knownHosts: string): string[] {
+  return ['-i', labKey(), '-p', String(port), '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', 'kvmforge@127.0.0.1'];
+}
+
 export { labKey };

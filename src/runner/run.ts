@@ -172,7 +172,7 @@ export async function rebootHost(t: Transport, host: Host, oldBootId: string, o:
   const deadline = Date.now() + timeoutMs;
   const make = o.connectFn ?? connect;
   let last = 'no answer';
-  await new Promise((r) => setTimeout(r, 3000));
+  await sleep(3000);
   while (Date.now() < deadline) {
     try {
       const nt = await make(host, { ...o.connect });
@@ -188,7 +188,7 @@ export async function rebootHost(t: Transport, host: Host, oldBootId: string, o:
       last = (e as Error).message;
       if (/CHANGED|unknown \(SHA256/.test(last)) throw e;
     }
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
   }
   throw new HostError(`did not come back from reboot within ${timeoutMs / 1000}s (last: ${last})`);
 }
