@@ -1,8 +1,11 @@
 import { defineConfig } from 'vitest/config';
+import LastBuilds from './test/harness/sequencer.ts';
 
 export default defineConfig({
   test: {
     reporters: ['default'],
+    // the sequencer is a root option (vitest ignores it inside a project)
+    sequence: { sequencer: LastBuilds },
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       {
@@ -16,8 +19,18 @@ export default defineConfig({
       },
       {
         test: {
+          name: 'faults',
+          include: ['test/faults/**/*.test.ts'],
+          exclude: ['test/faults/**/*.lab.test.ts'], // those need the lab VM: the lab project runs them
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+        },
+      },
+      {
+        test: {
           name: 'lab',
-          include: ['test/lab/**/*.test.ts'],
+          include: ['test/lab/**/*.test.ts', 'test/faults/**/*.lab.test.ts'],
           globalSetup: ['test/harness/lab-global.ts'],
           fileParallelism: false,
           testTimeout: 1_200_000,

@@ -182,12 +182,21 @@ export function configFiles(stack: Stack, b: Bridge, view: NetView): FileSpec[] 
   }
 }
 
+/**
+ * A DHCP client that asked while the bridge was still coming up (a busy host) backs off for up to a
+ * minute between tries, past the rollback timer: ask again every 10 s until the bridge has an address
+ * (seen: a loaded 2-core machine left br0 without a lease for the whole rollback window, 36 s in the tests).
+ */
+function dhcpNudge(bridge: string): string {
+  return sh`for i in 1 2 3 4 5 6; do sleep 10; ip -o -4 addr show dev ${bridge} | grep -q ' inet ' && break; networkctl renew ${bridge} 2>/dev/null || true; done`;
+}
+
 /** Commands that make the stack apply its (new or restored) config; `up` after a switch, `down` on rollback. */
 export function stackCommands(stack: Stack, b: Bridge): { up: string; down: string } {
   const unbridge = sh`ip link set ${b.port} nomaster 2>/dev/null || true; ip link del ${b.bridge} 2>/dev/null || true`;
   switch (stack) {
     case 'networkd':
-      return { up: sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true`, down: `${unbridge}\n${sh`networkctl reload; networkctl reconfigure ${b.port}`}` };
+      return { up: sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true` + (b.dhcp ? `\n${dhcpNudge(b.bridge)}` : ''), down: `${unbridge}\n${sh`networkctl reload; networkctl reconfigure ${b.port}`}` };
     case 'ifupdown':
       return { up: sh`ifdown --force ${b.port} 2>/dev/null || true; ip addr flush dev ${b.port}; ifup ${b.bridge}`, down: `${sh`ifdown --force ${b.bridge} 2>/dev/null || true`}\n${unbridge}\n${sh`ip addr flush dev ${b.port}; ifup ${b.port}`}` };
     case 'networkmanager':
@@ -221,13 +230,15 @@ export function verifyScript(b: Bridge, expectAddress?: string, waitS = 25): str
 }
 
 /** The switch as one transaction: back up, arm the rollback, write the files, switch detached. */
-export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeoutS: number): string {
+export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeoutS: number, check = verifyScript(b, undefined, 2)): string {
   const cmds = stackCommands(stack, b);
   const rollback = [
     '#!/bin/sh',
     `# kvmforge bridge rollback: restores the network config from before the switch`,
     `d=${STATE_DIR}`,
     '[ -d "$d/pending" ] || exit 0',
+    // say why on the host itself: kvmforge may not have got a word in before the timer fired
+    '[ -f "$d/pending/why" ] || { sh "$d/check.sh" > "$d/pending/why" 2>&1 && echo "its own checks passed; only kvmforge could not reach it" > "$d/pending/why"; }',
     'mv "$d/pending" "$d/rolling-back" || exit 0',
     '(cd "$d/rolling-back/files" && find . -type f) | while IFS= read -r f; do cp -a "$d/rolling-back/files/${f#./}" "/${f#./}"; done',
     '[ -f "$d/rolling-back/new" ] && while IFS= read -r f; do rm -f "$f"; done < "$d/rolling-back/new"',
@@ -239,6 +250,7 @@ export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeout
     'mkdir -p "$d"; rm -rf "$d/pending" "$d/rolled-back"; mkdir -p "$d/pending/files"',
     ...files.map((f) => sh`if [ -e ${f.path} ]; then mkdir -p "$d/pending/files"${posix.dirname(f.path)}; cp -a ${f.path} "$d/pending/files"${f.path}; else echo ${f.path} >> "$d/pending/new"; fi`),
     `cat > "$d/rollback.sh" <<'KVMFORGE_EOF'\n${rollback}\nKVMFORGE_EOF`,
+    `cat > "$d/check.sh" <<'KVMFORGE_EOF'\n${check}\nKVMFORGE_EOF`,
     `cat > "$d/switch.sh" <<'KVMFORGE_EOF'\nsleep 1\n${cmds.up}\nKVMFORGE_EOF`,
     // arm first: if anything below or the switch itself goes wrong, the host puts itself back
     'if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then',
@@ -262,8 +274,9 @@ export const COMMIT = [
   '[ -d "$d/pending" ] || { echo "the rollback already ran" >&2; exit 1; }',
   'rm -rf "$d/committed"; mv "$d/pending" "$d/committed"',
 ].join('\n');
-export const ROLLBACK_NOW = `systemctl stop kvmforge-bridge-rollback.timer 2>/dev/null || true\nsetsid nohup sh ${STATE_DIR}/rollback.sh >/dev/null 2>&1 < /dev/null &`;
-export const ROLLED_BACK = `test -f ${STATE_DIR}/rolled-back/at`;
+export const ROLLBACK_NOW = `systemctl stop kvmforge-bridge-rollback.timer 2>/dev/null || true\necho 'kvmforge rolled it back: its check failed' > ${STATE_DIR}/pending/why 2>/dev/null\nsetsid nohup sh ${STATE_DIR}/rollback.sh >/dev/null 2>&1 < /dev/null &`;
+/** Exit 0 once the rollback ran; prints what the host's own check found before it rolled back. */
+export const ROLLED_BACK = `test -f ${STATE_DIR}/rolled-back/at && { cat ${STATE_DIR}/rolled-back/why 2>/dev/null || true; }`;
 
 const step: Step<Params | undefined> = {
   name: 'bridge',
@@ -313,15 +326,16 @@ const step: Step<Params | undefined> = {
     const fileChanges = await planFiles(ctx, files);
     const br = facts.interfaces.find((i) => i.name === b.bridge);
     const nic = facts.interfaces.find((i) => i.name === b.port)!;
-    const expectAddress = nic.master === b.bridge ? undefined : nic.addresses.find((a) => a.family === 'inet')?.address;
+    const inet = nic.addresses.find((a) => a.family === 'inet');
+    const expectCidr = nic.master !== b.bridge && inet ? `${inet.address}/${inet.prefix}` : undefined;
     const live = nic.master === b.bridge && !!br && (b.dhcp ? br.addresses.some((a) => a.family === 'inet') : b.addresses.every((a) => br.addresses.some((x) => `${x.address}/${x.prefix}` === a)));
     if (!fileChanges.length && live) return [];
     const what = `${b.bridge} takes over ${b.port} (${stack}; ${b.dhcp ? 'DHCP' : b.addresses.join(', ')}${b.gateway ? ` via ${b.gateway}` : ''}; MAC ${b.mac})`;
     const change: Change = {
       summary: fileChanges.length ? what : `${what}: config in place, re-applying it`,
       diff: fileChanges.map((c) => c.diff).filter(Boolean).join('\n') || undefined,
-      script: switchScript(stack, b, files, p!.timeoutS),
-      confirm: { verify: verifyScript(b, expectAddress ? `${expectAddress}/${nic.addresses.find((a) => a.family === 'inet')!.prefix}` : undefined, Math.max(8, Math.min(25, Math.floor(p!.timeoutS / 3)))), commit: COMMIT, rollback: ROLLBACK_NOW, timeoutS: p!.timeoutS, rolledBack: ROLLED_BACK },
+      script: switchScript(stack, b, files, p!.timeoutS, verifyScript(b, expectCidr, 2)),
+      confirm: { verify: verifyScript(b, expectCidr, Math.max(8, Math.min(25, Math.floor(p!.timeoutS / 3)))), commit: COMMIT, rollback: ROLLBACK_NOW, timeoutS: p!.timeoutS, rolledBack: ROLLED_BACK },
     };
     return [change];
   },

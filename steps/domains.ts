@@ -45,7 +45,7 @@ export function probeScript(vms: Vm[]): string {
     'virsh -q net-list --all --name 2>/dev/null | while read -r n; do [ -n "$n" ] && echo "@@network $n"; done',
     ...vms.map(
       (v) =>
-        sh`if virsh -q dominfo ${v.name} >/dev/null 2>&1; then echo ${`@@domain ${v.name}`}; echo "@@state $(virsh -q domstate ${v.name})"; echo "@@autostart $(virsh -q dominfo ${v.name} | sed -n 's/^Autostart: *//p')"; echo '@@xml'; virsh -q dumpxml --inactive ${v.name}; echo '@@end'; fi`,
+        sh`if virsh -q dominfo --domain ${v.name} >/dev/null 2>&1; then echo ${`@@domain ${v.name}`}; echo "@@state $(virsh -q domstate --domain ${v.name})"; echo "@@autostart $(virsh -q dominfo --domain ${v.name} | sed -n 's/^Autostart: *//p')"; echo '@@xml'; virsh -q dumpxml --inactive --domain ${v.name}; echo '@@end'; fi`,
     ),
   ];
   return lines.join('\n');
@@ -164,7 +164,7 @@ const step: Step<Planned[] | undefined> = {
         const uuid = have?.children.find((c) => c.tag === 'uuid')?.text;
         const b64 = Buffer.from(uuid && /^[0-9a-f-]{36}$/.test(uuid) ? xml.replace(/(<\/name>\n)/, `$1  <uuid>${uuid}</uuid>\n`) : xml).toString('base64');
         // the definition being replaced is kept, like every file kvmforge replaces
-        const backup = cur ? sh`mkdir -p ${BACKUP_DIR} && virsh -q dumpxml --inactive ${vm.name} > ${`${BACKUP_DIR}/${vm.name.replace(/[^A-Za-z0-9._-]/g, '_')}.xml.kvmforge.bak`}` : '';
+        const backup = cur ? sh`mkdir -p ${BACKUP_DIR} && virsh -q dumpxml --inactive --domain ${vm.name} > ${`${BACKUP_DIR}/${vm.name.replace(/[^A-Za-z0-9._-]/g, '_')}.xml.kvmforge.bak`}` : '';
         changes.push({
           summary: cur ? `redefine VM ${vm.name}` : `define VM ${vm.name}`,
           diff,
@@ -177,9 +177,9 @@ const step: Step<Planned[] | undefined> = {
         });
       }
       if (vm.autostart !== undefined && (cur?.autostart ?? false) !== vm.autostart) {
-        changes.push({ summary: `autostart ${vm.name} ${vm.autostart ? 'on' : 'off'}`, script: vm.autostart ? sh`virsh -q autostart ${vm.name}` : sh`virsh -q autostart --disable ${vm.name}` });
+        changes.push({ summary: `autostart ${vm.name} ${vm.autostart ? 'on' : 'off'}`, script: vm.autostart ? sh`virsh -q autostart --domain ${vm.name}` : sh`virsh -q autostart --disable --domain ${vm.name}` });
       }
-      if (vm.start && cur?.state !== 'running') changes.push({ summary: `start VM ${vm.name}`, script: sh`virsh -q start ${vm.name}` });
+      if (vm.start && cur?.state !== 'running') changes.push({ summary: `start VM ${vm.name}`, script: sh`virsh -q start --domain ${vm.name}` });
     }
     return changes;
   },

@@ -9,6 +9,7 @@ import { gatherFacts, resolveParams, run } from '../runner/run.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
 import { steps as allSteps, stepByName } from '../../steps/index.ts';
 import { buildSchema } from '../inventory/schema.ts';
+import { columns } from '../core/table.ts';
 import type { Host } from '../core/types.ts';
 
 export const HELP = `kvmforge — turn fresh Linux servers into tuned KVM hosts, over SSH
@@ -18,6 +19,7 @@ Usage: kvmforge <command> [options]
 Commands:
   plan                  show what would change on each host (check mode: changes nothing)
   apply                 make the changes
+  build                 build the source-build steps' packages into the local cache, install nothing
   facts                 gather and print host facts
   inventory --list      resolved groups and merged host vars (like ansible-inventory --list)
   inventory --host H    merged vars of one host
@@ -25,8 +27,16 @@ Commands:
   inventory from-vagrant [--from FILE] [--out FILE]   inventory + host keys from 'vagrant ssh-config'
   steps                 list the steps in the order they run
   lab up|status|ssh|reset|down   disposable Debian VMs to try things on (see README)
-      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot]
+      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot] [--emulated labN]…   (labN: IDE disk, e1000 NIC)
   render [--out DIR]    write each host's domain XML for review (validated by libvirt)
+  artifacts [--json]    packages built from source in the local cache ($KVMFORGE_CACHE or ~/.cache/kvmforge)
+  exits [--interval S] [--vm NAME]... [--json] [--plot F.svg] [--reasons]   KVM exit counters per running VM:
+                        totals, rates, share handled in the kernel, I/O share and the thesis's verdict (no kernel
+                        patch); --reasons: then, for another interval, exits by reason with perf
+  tune [--plan] [--json]   apply each VM's tier (domains_vms: tier) to its running vCPU threads
+  top --host NAME [--interval S] [--sort cpu|mem] [--once] [--json]   a host's VM processes and threads, live
+  bench --vm A --vm B [--size MiB] [--block-size 4k|1M] [--runs N] [--workloads disk-write,disk-read,network,cpu] [--dir D]
+        [--json] [--plot F.svg]   the same workloads inside each guest (inventory hosts), side by side
 
 Options:
   -i, --inventory FILE  inventory (default: $KVMFORGE_INVENTORY or inventories/lab.yaml)
@@ -69,10 +79,23 @@ const options = {
   memory: { type: 'string' },
   cpus: { type: 'string' },
   'cold-boot': { type: 'boolean' },
+  emulated: { type: 'string', multiple: true },
+  size: { type: 'string' },
+  'block-size': { type: 'string' },
+  reasons: { type: 'boolean' },
+  runs: { type: 'string' },
+  workloads: { type: 'string' },
+  dir: { type: 'string' },
+  interval: { type: 'string' },
+  plan: { type: 'boolean' },
+  once: { type: 'boolean' },
+  plot: { type: 'string' },
+  sort: { type: 'string' },
+  vm: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
 
-type Flags = { [K in keyof typeof options]?: (typeof options)[K]['type'] extends 'string' ? string : boolean };
+type Flags = { [K in keyof typeof options]?: (typeof options)[K] extends { multiple: true } ? string[] : (typeof options)[K]['type'] extends 'string' ? string : boolean };
 
 function pickSteps(f: Flags) {
   const names = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
@@ -126,7 +149,7 @@ function secretsOf(hosts: Host[], becomePassword?: string): Secrets {
   return s;
 }
 
-async function runCommand(mode: 'plan' | 'apply', f: Flags): Promise<number> {
+async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Promise<number> {
   const inv = inventoryOf(f);
   const steps = pickSteps(f);
   let hosts = selectHosts(inv, f.limit);
@@ -143,11 +166,11 @@ async function runCommand(mode: 'plan' | 'apply', f: Flags): Promise<number> {
       return 0;
     }
   }
-  resolveParams(hosts, steps); // bad vars: exit 2 before a journal, a prompt or a connection
+  resolveParams(hosts, steps, inv.hosts); // bad vars: exit 2 before a journal, a prompt or a connection
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
   const journal = new Journal(root, secretsOf(hosts, pw));
-  const view = f.json ? undefined : (await import('../runner/view.ts')).liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : 'applying' });
-  const report = await run(hosts, { mode, steps, forks, verify: Boolean(f.verify), connect: connectOptions(f, pw), journal, events: view?.events });
+  const view = f.json ? undefined : (await import('../runner/view.ts')).liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : mode === 'build' ? 'building' : 'applying' });
+  const report = await run(hosts, { mode, steps, forks, verify: Boolean(f.verify), connect: connectOptions(f, pw), journal, events: view?.events, inventory: inv.hosts });
   await view?.done;
   output(report, f, steps.map((s) => s.name), journal);
   return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
@@ -171,7 +194,7 @@ function output(report: Report, f: Flags, stepNames: string[], journal: Journal)
   }
   out.push('', summaryTable(report, stepNames));
   const n = countChanges(report);
-  out.push('', `${report.mode === 'plan' ? `${n} change(s) would be made` : `${n} change(s) made`}; ${report.hosts.filter((h) => h.status === 'failed').length} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`);
+  out.push('', `${report.mode === 'plan' ? `${n} change(s) would be made` : report.mode === 'build' ? `${n} artifact(s) built or fetched` : `${n} change(s) made`}; ${report.hosts.filter((h) => h.status === 'failed').length} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`);
   process.stdout.write(journal.secrets.mask(out.join('\n')) + '\n');
 }
 
@@ -277,6 +300,25 @@ async function renderCommand(f: Flags): Promise<number> {
   return 0;
 }
 
+async function artifactsCommand(f: Flags): Promise<number> {
+  const { listArtifacts, artifactBytes, cacheRoot } = await import('../build/artifacts.ts');
+  const list = listArtifacts();
+  if (f.json) {
+    process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+    return 0;
+  }
+  if (!list.length) {
+    process.stdout.write(`no artifacts in ${cacheRoot()}/artifacts\n`);
+    return 0;
+  }
+  const rows = [['component', 'version', 'key', 'distro', 'built on', 'build', 'size', 'packages']];
+  for (const a of list) {
+    rows.push([a.component, a.version, a.key.slice(0, 12), `${a.distro.id} ${a.distro.versionId} ${a.distro.arch}`, `${a.builtOn} ${a.builtAt.slice(0, 16)}`, `${a.buildSeconds}s`, `${(artifactBytes(a) / 1048576).toFixed(1)} MiB`, a.files.map((x) => x.name).join(' ')]);
+  }
+  process.stdout.write(columns(rows).join('\n') + '\n');
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -298,6 +340,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCommand('plan', f);
       case 'apply':
         return await runCommand('apply', f);
+      case 'build':
+        return await runCommand('build', f);
       case 'facts':
         return await factsCommand(f);
       case 'inventory':
@@ -307,6 +351,16 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'render':
         return await renderCommand(f);
+      case 'artifacts':
+        return await artifactsCommand(f);
+      case 'exits':
+        return await (await import('./exits.ts')).exitsCommand(inventoryOf(f), f, connectOptions(f));
+      case 'top':
+        return await (await import('./top.ts')).topCommand(inventoryOf(f), f, connectOptions(f));
+      case 'tune':
+        return await (await import('./tune.ts')).tuneCommand(inventoryOf(f), f, connectOptions(f));
+      case 'bench':
+        return await (await import('./bench.ts')).benchCommand(inventoryOf(f), f, connectOptions(f));
       case 'lab': {
         const { labCommand } = await import('../lab/cli.ts');
         return await labCommand(rest, f);

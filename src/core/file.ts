@@ -76,9 +76,13 @@ export function writeFileScript(spec: FileSpec): string {
     `target=${p}`,
     'mkdir -p "$(dirname "$target")"',
     // a hidden temp name: directories that load every file (interfaces.d/*, conf.d) skip dotfiles
+    // a write cut short by a reboot or a kill -9 can leave its temp file: the next write of the file clears it
+    'rm -f "$(dirname "$target")/.$(basename "$target").kvmforge-"??????',
     'tmp=$(mktemp "$(dirname "$target")/.$(basename "$target").kvmforge-XXXXXX")',
     `trap 'rm -f "$tmp"' EXIT`,
-    `base64 -d > "$tmp" <<'KVMFORGE_EOF' || { echo "kvmforge: cannot write $target (temp file $tmp): see the error above" >&2; exit 1; }`,
+    `trap 'rm -f "$tmp"; exit 143' TERM INT HUP`,
+    // through cat: its write error names the cause (base64's says only "write error")
+    `base64 -d <<'KVMFORGE_EOF' | cat > "$tmp" || { echo "kvmforge: cannot write $target (temp file $tmp, removed; $target unchanged): see the error above" >&2; exit 1; }`,
     b64,
     'KVMFORGE_EOF',
     `chmod ${quote(spec.mode ?? '644')} "$tmp"`,

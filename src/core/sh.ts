@@ -31,3 +31,18 @@ function render(v: Value): string {
   if (Array.isArray(v)) return v.map((x) => render(x as Value)).join(' ');
   return quote(v as string | number);
 }
+
+/** What a transport feeds `sh -s`: the script inside one brace group, so the shell parses all of it
+ * before running any of it. A script cut short in transit (the control machine killed, the
+ * connection dropped) is then a syntax error that runs nothing — never its first half, nor a last
+ * line cut in the middle (`rm -rf /var/lib/x` of `rm -rf /var/lib/x/old`). */
+export function wholeScript(script: string): string {
+  return `set -eu\n{\n${script}\n}\n`;
+}
+
+/** `timeout` ends a command that ran past its limit with 124 (137 if it had to kill it): say so in
+ * its stderr, so the failure names the cause instead of a bare exit code. */
+export function withTimeoutReason<R extends { code: number | null; stderr: string }>(r: R, secs: number): R {
+  if (r.code !== 124 && r.code !== 137) return r;
+  return { ...r, stderr: `${r.stderr}${r.stderr.endsWith('\n') || !r.stderr ? '' : '\n'}kvmforge: the command timed out after ${secs}s (kvmforge_command_timeout) and was stopped\n` };
+}

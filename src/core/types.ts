@@ -40,15 +40,20 @@ export interface ExecOptions {
   sudo?: boolean;
   timeoutMs?: number;
   onOutput?: (chunk: string, stream: 'stdout' | 'stderr') => void;
+  /** Don't keep stdout in the result (a stream the caller only counts with onOutput; SSH transport). */
+  discardStdout?: boolean;
   /** Values to mask in logs (secrets). */
   label?: string;
 }
 
 export interface Transport {
-  /** Runs `script` with `sh -s` (script on stdin, `set -eu` added). */
+  /** Runs `script` with `sh -s` (script on stdin, `set -eu` added, parsed whole before it runs). */
   exec(script: string, opts?: ExecOptions): Promise<ExecResult>;
   put(path: string, content: Buffer | string, mode?: number): Promise<void>;
   get(path: string): Promise<Buffer>;
+  /** Large files without holding them in memory: upload a local file / download to a local file. */
+  putFile?(localPath: string, path: string, mode?: number): Promise<void>;
+  getFile?(path: string, localPath: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,8 +82,25 @@ export interface Change {
   /** A change that may cut the connection (a bridge taking over the NIC): the script arms a rollback on
    * the host and starts the switch detached; the runner then connects afresh, runs `verify`, and on
    * success `commit` (disarms the rollback). Unreachable or unverified: the host rolls itself back
-   * after `timeoutS`, `rollback` runs at once when the host is still reachable, the step fails. */
+   * after `timeoutS`, `rollback` runs at once when the host is still reachable, the step fails. `rolledBack` exits 0 once the rollback ran and prints what the host found before it. */
   confirm?: { verify: string; commit: string; rollback: string; timeoutS: number; rolledBack: string };
+  /** Work on the control machine before `script` runs (build or fetch an artifact, push it to this host). */
+  prepare?: (io: PrepareIO) => Promise<void>;
+  /** With `reboot`: run `verify` on the rebooted host (non-zero: the step fails with its output), then `commit`. */
+  afterReboot?: { verify: string; commit: string };
+  /** With `reboot`: how long the host may take to come back (default kvmforge_reboot_timeout, 600 s). */
+  rebootTimeoutS?: number;
+}
+
+export interface PrepareIO {
+  /** This host's transport. */
+  transport: Transport;
+  /** A line for the live view. */
+  progress(text: string): void;
+  /** A line in this host's journal. */
+  log(text: string): void;
+  /** Appends to a named log file beside this host's journal (a build log). Returns its path. */
+  logFile(name: string): { append(chunk: string): void; path: string };
 }
 
 export interface StepContext {
@@ -90,6 +112,10 @@ export interface StepContext {
   readFile(path: string): Promise<string | null>;
   /** In check mode: earlier steps of this run that would change the host first (their changes aren't on it yet). */
   pendingSteps?: string[];
+  /** Every host of the inventory (a build host may be one the run doesn't target). */
+  inventory?: Host[];
+  /** Opens a transport to another host of the inventory, with this run's settings. */
+  connect?(host: Host): Promise<Transport>;
 }
 
 export interface Step<P = unknown> {
@@ -101,4 +127,8 @@ export interface Step<P = unknown> {
   params(host: Host): P;
   /** Reads facts and returns the changes to make. Never changes the host. */
   plan(ctx: StepContext, params: P): Promise<Change[]>;
+  /** Source-build steps: what this host needs built (for `kvmforge build`, which builds without installing). */
+  artifact?(ctx: StepContext, params: P): Promise<import('../build/kit.ts').ArtifactRef>;
+  /** Checks that need every host's params (a build host named in the inventory); returns problems. */
+  checkAll?(params: Map<string, P>, inventory: Host[]): import('./errors.ts').Problem[];
 }

@@ -23,7 +23,10 @@ export const coreVars: Record<string, object> = {
   kvmforge_jump: { type: 'string', minLength: 1, description: 'Jump host, [user@]host[:port] (like ProxyJump).' },
   kvmforge_known_hosts_file: { type: 'string', minLength: 1, description: 'Extra known_hosts file for this host.' },
   kvmforge_command_timeout: { type: 'integer', minimum: 1, description: 'Seconds a single command may run (default 600).' },
+  kvmforge_reconnect_timeout: { type: 'integer', minimum: 0, description: 'Seconds to keep trying a new connection after one is lost mid-run; a host found on a new boot (rebooted by someone else) resumes at the interrupted step (default 0: one try).' },
   kvmforge_reboot_timeout: { type: 'integer', minimum: 10, description: 'Seconds to wait for a host to come back from a reboot (default 600).' },
+  kvmforge_lock_timeout: { type: 'integer', minimum: 1, description: 'Seconds to wait for the dpkg lock held by another apt or unattended-upgrades (default 120).' },
+  kvmforge_secrets: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Names of further vars whose values are masked in every log and report (vars named *password*, *secret*, *token*, *passphrase* are masked anyway).' },
 };
 
 /** Var names in kvmforge's own namespaces: a typo there is an error, other names pass (Ansible vars). */

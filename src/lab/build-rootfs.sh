@@ -21,6 +21,8 @@ rm -rf "$tmp"
 mkdir -p "$tmp"
 pkgs=systemd-sysv,udev,openssh-server,linux-image-amd64,kmod,iproute2,sudo,python3,grub-pc,procps,initramfs-tools,netbase,ifupdown,isc-dhcp-client,dbus,psmisc,less
 # libvirt and QEMU from the distro, so the domains step has something to define and start (issue 7)
+# the guest agent sets a resumed lab VM's clock (lab up / lab reset) without an SSH login
+pkgs=$pkgs,qemu-guest-agent
 pkgs=$pkgs,libpam-systemd,libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,dnsmasq-base,libxml2-utils
 debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp" "$mirror"
 # identity: every overlay gets its own machine-id at first boot

@@ -1,22 +1,21 @@
 import { ConfigError } from '../core/errors.ts';
+import { wholeFlag } from '../cli/flags.ts';
 import { labDown, labReset, labSsh, labStatus, labUp } from './lab.ts';
 
 const log = (s: string) => process.stderr.write(`lab: ${s}\n`);
 
-function int(v: string | boolean | undefined, name: string, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw ConfigError.one(`--${name} '${v}': expected a whole number ≥ ${min}`);
-  return n;
-}
-
-export async function labCommand(args: string[], f: Record<string, string | boolean | undefined>): Promise<number> {
+export async function labCommand(args: string[], f: { hosts?: string; memory?: string; cpus?: string; ['cold-boot']?: boolean; emulated?: string[] }): Promise<number> {
   const [sub, name, ...rest] = args;
   const invDir = process.env.KVMFORGE_INVENTORY_DIR ?? 'inventories';
   try {
     switch (sub) {
       case 'up': {
-        const s = await labUp({ hosts: int(f.hosts, 'hosts', 1, 1), memory: int(f.memory, 'memory', 2048, 512), cpus: int(f.cpus, 'cpus', 2, 1), inventoryDir: invDir, golden: !f['cold-boot'] }, log);
+        const hosts = wholeFlag(f.hosts, 'hosts', 1, 1);
+        for (const e of f.emulated ?? []) {
+          const n = /^lab([1-9]\d*)$/.exec(e)?.[1];
+          if (!n || Number(n) > hosts) throw ConfigError.one(`--emulated '${e}': expected a lab VM name, lab1 … lab${hosts}`);
+        }
+        const s = await labUp({ hosts, memory: wholeFlag(f.memory, 'memory', 2048, 512), cpus: wholeFlag(f.cpus, 'cpus', 2, 1), inventoryDir: invDir, golden: !f['cold-boot'], emulated: f.emulated }, log);
         log(`inventory: ${invDir}/lab.yaml (${s.vms.length} host(s)); try: kvmforge plan -i ${invDir}/lab.yaml`);
         return 0;
       }

@@ -2,8 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ensureGolden, resumeIncoming, syncClock, type Golden } from './golden.ts';
-import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, labSshArgs, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type LabState, type Log, type Vm } from './vm.ts';
+import { ensureGolden, resumeIncoming, type Golden } from './golden.ts';
+import { syncClock } from './agent.ts';
+import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, labSshArgs, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type Devices, type LabState, type Log, type Vm } from './vm.ts';
 
 export interface UpOptions {
   hosts: number;
@@ -13,13 +14,18 @@ export interface UpOptions {
   bootTimeoutMs?: number;
   /** false: every VM boots cold (no golden state) */
   golden?: boolean;
+  /** VMs (lab2, …) that get an emulated IDE disk and e1000 NIC instead of virtio */
+  emulated?: string[];
 }
+
+const devicesOf = (o: UpOptions, name: string): Devices => (o.emulated?.includes(name) ? 'emulated' : 'virtio');
 
 export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   requireTools();
   const old = readState();
   const running = old?.vms.filter((v) => alive(v.pid)) ?? [];
-  if (old && running.length === old.vms.length && old.vms.length >= o.hosts) {
+  const sameDevices = old?.vms.every((v) => (v.devices ?? 'virtio') === devicesOf(o, v.name));
+  if (old && running.length === old.vms.length && old.vms.length >= o.hosts && sameDevices) {
     log(`lab already up: ${old.vms.map((v) => `${v.name} (127.0.0.1:${v.port})`).join(', ')}`);
     writeInventory(old, o.inventoryDir);
     return old;
@@ -41,17 +47,21 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
     memory: o.memory,
     cpus: o.cpus,
     pristine: false,
+    devices: devicesOf(o, `lab${i + 1}`),
   }));
   const state: LabState = { accel, accelNote: note, hostKey: hostKeyOfImage(), vms };
-  let golden: Golden | undefined;
-  if (o.golden !== false) {
+  // one golden state per device set (a saved state only loads into the same devices)
+  const goldens = new Map<Devices, Golden | undefined>();
+  for (const devices of new Set(vms.map((v) => v.devices ?? 'virtio'))) {
+    if (o.golden === false) break;
     try {
-      golden = await ensureGolden(base, accel, o.memory, o.cpus, state.hostKey, log);
+      goldens.set(devices, await ensureGolden(base, accel, o.memory, o.cpus, devices, state.hostKey, log));
     } catch (e) {
-      log(`no golden state (${(e as Error).message.split('\n')[0]}); booting cold`);
+      log(`no golden state for ${devices} devices (${(e as Error).message.split('\n')[0]}); booting cold`);
     }
   }
   for (const vm of vms) {
+    const golden = goldens.get(vm.devices ?? 'virtio');
     overlay(golden?.disk ?? base, vm.overlay);
     vm.pid = startQemu(vm, accel, golden?.state);
     writeState(state);
@@ -60,12 +70,12 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   try {
     await Promise.all(
       vms.map(async (vm) => {
+        const golden = goldens.get(vm.devices ?? 'virtio');
         const t0 = Date.now();
         if (golden) await resumeIncoming(vm);
-        await waitSsh(vm, timeout);
+        await Promise.all([waitSsh(vm, timeout), golden && syncClock(vm)]);
         const ms = Date.now() - t0;
-        if (golden) syncClock(vm, state.hostKey);
-        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'})`);
+        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'}${vm.devices === 'emulated' ? ', emulated IDE disk and e1000 NIC' : ''})`);
         await hmp(vm.monitor, 'savevm pristine');
         vm.pristine = true;
       }),
@@ -123,7 +133,7 @@ export function labDown(log: Log) {
 export function labStatus(): string {
   const s = readState();
   if (!s) return 'no lab (kvmforge lab up starts one)';
-  const rows = s.vms.map((v) => `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ${v.memory} MiB × ${v.cpus} CPU  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`);
+  const rows = s.vms.map((v) => `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ${v.memory} MiB × ${v.cpus} CPU  ${v.devices === 'emulated' ? 'IDE disk + e1000 NIC' : 'virtio disk + NIC'}  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`);
   return [`accelerator: ${s.accelNote}`, ...rows].join('\n');
 }
 
@@ -137,13 +147,12 @@ function findVm(name: string): { state: LabState; vm: Vm } {
 
 /** Back to the state saved right after first boot, without a cold boot. */
 export async function labReset(name: string, log: Log): Promise<number> {
-  const { state, vm } = findVm(name);
+  const { vm } = findVm(name);
   if (!vm.pristine) throw new Error(`${name} has no pristine snapshot`);
   const t0 = Date.now();
   const out = await hmp(vm.monitor, 'loadvm pristine');
   if (/Error|error/.test(out)) throw new Error(`loadvm failed on ${name}: ${out}`);
-  await waitSsh(vm, 60_000);
-  syncClock(vm, state.hostKey);
+  await Promise.all([waitSsh(vm, 60_000), syncClock(vm)]);
   const ms = Date.now() - t0;
   log(`${name}: reset to pristine in ${(ms / 1000).toFixed(1)} s`);
   return ms;

@@ -7,6 +7,7 @@ import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { quote } from '../core/sh.ts';
 import { cacheDir, ensureRootfs, HERE, labKey, rootfsDir } from './paths.ts';
+import { agentSocket } from './agent.ts';
 
 export interface Vm {
   name: string;
@@ -18,7 +19,11 @@ export interface Vm {
   memory: number;
   cpus: number;
   pristine: boolean;
+  /** 'emulated': an IDE disk and an e1000 NIC instead of virtio (to measure what virtio buys, e.g. with kvmforge bench) */
+  devices?: Devices;
 }
+
+export type Devices = 'virtio' | 'emulated';
 
 export interface LabState {
   accel: 'kvm' | 'tcg';
@@ -179,12 +184,15 @@ export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-smp', String(vm.cpus),
     '-m', String(vm.memory),
-    '-drive', `file=${vm.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap`,
+    '-drive', `file=${vm.overlay},if=${vm.devices === 'emulated' ? 'ide' : 'virtio'},format=qcow2,cache=unsafe,discard=unmap`,
     '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22`,
-    '-device', `virtio-net-pci,netdev=net0,mac=${LAB_MAC}`,
+    '-device', `${vm.devices === 'emulated' ? 'e1000' : 'virtio-net-pci'},netdev=net0,mac=${LAB_MAC}`,
     '-display', 'none',
     '-serial', `file:${vm.console}`,
     '-monitor', `unix:${vm.monitor},server,nowait`,
+    '-chardev', `socket,id=qga0,path=${agentSocket(vm)},server=on,wait=off`,
+    '-device', 'virtio-serial-pci',
+    '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
     '-pidfile', pidfile,
     ...(incoming ? ['-incoming', `exec:cat ${quote(incoming)}`] : []),
     '-daemonize',

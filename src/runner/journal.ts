@@ -40,6 +40,12 @@ export class Journal {
     this.log(host, `${step}: exit ${r.code} in ${ms} ms\n--- script\n${script.trimEnd()}\n--- stdout\n${r.stdout.trimEnd()}\n--- stderr\n${r.stderr.trimEnd()}\n---`);
   }
 
+  /** A named log file in the run directory, appended as chunks arrive (secrets masked). */
+  file(name: string): { append(chunk: string): void; path: string } {
+    const path = join(this.dir, `${name.replace(/[^A-Za-z0-9_.-]/g, '_')}.log`);
+    return { path, append: (chunk) => this.enabled && appendFileSync(path, this.secrets.mask(chunk)) };
+  }
+
   writeReport(report: Report) {
     if (!this.enabled) return;
     writeFileSync(join(this.dir, 'report.json'), this.secrets.mask(JSON.stringify(report, null, 2)));

@@ -1,4 +1,5 @@
 // What a run returns: per host, per step, a status and the changes (summary, diff).
+import { columns } from '../core/table.ts';
 
 export type StepStatus = 'ok' | 'changed' | 'would change' | 'failed' | 'skipped';
 
@@ -23,11 +24,13 @@ export interface HostReport {
   /** Failed on bad input that only the host could reveal (a NIC it lacks): exit 2, like bad inventory. */
   badInput?: boolean;
   steps: StepReport[];
+  /** Things the run noticed and dealt with (the host rebooted by someone else, and the run resumed). */
+  notes?: string[];
   ms: number;
 }
 
 export interface Report {
-  mode: 'plan' | 'apply';
+  mode: 'plan' | 'apply' | 'build';
   started: string;
   ms: number;
   journal?: string;
@@ -72,9 +75,8 @@ export function summaryTable(r: Report, stepNames: string[]): string {
     }),
     `${(h.ms / 1000).toFixed(1)}s`,
   ]);
-  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-  const out = [line(header), ...rows.map(line)];
+  const out = columns([header, ...rows]);
+  for (const h of r.hosts) for (const n of h.notes ?? []) out.push(`${h.host}: note: ${n}`);
   for (const h of r.hosts) if (h.error) out.push(`${h.host}: FAILED: ${h.error}`);
   return out.join('\n');
 }

@@ -1,8 +1,8 @@
 // Local transport (zx): the same contract as SSH, for `localhost` / ansible_connection: local.
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
 import { $ } from 'zx';
 import { HostError } from '../core/errors.ts';
-import { quote } from '../core/sh.ts';
+import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { ExecOptions, ExecResult, Transport } from '../core/types.ts';
 
 export class LocalTransport implements Transport {
@@ -12,13 +12,13 @@ export class LocalTransport implements Transport {
     const secs = Math.ceil((o.timeoutMs ?? 600_000) / 1000);
     const argv = ['timeout', '-k', '5', String(secs), 'sh', '-s'];
     if (o.sudo && !this.root) argv.unshift('sudo', '-n', '--');
-    const p = $({ input: `set -eu\n${script}\n`, nothrow: true, quiet: true })`${argv}`;
+    const p = $({ input: wholeScript(script), nothrow: true, quiet: true })`${argv}`;
     if (o.onOutput) {
       p.stdout.on('data', (d: Buffer) => o.onOutput!(d.toString(), 'stdout'));
       p.stderr.on('data', (d: Buffer) => o.onOutput!(d.toString(), 'stderr'));
     }
     const r = await p;
-    return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+    return withTimeoutReason({ code: r.exitCode, stdout: r.stdout, stderr: r.stderr }, secs);
   }
 
   async put(path: string, content: Buffer | string, mode = 0o644): Promise<void> {
@@ -30,6 +30,16 @@ export class LocalTransport implements Transport {
 
   async get(path: string): Promise<Buffer> {
     return readFile(path);
+  }
+
+  async putFile(localPath: string, path: string, mode = 0o644): Promise<void> {
+    const tmp = `${path}.kvmforge-tmp`;
+    const r = await this.exec(`cp ${quote(localPath)} ${quote(tmp)} && chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)}`, { sudo: true });
+    if (r.code !== 0) throw new HostError(`cannot write ${path}: ${r.stderr.trim()}`);
+  }
+
+  async getFile(path: string, localPath: string): Promise<void> {
+    await copyFile(path, localPath);
   }
 
   async close(): Promise<void> {}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { HostError } from '../core/errors.ts';
-import { quote } from '../core/sh.ts';
+import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
 import { check, fingerprint, hostPattern, record } from './known-hosts.ts';
 
@@ -52,6 +52,9 @@ function openClient(conn: { address: string; port: number; user: string }, auth:
     let hostKeyProblem: string | undefined;
     client.on('ready', () => resolve(client));
     client.on('error', (e) => reject(new HostError(explain(e, target, hostKeyProblem))));
+    // A port that accepts and then closes (a rebooting VM behind a forwarded port, an sshd going
+    // down) ends with 'close' and no 'error': without this the promise would never settle.
+    client.on('close', () => reject(new HostError(hostKeyProblem ?? `${target} closed the connection before the SSH handshake finished`)));
     client.connect({
       host: conn.address,
       port: conn.port,
@@ -163,7 +166,7 @@ export class SshTransport implements Transport {
     const limit = `timeout -k 5 ${secs}`;
     const sudo = o.sudo && this.conn.user !== 'root';
     let command = `${limit} sh -s`;
-    let input = `set -eu\n${script}\n`;
+    let input = wholeScript(script);
     if (sudo && this.opts.becomePassword !== undefined) {
       // password on stdin (never argv); the marker line separates it from the script
       command = `${limit} sudo -S -k -p '' -- sh -c ${quote(`while IFS= read -r l; do [ "$l" = ${MARK} ] && exec sh -s; done; exit 97`)}`;
@@ -192,7 +195,7 @@ export class SshTransport implements Transport {
           }
           channel = ch;
           ch.on('data', (d: Buffer) => {
-            stdout += d;
+            if (!o.discardStdout) stdout += d;
             o.onOutput?.(d.toString(), 'stdout');
           });
           ch.stderr.on('data', (d: Buffer) => {
@@ -202,7 +205,7 @@ export class SshTransport implements Transport {
           ch.on('close', (code: number | null, signal?: string) => {
             clearTimeout(timer);
             this.client.off('close', onClose);
-            resolve({ code: code ?? (signal ? 128 + 9 : null), stdout, stderr });
+            resolve(withTimeoutReason({ code: code ?? (signal ? 128 + 9 : null), stdout, stderr }, secs));
           });
           ch.end(input);
         });
@@ -226,6 +229,30 @@ export class SshTransport implements Transport {
     await new Promise<void>((resolve, reject) => sftp.writeFile(tmp, content, { mode: 0o600 }, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
     const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`, { sudo: true });
     if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);
+  }
+
+  async putFile(localPath: string, path: string, mode = 0o644): Promise<void> {
+    const root = this.conn.user === 'root';
+    const tmp = root ? `${path}.kvmforge-${randomBytes(4).toString('hex')}` : `/tmp/kvmforge-upload-${randomBytes(8).toString('hex')}`;
+    const sftp = await this.sftp();
+    await new Promise<void>((resolve, reject) => sftp.fastPut(localPath, tmp, { mode: 0o600 }, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
+    const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`, { sudo: true });
+    if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);
+  }
+
+  async getFile(path: string, localPath: string): Promise<void> {
+    let from = path;
+    if (this.conn.user !== 'root') {
+      from = `/tmp/kvmforge-download-${randomBytes(8).toString('hex')}`;
+      const r = await this.exec(`cp ${quote(path)} ${quote(from)} && chown ${quote(this.conn.user)} ${quote(from)}`, { sudo: true });
+      if (r.code !== 0) throw new HostError(`cannot read ${path}: ${r.stderr.trim()}`);
+    }
+    const sftp = await this.sftp();
+    try {
+      await new Promise<void>((resolve, reject) => sftp.fastGet(from, localPath, (err) => (err ? reject(new HostError(`cannot read ${path}: ${err.message}`)) : resolve())));
+    } finally {
+      if (from !== path) await this.exec(`rm -f ${quote(from)}`);
+    }
   }
 
   async get(path: string): Promise<Buffer> {

@@ -17,6 +17,12 @@ export interface Fake {
   probes?: [RegExp, string][];
 }
 
+/** The path in a file probe's `[ -f PATH ]`, unquoted as sh would (any name, quotes and all). */
+function probedPath(script: string): string {
+  const word = /\[ -f ((?:'[^']*'|\\.|[^\s'\\])+) \]/.exec(script)![1];
+  return [...word.matchAll(/'([^']*)'|\\(.)|([^'\\])/gs)].map((m) => m[1] ?? m[2] ?? m[3]).join('');
+}
+
 export function fakeCtx(facts: Facts, fake: Fake = {}, h = host()): StepContext & { probed: string[] } {
   const probed: string[] = [];
   const fileAnswer = (path: string) => {
@@ -33,12 +39,12 @@ export function fakeCtx(facts: Facts, fake: Fake = {}, h = host()): StepContext 
         return parts
           .map((p) => {
             const tag = /^echo '(@@file\d+)'/.exec(p)?.[1];
-            const path = /\[ -f '?([^' ]+)'? \]/.exec(p)![1];
+            const path = probedPath(p);
             return `${tag}\n${fileAnswer(path)}`;
           })
           .join('');
       }
-      return fileAnswer(/\[ -f '?([^' ]+)'? \]/.exec(script)![1]);
+      return fileAnswer(probedPath(script));
     }
     for (const [re, out] of fake.probes ?? []) if (re.test(script)) return out;
     throw new Error(`unexpected probe (add it to the fixture): ${script}`);

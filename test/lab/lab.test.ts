@@ -91,6 +91,11 @@ describe('lab VM', () => {
     expect(labExec('ls /etc/kvmforge-dirty 2>/dev/null || echo clean').trim()).toBe('clean');
     expect(labExec(`ls ${MARK} 2>/dev/null || echo none`).trim()).toBe('none');
     expect(ms).toBeLessThan(10_000);
+    // the clock was set to now (the saved state's clock is from when the snapshot was taken)
+    const before = Date.now() / 1000;
+    const guest = Number(labExec('date -u +%s.%N'));
+    expect(guest).toBeGreaterThan(before - 3);
+    expect(guest).toBeLessThan(Date.now() / 1000 + 3);
   }, 120_000);
 
   it('lab status lists the VM and the accelerator', async () => {

@@ -1,12 +1,15 @@
 // Bridge step fixtures: every network stack's config from the same facts, addressing copied from the NIC,
 // idempotence, bad input, and the switch script checked by sh -n. Real switches are in test/lab/bridge.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../src/core/errors.ts';
 import { parseInventory } from '../../src/inventory/load.ts';
 import type { Facts } from '../../src/facts/gather.ts';
-import bridge, { configFiles, desired, parseProbe, STACKS, switchScript, verifyScript, withoutStanza, type Stack } from '../../steps/bridge.ts';
+import bridge, { configFiles, desired, parseProbe, stackCommands, STACKS, switchScript, verifyScript, withoutStanza, type Stack } from '../../steps/bridge.ts';
 import { debianFacts, fakeCtx } from '../harness/fake-host.ts';
 
 const hostOf = (vars: string[] = []) => parseInventory(['all:', '  hosts:', '    h1:', ...vars.map((v) => `      ${v}`), ''].join('\n'), 'inv.yaml').hosts[0];
@@ -149,3 +152,21 @@ describe('bridge: bad input is exit 2 with file:line, host untouched', () => {
     expect(err.message).toMatch(/inv\.yaml:4:20: h1\.bridge_port: NIC 'eth9' does not exist on h1 \(it has lo, eth0, eth1\)/);
   });
 });
+
+describe('bridge: DHCP on networkd after the switch', () => {
+  it('asks for the lease again every 10 s until the bridge has an address, then stops (real sh; networkctl, ip and sleep faked)', () => {
+    const b = desired(hostOf(), bridge.params(hostOf())!, staticFacts(), parseProbe(probeOut('networkd')));
+    const dhcp = { ...b, dhcp: true, addresses: [] };
+    const bin = mkdtempSync(join(tmpdir(), 'kvf-nudge-'));
+    const log = join(bin, 'log');
+    // the bridge gets its address at the third look
+    writeFileSync(join(bin, 'ip'), `#!/bin/sh\nn=$(cat ${bin}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${bin}/n\n[ $n -ge 3 ] && echo '4: br0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic br0'\nexit 0\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'networkctl'), `#!/bin/sh\necho "networkctl $*" >> ${log}\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'sleep'), `#!/bin/sh\necho "sleep $*" >> ${log}\n`, { mode: 0o755 });
+    execFileSync('sh', ['-c', stackCommands('networkd', dhcp).up], { env: { PATH: `${bin}:/usr/bin:/bin` } });
+    expect(readFileSync(log, 'utf8')).toBe(['networkctl reload', 'networkctl reconfigure eth0', 'networkctl reconfigure br0', 'sleep 10', 'networkctl renew br0', 'sleep 10', 'networkctl renew br0', 'sleep 10', ''].join('\n'));
+    // a static bridge has no lease to ask for
+    expect(stackCommands('networkd', b).up).not.toContain('renew');
+  });
+});
+

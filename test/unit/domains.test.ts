@@ -200,7 +200,7 @@ describe('pre-flight and plan (fixtures)', () => {
     const first = await domains.plan(fresh, [planned]);
     expect(first.map((c) => c.summary)).toEqual(['create disk /var/lib/libvirt/images/web.qcow2 (qcow2, 2G)', 'define VM web', 'autostart web on']);
     expect(first[0].script).toBe("qemu-img create -q -f qcow2 /var/lib/libvirt/images/web.qcow2 2G");
-    expect(script).toContain("virsh -q dumpxml --inactive web");
+    expect(script).toContain("virsh -q dumpxml --inactive --domain web");
     const dumped = testDriverRoundTrip(planned.xml, 'web');
     const defined = probeOut(`@@path file /var/lib/libvirt/images/web.qcow2\n@@domain web\n@@state shut off\n@@autostart enable\n@@xml\n${dumped}\n@@end\n`);
     expect(await domains.plan(fakeCtx(facts, { probes: [[/virsh/, defined]] }, h), [planned])).toEqual([]);
@@ -208,7 +208,7 @@ describe('pre-flight and plan (fixtures)', () => {
     const changes = await domains.plan(fakeCtx(facts, { probes: [[/virsh/, defined]] }, h), bigger);
     expect(changes.map((c) => c.summary)).toEqual(['redefine VM web']);
     expect(changes[0].diff).toMatch(/\/domain\/memory: '524288' → '1048576'/);
-    expect(changes[0].script).toMatch(/virsh -q dumpxml --inactive web > \/var\/lib\/kvmforge\/domains\/web.xml.kvmforge.bak/);
+    expect(changes[0].script).toMatch(/virsh -q dumpxml --inactive --domain web > \/var\/lib\/kvmforge\/domains\/web.xml.kvmforge.bak/);
     const uuid = /<uuid>(.*)<\/uuid>/.exec(dumped)![1];
     const sent = Buffer.from(/printf '%s' '([^']+)'/.exec(changes[0].script!)![1], 'base64').toString();
     expect(sent).toContain(`<name>web</name>\n  <uuid>${uuid}</uuid>`); // or libvirt refuses the name as taken

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,5 +54,19 @@ describe('known_hosts', () => {
     record(f, '10.0.0.7', 2222, k1);
     expect(readFileSync(f, 'utf8')).toBe(`[10.0.0.7]:2222 ssh-ed25519 ${k1.toString('base64')}\n`);
     expect(check([f], '10.0.0.7', 2222, k1).kind).toBe('match');
+  });
+
+  it('no code path turns host key checking off', () => {
+    const files = execFileSync('git', ['ls-files', 'src', 'bin', 'steps', 'templates', 'bench', 'Vagrantfile']).toString().trim().split('\n');
+    const offenders: string[] = [];
+    for (const f of files) {
+      const text = readFileSync(f, 'utf8');
+      if (/StrictHostKeyChecking[= ]*(no|off|accept-new)|UserKnownHostsFile[= ]*\/dev\/null|hostVerifier:\s*\(\)\s*=>\s*true|hostHash|insecure/i.test(text)) offenders.push(f);
+    }
+    expect(offenders).toEqual([]);
+    // the one verifier there is consults known_hosts and refuses what it can't match
+    const ssh = readFileSync('src/transport/ssh.ts', 'utf8');
+    expect(ssh.match(/hostVerifier/g)).toHaveLength(1);
+    expect(ssh).toMatch(/hostVerifier: \(blob: Buffer\) => \{\n\s+const v = check\(/);
   });
 });

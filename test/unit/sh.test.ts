@@ -1,6 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { quote, raw, sh } from '../../src/core/sh.ts';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { quote, raw, sh, wholeScript } from '../../src/core/sh.ts';
 
 export const HOSTILE = [
   "it's",
@@ -46,5 +49,23 @@ describe('quote', () => {
   it('spreads arrays as separate words and leaves raw() alone', () => {
     const cmd = sh`printf '<%s>' ${['a b', "c'd", '-e']} ${raw('| tr a A')}`;
     expect(execFileSync('sh', ['-c', cmd]).toString()).toBe("<A b><c'd><-e>");
+  });
+
+  it('a script cut short in transit runs nothing (it is parsed whole first)', () => {
+    const script = "touch first\ncat > second <<'EOF'\nhello\nEOF\nrm -f first.tmp.old";
+    const runCut = (input: string) => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvf-cut-'));
+      try {
+        execFileSync('sh', ['-s'], { input, cwd: dir, stdio: ['pipe', 'ignore', 'ignore'] });
+      } catch {
+        /* a cut script is a syntax error */
+      }
+      return readdirSync(dir).sort();
+    };
+    const full = wholeScript(script);
+    expect(runCut(full)).toEqual(['first', 'second']);
+    for (let n = 0; n < full.lastIndexOf('}'); n++) expect(runCut(full.slice(0, n)), `cut at ${n}`).toEqual([]);
+    // without the brace group, a cut after the first line runs that line
+    expect(runCut(`set -eu\n${script}`.slice(0, 20))).toEqual(['first']);
   });
 });

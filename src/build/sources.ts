@@ -1,0 +1,127 @@
+// Where a component's source tarball comes from, and how the build host gets it verified.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { badVar, varOr } from '../core/vars.ts';
+import { quote, sh } from '../core/sh.ts';
+import type { Host } from '../core/types.ts';
+
+export type Component = 'kernel' | 'qemu' | 'libvirt';
+
+export interface Source {
+  component: Component;
+  version: string;
+  /** An http(s) URL (upstream or a mirror), or a file on the control machine. */
+  url?: string;
+  path?: string;
+  /** Expected sha256 (required for URLs; for a local file, computed when not given). */
+  sha256?: string;
+  /** Detached signature (URL or local file) and the keyring to check it with (a local file), both optional. */
+  signature?: string;
+  keyring?: string;
+  fileName: string;
+}
+
+const VERSION = /^[0-9][0-9A-Za-z.+~-]{0,40}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** The upstream tarball of a version. Kernel: kernel.org's v6.x directory layout. */
+export function upstreamUrl(c: Component, version: string): string {
+  if (c === 'kernel') return `https://cdn.kernel.org/pub/linux/kernel/v${version.split('.')[0]}.x/linux-${version}.tar.xz`;
+  if (c === 'qemu') return `https://download.qemu.org/qemu-${version}.tar.xz`;
+  return `https://download.libvirt.org/libvirt-${version}.tar.xz`;
+}
+
+/** Where each project publishes a detached signature of that tarball (checked only with a keyring). */
+export function upstreamSignature(c: Component, url: string): string {
+  if (c === 'kernel') return url.replace(/\.tar\.xz$/, '.tar.sign');
+  return c === 'qemu' ? `${url}.sig` : `${url}.asc`;
+}
+
+/** Reads `<c>_version`, `<c>_source`, `<c>_sha256`, `<c>_signature`, `<c>_keyring`; undefined when no version is set. */
+export function sourceOf(host: Host, c: Component, baseDir: string): Source | undefined {
+  const version = host.vars[`${c}_version`];
+  if (version === undefined || version === null) return undefined;
+  if (typeof version !== 'string' || !VERSION.test(version)) throw badVar(host, `${c}_version`, `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, got ${JSON.stringify(version)}`);
+  const given = varOr<string>(host, `${c}_source`, upstreamUrl(c, version));
+  const sha = varOr<string | undefined>(host, `${c}_sha256`, undefined);
+  if (sha !== undefined && (typeof sha !== 'string' || !SHA256.test(sha))) throw badVar(host, `${c}_sha256`, 'expected the tarball\'s sha256: 64 lowercase hex digits');
+  const src: Source = { component: c, version, sha256: sha, fileName: '' };
+  if (/^https?:\/\//.test(given)) {
+    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/[A-Za-z0-9._~\/+%-]*[A-Za-z0-9]$/.test(given)) throw badVar(host, `${c}_source`, `'${given}' is not a plain http(s) URL of a tarball`);
+    if (!sha) throw badVar(host, `${c}_sha256`, `a download (${given}) needs its published sha256 in ${c}_sha256; a tarball that doesn't match is refused and deleted`);
+    src.url = given;
+  } else {
+    const path = resolve(baseDir, given);
+    if (!existsSync(path) || !statSync(path).isFile()) throw badVar(host, `${c}_source`, `expected an http(s) URL or a tarball on this machine; ${path} does not exist`);
+    src.path = path;
+  }
+  src.fileName = basename(src.url ?? src.path!).replace(/[^A-Za-z0-9._+~-]/g, '_');
+  const keyring = varOr<string | undefined>(host, `${c}_keyring`, undefined);
+  if (keyring !== undefined) {
+    const k = resolve(baseDir, keyring);
+    if (!existsSync(k)) throw badVar(host, `${c}_keyring`, `expected a keyring file (gpg --export or .gpg); ${k} does not exist`);
+    src.keyring = k;
+    const sig = varOr<string | undefined>(host, `${c}_signature`, src.url ? upstreamSignature(c, src.url) : undefined);
+    if (!sig) throw badVar(host, `${c}_signature`, 'a keyring was given for a local tarball: name its detached signature too');
+    src.signature = /^https?:\/\//.test(sig) ? sig : resolve(baseDir, sig);
+  }
+  return src;
+}
+
+const hashes = new Map<string, Promise<string>>();
+/** sha256 of a local file, memoized per path, size and mtime. */
+export function sha256File(path: string): Promise<string> {
+  const st = statSync(path);
+  const id = `${path}:${st.size}:${st.mtimeMs}`;
+  let p = hashes.get(id);
+  if (!p) {
+    p = new Promise((res, rej) => {
+      const h = createHash('sha256');
+      createReadStream(path)
+        .on('data', (d) => h.update(d))
+        .on('end', () => res(h.digest('hex')))
+        .on('error', rej);
+    });
+    hashes.set(id, p);
+  }
+  return p;
+}
+
+/** The source's sha256: given, or computed for a local file. */
+export async function sourceSha(s: Source): Promise<string> {
+  return s.sha256 ?? sha256File(s.path!);
+}
+
+/** Runs on the build host: download (unless present and verified), check sha256 (refuse and delete a
+ * mismatch), check the signature when a keyring was given. Prints the verified path. */
+export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?: string, sigOnHost?: string): string {
+  const file = `${dir}/${s.fileName}`;
+  const lines = [
+    sh`mkdir -p ${dir}`,
+    sh`f=${file}; want=${sha}`,
+    'have=$( [ -f "$f" ] && sha256sum "$f" | cut -d" " -f1 || true)',
+    'if [ "$have" != "$want" ]; then',
+  ];
+  if (s.url) {
+    lines.push(
+      '  rm -f "$f.part"',
+      sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${s.url}; else wget -q -O "$f.part" ${s.url}; fi || { rm -f "$f.part"; echo ${`cannot download ${s.url}`} >&2; exit 3; }`,
+      '  mv -f "$f.part" "$f"',
+      '  have=$(sha256sum "$f" | cut -d" " -f1)',
+    );
+  }
+  lines.push(
+    '  if [ "$have" != "$want" ]; then rm -f "$f"; echo "checksum mismatch for $f: expected $want, got ${have:-nothing}; the file was deleted" >&2; exit 4; fi',
+    'fi',
+  );
+  if (keyringOnHost && s.signature) {
+    if (/^https?:/.test(s.signature)) lines.push(sh`curl -fsSL -o "$f.sig" ${s.signature} || { echo ${`cannot download the signature ${s.signature}`} >&2; exit 3; }`);
+    else lines.push(sh`cp ${sigOnHost!} "$f.sig"`);
+    // the kernel signs the uncompressed tar
+    const data = s.component === 'kernel' && /\.tar\.sign$/.test(s.signature) ? 'xz -dc "$f" |' : 'cat "$f" |';
+    lines.push(`if ! ${data} gpgv --keyring ${quote(keyringOnHost)} "$f.sig" - 2>"$f.gpgv"; then cat "$f.gpgv" >&2; rm -f "$f"; echo "bad signature on $f; the file was deleted" >&2; exit 5; fi`);
+  }
+  lines.push('echo "$f"');
+  return lines.join('\n');
+}

@@ -1,0 +1,68 @@
+// `kvmforge exits`: every selected host at once; one failing host is one line, the others still report.
+import { writeFileSync } from 'node:fs';
+import { ConfigError } from '../core/errors.ts';
+import { barChart } from '../thesis/plot.ts';
+import { selectHosts, type Inventory } from '../inventory/load.ts';
+import { connect, type ConnectOptions } from '../transport/index.ts';
+import { derive, exitsScript, exitsTable, parseExits, type ExitsRow } from '../thesis/exits.ts';
+import { parseReasons, reasonsLine, reasonsScript, type Reasons } from '../thesis/reasons.ts';
+
+interface HostExits {
+  host: string;
+  vms: (ExitsRow & { reasons?: Reasons })[];
+  missing?: string[];
+  error?: string;
+  /** --reasons asked for, but perf could not give them on this host */
+  reasonsError?: string;
+}
+
+export async function exitsCommand(inv: Inventory, f: { limit?: string; interval?: string; vm?: string[]; json?: boolean; plot?: string; reasons?: boolean }, conn: ConnectOptions): Promise<number> {
+  const interval = f.interval === undefined ? 5 : Number(f.interval);
+  if (!(interval > 0 && interval <= 3600)) throw ConfigError.one(`--interval '${f.interval}': expected seconds, more than 0 and at most 3600`);
+  if (f.plot !== undefined && !f.plot.endsWith('.svg')) throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
+  const hosts = selectHosts(inv, f.limit);
+  const results = await Promise.all(
+    hosts.map(async (h): Promise<HostExits> => {
+      try {
+        const t = await connect(h, conn);
+        try {
+          const r = await t.exec(`[ -e /dev/kvm ] || { echo 'no /dev/kvm: not a KVM host' >&2; exit 3; }\n${exitsScript(interval, f.vm ?? [])}`, { sudo: true, timeoutMs: (interval + 120) * 1000 });
+          if (r.code !== 0) return { host: h.name, vms: [], error: r.stderr.trim().split('\n').pop() || `exit ${r.code}` };
+          const { vms, missing } = parseExits(r.stdout);
+          const out: HostExits = { host: h.name, vms: vms.map((v) => derive(v, interval)), missing };
+          const pids = out.vms.filter((v) => !v.error).map((v) => v.pid);
+          if (f.reasons && pids.length) {
+            // a second interval: perf's recording would disturb the counters' one
+            const p = await t.exec(reasonsScript(pids, interval), { sudo: true, timeoutMs: (interval + 300) * 1000 });
+            if (p.code !== 0) out.reasonsError = p.stderr.trim().split('\n').pop() || `exit ${p.code}`;
+            else {
+              const byPid = parseReasons(p.stdout);
+              for (const v of out.vms) if (!v.error) v.reasons = byPid.get(v.pid) ?? { exits: {}, userspace: {} };
+            }
+          }
+          return out;
+        } finally {
+          await t.close();
+        }
+      } catch (e) {
+        return { host: h.name, vms: [], error: (e as Error).message };
+      }
+    }),
+  );
+  if (f.plot) {
+    const bars = results.flatMap((r) => r.vms.filter((v) => !v.error).map((v) => ({ label: results.length > 1 ? `${r.host}/${v.name}` : v.name, parts: [{ name: 'I/O exits/s (port I/O + MMIO)', value: v.ioRate }, { name: 'other exits/s', value: v.rate - v.ioRate }] })));
+    writeFileSync(f.plot, barChart(`KVM exits per VM over ${interval} s`, 'exits per second', bars));
+    process.stderr.write(`plot: ${f.plot}\n`);
+  }
+  if (f.json) process.stdout.write(JSON.stringify({ interval, hosts: results }, null, 2) + '\n');
+  else {
+    for (const r of results) {
+      process.stdout.write(r.error ? `${r.host}: FAILED: ${r.error}\n` : `${exitsTable(r.host, r.vms, interval)}\n`);
+      for (const v of r.vms) if (v.reasons) process.stdout.write(`${reasonsLine(v.name, v.reasons, interval)}\n`);
+      if (r.reasonsError) process.stdout.write(`${r.host}: no exit reasons: ${r.reasonsError}\n`);
+      for (const m of r.missing ?? []) process.stdout.write(`${r.host}: no running VM named ${m}\n`);
+      process.stdout.write('\n');
+    }
+  }
+  return results.some((r) => r.error || r.reasonsError || r.missing?.length || r.vms.some((v) => v.error && !v.note)) ? 1 : 0;
+}

@@ -1,0 +1,109 @@
+// libvirt: built from source once (meson -Dsystem=true -Ddriver_qemu=enabled), packaged, installed from
+// the artifact; libvirtd enabled and running; qemu.conf settings from vars.
+import { HostError } from '../src/core/errors.ts';
+import { sh } from '../src/core/sh.ts';
+import { badVar, varOr } from '../src/core/vars.ts';
+import type { Change, Step } from '../src/core/types.ts';
+import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type BuildParams } from '../src/build/kit.ts';
+import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
+
+interface Params {
+  build: BuildParams;
+  mesonArgs: string[];
+  qemuConf: Record<string, string | number>;
+}
+
+export const QEMU_CONF = '/etc/libvirt/qemu.conf';
+const ARG = /^-D[a-z0-9_]+=[A-Za-z0-9_.,:\/+-]*$/;
+
+/** What a qemu.conf setting gives up, shown in the plan. */
+export function qemuConfWarnings(conf: Record<string, string | number>): string[] {
+  const w: string[] = [];
+  if (conf.user === 'root' || conf.group === 'root') w.push('QEMU runs as root (the thesis\'s user/group = root): a guest that escapes QEMU owns the host; libvirt\'s default unprivileged user confines it');
+  if (conf.vnc_listen === '0.0.0.0' || conf.vnc_listen === '::') w.push('vnc_listen on every address: VM consoles are reachable from any network, without a password unless vnc_password or vnc_tls is set');
+  if (conf.security_driver === 'none') w.push('security_driver = none turns off AppArmor/SELinux confinement of VMs');
+  return w;
+}
+
+/** A qemu.conf value as libvirt writes it: strings quoted, numbers bare. */
+export const confValue = (v: string | number | boolean) => (typeof v === 'string' ? `"${v}"` : typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+
+/** qemu.conf with the given keys set: an existing (or commented-out) line is replaced, else appended. */
+export function setConf(text: string, conf: Record<string, string | number>): string {
+  let out = text;
+  for (const [k, v] of Object.entries(conf)) {
+    const line = `${k} = ${confValue(v)}`;
+    const set = new RegExp(`^${k}\\s*=.*$`, 'm');
+    const commented = new RegExp(`^#\\s*${k}\\s*=.*$`, 'm');
+    if (set.test(out)) out = out.replace(set, line);
+    else if (commented.test(out)) out = out.replace(commented, line);
+    else out = `${out.replace(/\n*$/, '\n')}${line}\n`;
+  }
+  return out;
+}
+
+const step: Step<Params | undefined> = {
+  name: 'libvirt',
+  description: 'libvirt from source (libvirt_version): built once, packaged, installed from the artifact; libvirtd enabled; qemu.conf settings',
+  vars: {
+    ...BUILD_VARS('libvirt'),
+    ...COMMON_BUILD_VARS,
+    libvirt_meson_args: { type: 'array', items: { type: 'string' }, description: 'Extra meson options (-Dname=value).' },
+    libvirt_qemu_conf: { type: 'object', additionalProperties: { type: ['string', 'integer', 'boolean'] }, description: 'qemu.conf settings, e.g. {user: root, group: root, vnc_listen: 0.0.0.0} as in the thesis (the plan warns what they give up).' },
+  },
+  params(host) {
+    const build = buildParams(host, 'libvirt');
+    const qemuConf = varOr<Record<string, string | number>>(host, 'libvirt_qemu_conf', {});
+    for (const [k, v] of Object.entries(qemuConf)) {
+      if (!/^[a-z][a-z0-9_]*$/.test(k)) throw badVar(host, `libvirt_qemu_conf.${k}`, `'${k}' is not a qemu.conf setting name`);
+      if (typeof v === 'string' && /["\n\\]/.test(v)) throw badVar(host, `libvirt_qemu_conf.${k}`, 'a qemu.conf string may not contain quotes, backslashes or newlines');
+    }
+    if (!build) return undefined;
+    const mesonArgs = varOr<string[]>(host, 'libvirt_meson_args', []);
+    for (const a of mesonArgs) if (typeof a !== 'string' || !ARG.test(a)) throw badVar(host, 'libvirt_meson_args', `'${a}' is not one meson option (-Dname=value)`);
+    return { build, mesonArgs, qemuConf };
+  },
+  checkAll: (params, inventory) => checkBuildHosts(params as Map<string, Params>, inventory),
+  artifact: (ctx, p) => specFor(ctx, 'libvirt', p!.build, { mesonArgs: p!.mesonArgs }),
+  async plan(ctx, p) {
+    const { qemuConf } = p!;
+    const a = await step.artifact!(ctx, p);
+    const { spec, key } = a;
+    if (ctx.facts.init !== 'systemd') throw new HostError('libvirt step: libvirtd is enabled with systemd; this host has another init');
+    const want = packageVersion(spec, key);
+    const name = PACKAGES.libvirt.name('');
+    const probe = await ctx.probe(
+      sh`echo "version=$(dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true)"; echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
+    );
+    const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(probe)?.[1].trim() ?? '';
+    const changes: Change[] = [];
+    const installing = get('version') !== want;
+    if (installing) changes.push(installChange(ctx, a, (f) => f.startsWith(`${name}_`) || f.startsWith(`${name}-`), `install libvirt ${spec.version} (${want}${get('version') ? `, replacing ${get('version')}` : ''})`));
+    const warnings = qemuConfWarnings(qemuConf);
+    if (Object.keys(qemuConf).length) {
+      const text = (await ctx.readFile(QEMU_CONF)) ?? '';
+      const next = setConf(text, qemuConf);
+      if (installing || next !== text) {
+        const settings = Object.entries(qemuConf).map(([k, v]) => `${k} = ${confValue(v)}`);
+        changes.push({
+          summary: `${QEMU_CONF}: ${settings.join(', ')}`,
+          diff: settings.map((s) => `+ ${s}`).join('\n'),
+          warning: warnings.join('; ') || undefined,
+          // edited on the host after the install (the package may bring its own qemu.conf); old one kept
+          script: [
+            sh`f=${QEMU_CONF}; [ -f "$f" ] || : > "$f"; cp -p "$f" "$f.kvmforge.bak"; tmp=$(mktemp "$f.kvmforge-XXXXXX"); cp -p "$f" "$tmp"`,
+            ...Object.entries(qemuConf).map(([k, v]) => sh`line=${`${k} = ${confValue(v)}`}; if grep -qE ${`^${k}[[:space:]]*=`} "$tmp"; then sed -i ${`s|^${k}[[:space:]]*=.*|${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; elif grep -qE ${`^#[[:space:]]*${k}[[:space:]]*=`} "$tmp"; then sed -i ${`0,/^#[[:space:]]*${k}[[:space:]]*=.*/s||${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; else echo "$line" >> "$tmp"; fi`),
+            'sync "$tmp" 2>/dev/null || true; mv -f "$tmp" "$f"',
+            'if systemctl is-active -q libvirtd; then systemctl restart libvirtd; fi',
+          ].join('\n'),
+        });
+      }
+    }
+    if (installing || get('enabled') !== 'enabled' || get('active') !== 'active') {
+      changes.push({ summary: 'libvirtd enabled and started', diff: `libvirtd: ${get('enabled') || 'absent'}/${get('active') || 'inactive'} → enabled/active`, script: 'systemctl daemon-reload; systemctl enable libvirtd 2>&1; systemctl restart libvirtd; systemctl is-active libvirtd' });
+    }
+    if (warnings.length && changes.length && !changes.some((c) => c.warning)) changes[0].warning = warnings.join('; ');
+    return changes;
+  },
+};
+export default step;

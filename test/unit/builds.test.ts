@@ -1,0 +1,234 @@
+// Source builds, pure parts: config fragments, GRUB menus, artifact keys, sources, plans from fixtures.
+// The real builds, installs and trial boots are in test/lab/builds.test.ts.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/errors.ts';
+import { parseInventory } from '../../src/inventory/load.ts';
+import { resolveParams } from '../../src/runner/run.ts';
+import { defaultEntry, entryOf, parseGrubCfg } from '../../src/build/grub.ts';
+import { artifactKey, buildScript, kernelRelease, packageVersion, type BuildSpec } from '../../src/build/recipes.ts';
+import { fetchScript, sourceOf } from '../../src/build/sources.ts';
+import { progressMeter } from '../../src/build/artifacts.ts';
+import kernel, { checkFragment, trialScript, trialCheck, HOLD_DROPIN } from '../../steps/kernel.ts';
+import qemu from '../../steps/qemu.ts';
+import libvirt, { qemuConfWarnings, setConf } from '../../steps/libvirt.ts';
+import { debianFacts, fakeCtx, host } from '../harness/fake-host.ts';
+
+const LAB_GRUB = readFileSync('test/fixtures/grub/debian12-lab.cfg', 'utf8');
+const dir = mkdtempSync(join(tmpdir(), 'kvmforge-builds-'));
+const tarball = join(dir, 'linux-6.1.192.tar.xz');
+writeFileSync(tarball, 'not really a kernel');
+
+const spec = (over: Partial<BuildSpec> = {}): BuildSpec => ({
+  component: 'qemu',
+  version: '7.2.0',
+  sourceSha: 'a'.repeat(64),
+  distro: { family: 'debian', id: 'debian', versionId: '12', arch: 'x86_64', pm: 'apt' },
+  options: { prefix: '/usr/local', configureArgs: [] },
+  files: {},
+  ...over,
+});
+
+describe('config fragments', () => {
+  it('accepts the thesis fragment and the minimal-boot one', () => {
+    for (const f of ['templates/kernel/virtualization.config', 'templates/kernel/minimal-boot.config']) expect(checkFragment(f, readFileSync(f, 'utf8'))).toBeUndefined();
+  });
+  it('names the file and line of a bad line', () => {
+    const err = checkFragment('frag.config', 'CONFIG_KVM=y\nKVM=y\nCONFIG_X=maybe\n# CONFIG_Y is not set\n');
+    expect(err?.problems.map((p) => [p.file, p.line])).toEqual([
+      ['frag.config', 2],
+      ['frag.config', 3],
+    ]);
+  });
+});
+
+describe('GRUB menu', () => {
+  const entries = parseGrubCfg(LAB_GRUB);
+  it('lists entries with their submenu path and release', () => {
+    expect(entries.map((e) => [e.path, e.release, e.index])).toEqual([
+      ['gnulinux-simple-LABEL=kvmforge-root', '6.1.0-50-amd64', 0],
+      ['gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root', '6.1.0-50-amd64', 1],
+      ['gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-recovery-LABEL=kvmforge-root', '6.1.0-50-amd64', 1],
+    ]);
+  });
+  it('resolves the default from an index, a saved path, an id or a title', () => {
+    expect(defaultEntry(entries, '0', '')?.path).toBe('gnulinux-simple-LABEL=kvmforge-root');
+    expect(defaultEntry(entries, 'saved', '')?.index).toBe(0);
+    expect(defaultEntry(entries, 'saved', entries[2].path)?.recovery).toBe(true);
+    expect(defaultEntry(entries, 'gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root', '')?.path).toBe(entries[1].path);
+    expect(defaultEntry(entries, 'Debian GNU/Linux', '')?.index).toBe(0);
+    expect(entryOf(entries, '6.1.0-50-amd64')?.path).toBe(entries[1].path);
+  });
+});
+
+describe('artifact keys', () => {
+  const k = artifactKey(spec());
+  it('are stable for the same inputs and change with any input', () => {
+    expect(artifactKey(spec())).toBe(k);
+    expect(artifactKey(spec({ version: '7.2.1' }))).not.toBe(k);
+    expect(artifactKey(spec({ sourceSha: 'b'.repeat(64) }))).not.toBe(k);
+    expect(artifactKey(spec({ options: { prefix: '/usr', configureArgs: [] } }))).not.toBe(k);
+    expect(artifactKey(spec({ distro: { ...spec().distro, versionId: '11' } }))).not.toBe(k);
+    expect(artifactKey(spec({ files: { 'fragment-1.config': 'CONFIG_KVM=y\n' } }))).not.toBe(k);
+  });
+  it('show in the package version and the kernel release', () => {
+    expect(packageVersion(spec(), k)).toBe(`7.2.0-kvmforge.${k.slice(0, 12)}`);
+    expect(kernelRelease(spec({ component: 'kernel', version: '6.1.192' }), k)).toBe(`6.1.192-kvmforge-${k.slice(0, 8)}`);
+  });
+  it('build scripts quote their options', () => {
+    const s = buildScript(spec({ options: { prefix: '/opt/q', configureArgs: ["--x=a'b"] } }), k, '/w', '/s.tar', '/o');
+    expect(s).toContain("'--x=a'\\''b'");
+    expect(spawnSync('sh', ['-n'], { input: s }).status).toBe(0);
+    const ks = buildScript(spec({ component: 'kernel', options: { base: 'tinyconfig', debugInfo: 'no' }, files: { 'fragment-1.config': '' } }), k, '/w', '/s.tar', '/o');
+    expect(spawnSync('sh', ['-n'], { input: ks }).status).toBe(0);
+    expect(ks).toContain('bindeb-pkg');
+  });
+});
+
+describe('sources', () => {
+  it('need a sha256 for a download, name the var, and take a local file', () => {
+    const h = host(['kernel_version: 6.1.192']);
+    expect(() => sourceOf(h, 'kernel', dir)).toThrow(/h1\.kernel_sha256: a download \(https:\/\/cdn\.kernel\.org\/pub\/linux\/kernel\/v6\.x\/linux-6\.1\.192\.tar\.xz\) needs its published sha256/);
+    expect(() => sourceOf(host(['qemu_version: "7.2; rm -rf /"']), 'qemu', dir)).toThrow(ConfigError);
+    expect(() => sourceOf(host(['qemu_version: 7.2.0', 'qemu_source: nowhere.tar.xz']), 'qemu', dir)).toThrow(/does not exist/);
+    expect(sourceOf(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`]), 'kernel', dir)?.path).toBe(tarball);
+  });
+  it('a tarball that does not match its checksum is refused and deleted', () => {
+    const src = join(dir, 'src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'linux-6.1.192.tar.xz'), 'tampered');
+    const s = sourceOf(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`]), 'kernel', dir)!;
+    const r = spawnSync('sh', ['-eu'], { input: fetchScript(s, 'c'.repeat(64), src) });
+    expect(r.status).toBe(4);
+    expect(r.stderr.toString()).toMatch(/checksum mismatch .*expected c{64}, got [0-9a-f]{64}; the file was deleted/);
+    expect(existsSync(join(src, 'linux-6.1.192.tar.xz'))).toBe(false);
+    const sha = execFileSync('sha256sum', [tarball]).toString().split(' ')[0];
+    execFileSync('cp', [tarball, join(src, 'linux-6.1.192.tar.xz')]);
+    const ok = spawnSync('sh', ['-eu'], { input: fetchScript(s, sha, src) });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout.toString().trim()).toBe(join(src, 'linux-6.1.192.tar.xz'));
+  });
+});
+
+describe('unreachable sources', () => {
+  it.runIf(spawnSync('sh', ['-c', 'command -v curl || command -v wget']).status === 0)('a URL that cannot be fetched fails clearly and leaves nothing behind', () => {
+    const src = join(dir, 'dl');
+    const s = sourceOf(host(['qemu_version: 7.2.0', 'qemu_source: http://127.0.0.1:9/qemu-7.2.0.tar.xz', `qemu_sha256: ${'d'.repeat(64)}`]), 'qemu', dir)!;
+    const r = spawnSync('sh', ['-eu'], { input: fetchScript(s, s.sha256!, src) });
+    expect(r.status).toBe(3);
+    expect(r.stderr.toString()).toContain('cannot download http://127.0.0.1:9/qemu-7.2.0.tar.xz');
+    expect(readdirSync(src)).toEqual([]);
+  });
+});
+
+describe('build host', () => {
+  it('must be a host of the inventory (exit 2 before any connection)', () => {
+    const inv = parseInventory(['all:', '  hosts:', '    a:', `      qemu_version: 7.2.0`, `      qemu_source: ${tarball}`, '      build_host: builder'].join('\n') + '\n', join(dir, 'inv.yaml'));
+    expect(() => resolveParams(inv.hosts, [qemu], inv.hosts)).toThrow(/inv\.yaml:6:\d+: a\.build_host: 'builder' is not a host of the inventory; hosts are: a/);
+  });
+});
+
+const kernelHost = () => host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, 'kernel_config_base: tinyconfig', 'build_host: h1']);
+
+describe('kernel step plans', () => {
+  const p = kernel.params(kernelHost())!;
+  const release = async () => {
+    const ctx = fakeCtx(debianFacts(), { probes: [[/uname -r/, 'running=6.1.0-50-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB]] }, kernelHost());
+    const changes = await kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p);
+    return { changes, release: /install kernel (\S+);/.exec(changes[0].summary)![1] };
+  };
+  it('a fresh host: install with the old kernel held as default, then a trial boot', async () => {
+    const { changes, release: rel } = await release();
+    expect(changes.map((c) => c.summary)).toEqual([`install kernel ${rel}; 6.1.0-50-amd64 stays the default`, `trial boot of ${rel} (panic=10); default only if healthy`]);
+    expect(changes[1].reboot).toBe(true);
+    expect(changes[1].afterReboot?.commit).toContain(`grub-set-default 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root'`);
+    expect(changes[0].prepare).toBeTypeOf('function');
+  });
+  it('running the new kernel from its trial: make it the default; default already: nothing', async () => {
+    const { release: rel } = await release();
+    const withNew = LAB_GRUB.replace(/6\.1\.0-50-amd64/g, rel);
+    const at = (saved: string) => fakeCtx(debianFacts(), { probes: [[/uname -r/, `running=${rel}\ninstalled=install ok installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}`]] }, kernelHost());
+    const old = 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root';
+    const c1 = await kernel.plan(at(old), p);
+    expect(c1.map((c) => c.summary)).toEqual([`make ${rel} the default kernel (its trial boot was healthy)`]);
+    expect(await kernel.plan(at(`gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root`), p)).toEqual([]);
+  });
+  it('the trial entry is the new kernel\'s own entry with panic=N added, booted once', () => {
+    const rel = '6.1.192-kvmforge-abcd1234';
+    const t = mkdtempSync(join(tmpdir(), 'kvmforge-trial-'));
+    writeFileSync(join(t, 'grub.cfg'), LAB_GRUB.replace(/6\.1\.0-50-amd64/g, rel));
+    for (const tool of ['grub-reboot', 'grub-editenv']) {
+      writeFileSync(join(t, tool), `#!/bin/sh\necho "${tool} $*" >> ${t}/calls\n`);
+      chmodSync(join(t, tool), 0o755);
+    }
+    const r = spawnSync('sh', ['-eu'], { input: trialScript(rel, 7, 'rootdelay=2', join(t, 'grub.cfg'), join(t, 'custom.cfg')), env: { ...process.env, PATH: `${t}:${process.env.PATH}` } });
+    expect(r.stderr.toString()).toBe('');
+    const custom = readFileSync(join(t, 'custom.cfg'), 'utf8');
+    expect(custom).toMatch(/^### kvmforge trial begin\nmenuentry "kvmforge trial: Linux 6\.1\.192-kvmforge-abcd1234" --id kvmforge-trial \{\n/);
+    expect(custom).toContain(`\tlinux\t/boot/vmlinuz-${rel} root=LABEL=kvmforge-root ro  console=ttyS0,115200 net.ifnames=0 quiet loglevel=3 panic=7 rootdelay=2\n`);
+    expect(custom).toContain(`\tinitrd\t/boot/initrd.img-${rel}\n}\n### kvmforge trial end\n`);
+    expect(custom).not.toContain('recovery');
+    expect(readFileSync(join(t, 'calls'), 'utf8')).toContain('grub-reboot kvmforge-trial');
+    // again: one block, not two
+    spawnSync('sh', ['-eu'], { input: trialScript(rel, 7, '', join(t, 'grub.cfg'), join(t, 'custom.cfg')), env: { ...process.env, PATH: `${t}:${process.env.PATH}` } });
+    expect(readFileSync(join(t, 'custom.cfg'), 'utf8').match(/trial begin/g)).toHaveLength(1);
+    expect(spawnSync('sh', ['-n'], { input: trialCheck(rel, 7) }).status).toBe(0);
+  });
+  it('refuses a host whose running kernel has no GRUB entry', async () => {
+    const ctx = fakeCtx(debianFacts(), { probes: [[/uname -r/, 'running=5.10.0-9-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB]] }, kernelHost());
+    await expect(kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p)).rejects.toThrow(/no GRUB entry boots the running kernel 5\.10\.0-9-amd64/);
+  });
+  it('bad fragments and bases are bad input', () => {
+    writeFileSync(join(dir, 'bad.config'), 'CONFIG_KVM=y\nCONFIG_VHOST_NET=yes\n');
+    expect(() => kernel.params(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, `kernel_config_fragments: [${join(dir, 'bad.config')}]`]))).toThrow(/bad\.config:2:1: expected CONFIG_NAME=/);
+    expect(() => kernel.params(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, 'kernel_config_base: nope.config']))).toThrow(/h1\.kernel_config_base: expected running, defconfig, tinyconfig or a config file/);
+    expect(HOLD_DROPIN).toMatch(/grub\.d/);
+  });
+});
+
+describe('qemu and libvirt step plans', () => {
+  const qh = () => host(['qemu_version: 7.2.0', `qemu_source: ${tarball}`]);
+  it('qemu: installed at the artifact version → nothing; else one install change', async () => {
+    const p = qemu.params(qh())!;
+    const ctx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, '']] }, qh());
+    const c = await qemu.plan(ctx, p);
+    expect(c.map((x) => x.summary)).toEqual([expect.stringMatching(/^install QEMU 7\.2\.0 \(7\.2\.0-kvmforge\.[0-9a-f]{12}\)$/)]);
+    const version = /\((\S+)\)/.exec(c[0].summary)![1];
+    expect(await qemu.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, version]] }, qh()), p)).toEqual([]);
+    // the probe itself runs under sh -eu (read-only: dpkg-query / rpm)
+    expect(spawnSync('sh', ['-eu'], { input: ctx.probed[0] }).status).toBe(0);
+  });
+  it('libvirt: qemu.conf settings with warnings; enabled and running → nothing more', async () => {
+    const lh = () => host(['libvirt_version: 9.0.0', `libvirt_source: ${tarball}`, 'libvirt_qemu_conf: {user: root, group: root, vnc_listen: 0.0.0.0}']);
+    const p = libvirt.params(lh())!;
+    const firstCtx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, 'version=\nenabled=\nactive=\n']] }, lh());
+    const first = await libvirt.plan(firstCtx, p);
+    expect(spawnSync('sh', ['-eu'], { input: firstCtx.probed[0] }).stdout.toString()).toMatch(/^version=.*\nenabled=.*\nactive=/);
+    expect(first.map((c) => c.summary)).toEqual([expect.stringMatching(/^install libvirt 9\.0\.0/), '/etc/libvirt/qemu.conf: user = "root", group = "root", vnc_listen = "0.0.0.0"', 'libvirtd enabled and started']);
+    expect(first.find((c) => c.warning)?.warning).toMatch(/QEMU runs as root.*vnc_listen on every address/);
+    const version = /\((\S+)\)/.exec(first[0].summary)![1];
+    const conf = setConf('#user = "qemu"\n#vnc_listen = "127.0.0.1"\n', { user: 'root', group: 'root', vnc_listen: '0.0.0.0' });
+    expect(conf).toBe('user = "root"\nvnc_listen = "0.0.0.0"\ngroup = "root"\n');
+    const done = await libvirt.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nenabled=enabled\nactive=active\n`]], files: { '/etc/libvirt/qemu.conf': conf } }, lh()), p);
+    expect(done).toEqual([]);
+    expect(qemuConfWarnings({})).toEqual([]);
+    expect(() => libvirt.params(host(['libvirt_qemu_conf: {user: "a\\"b"}']))).toThrow(/libvirt_qemu_conf\.user: a qemu\.conf string may not contain quotes/);
+  });
+});
+
+describe('build progress', () => {
+  it('ninja steps and kernel objects become a line with an estimate', () => {
+    let now = 0;
+    const m = progressMeter('qemu', undefined, 0, () => now);
+    now = 60_000;
+    expect(m('[100/400] Compiling C object foo.o')).toBe('qemu: 100/400 compiled, 1m00s elapsed, ~3m00s left');
+    const k = progressMeter('kernel', 100, 0, () => now);
+    let last: string | undefined;
+    for (let i = 0; i < 50; i++) last = k('  CC      kernel/fork.o') ?? last;
+    expect(last).toBe('kernel: 50/~100 objects compiled, 1m00s elapsed, ~1m00s left');
+    expect(k('KVMFORGE_PHASE package')).toBe('kernel: package (1m00s)');
+  });
+});
