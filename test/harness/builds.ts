@@ -69,7 +69,10 @@ export function startBackgroundBuild() {
     return;
   }
   const inv = buildInventory('build.yaml');
-  const cmd = `"${process.execPath}" "${join(PROJECT, 'bin/kvmforge.js')}" build -i "${inv}" --limit localhost --json --journal "${join(BUILDS, 'journal')}" > "${BUILD_OUT}" 2> "${BUILD_LOG}"; echo $? > "${BUILD_RC}"`;
+  // detached = a session of its own, and with the kernel's autogroup scheduling (on in Debian's
+  // kernels) nice only ranks processes inside one session: sessions share the CPU equally. So the
+  // session itself is put at nice 19 (/proc/self/autogroup), else the lab VMs run ~2x slower.
+  const cmd = `echo 19 > /proc/self/autogroup 2>/dev/null; "${process.execPath}" "${join(PROJECT, 'bin/kvmforge.js')}" build -i "${inv}" --limit localhost --json --journal "${join(BUILDS, 'journal')}" > "${BUILD_OUT}" 2> "${BUILD_LOG}"; echo $? > "${BUILD_RC}"`;
   const child = spawn('sh', ['-c', cmd], { cwd: BUILDS, env: { ...process.env, ...BUILD_ENV, NO_COLOR: '1' }, detached: true, stdio: 'ignore' });
   writeFileSync(join(BUILDS, 'build.pid'), String(child.pid));
   child.unref();
