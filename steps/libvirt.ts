@@ -4,7 +4,7 @@ import { HostError } from '../src/core/errors.ts';
 import { sh } from '../src/core/sh.ts';
 import { badVar, varOr } from '../src/core/vars.ts';
 import type { Change, Step } from '../src/core/types.ts';
-import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type BuildParams } from '../src/build/kit.ts';
+import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/build/kit.ts';
 import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
 
 interface Params {
@@ -73,12 +73,12 @@ const step: Step<Params | undefined> = {
     const want = packageVersion(spec, key);
     const name = PACKAGES.libvirt.name('');
     const probe = await ctx.probe(
-      sh`echo "version=$(dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true)"; echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
+      `echo "version=$(${installedVersion(name)})"; ` + sh`echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
     );
     const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(probe)?.[1].trim() ?? '';
     const changes: Change[] = [];
     const installing = get('version') !== want;
-    if (installing) changes.push(installChange(ctx, a, (f) => f.startsWith(`${name}_`) || f.startsWith(`${name}-`), `install libvirt ${spec.version} (${want}${get('version') ? `, replacing ${get('version')}` : ''})`));
+    if (installing) changes.push(installChange(ctx, a, filesOf(name), `install libvirt ${spec.version} (${want}${get('version') ? `, replacing ${get('version')}` : ''})`));
     const warnings = qemuConfWarnings(qemuConf);
     if (Object.keys(qemuConf).length) {
       const text = (await ctx.readFile(QEMU_CONF)) ?? '';

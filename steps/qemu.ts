@@ -1,9 +1,8 @@
 // qemu: QEMU built from source once per distro/arch/options (x86_64-softmmu), packaged, installed from
 // the artifact; `<prefix>/bin/kvm` links to qemu-system-x86_64 like the thesis's /usr/bin/kvm.
-import { sh } from '../src/core/sh.ts';
 import { badVar, varOr } from '../src/core/vars.ts';
 import type { Step } from '../src/core/types.ts';
-import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type BuildParams } from '../src/build/kit.ts';
+import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/build/kit.ts';
 import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
 
 interface Params {
@@ -39,9 +38,9 @@ const step: Step<Params | undefined> = {
     const { spec, key } = a;
     const want = packageVersion(spec, key);
     const name = PACKAGES.qemu.name('');
-    const have = (await ctx.probe(sh`dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true`)).trim();
+    const have = (await ctx.probe(installedVersion(name))).trim();
     if (have === want) return [];
-    return [installChange(ctx, a, (f) => f.startsWith(`${name}_`) || f.startsWith(`${name}-`), `install QEMU ${spec.version} (${want}${have ? `, replacing ${have}` : ''})`)];
+    return [installChange(ctx, a, filesOf(name), `install QEMU ${spec.version} (${want}${have ? `, replacing ${have}` : ''})`)];
   },
 };
 export default step;

@@ -89,6 +89,12 @@ export function requestOf(ctx: StepContext, a: ArtifactRef) {
 /** Where packages are pushed on a target. */
 export const PKG_DIR = '/var/cache/kvmforge/packages';
 
+/** A shell command that prints the installed version of package `name` (dpkg or rpm), or nothing. */
+export const installedVersion = (name: string) => sh`dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true`;
+
+/** Keeps the artifact files of package `name` (name_….deb or name-….rpm). */
+export const filesOf = (name: string) => (f: string) => f.startsWith(`${name}_`) || f.startsWith(`${name}-`);
+
 /** The change that installs the artifact's packages (those `pick` keeps) on the target. */
 export function installChange(ctx: StepContext, a: ArtifactRef, pick: (file: string) => boolean, summary: string, before = '', after = ''): Change {
   const { spec, key, build: b } = a;

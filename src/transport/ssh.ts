@@ -223,19 +223,18 @@ export class SshTransport implements Transport {
 
   /** Uploads over SFTP to a temp path, then moves it into place (through sudo for a non-root user). */
   async put(path: string, content: Buffer | string, mode = 0o644): Promise<void> {
-    const root = this.conn.user === 'root';
-    const tmp = root ? `${path}.kvmforge-${randomBytes(4).toString('hex')}` : `/tmp/kvmforge-upload-${randomBytes(8).toString('hex')}`;
-    const sftp = await this.sftp();
-    await new Promise<void>((resolve, reject) => sftp.writeFile(tmp, content, { mode: 0o600 }, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
-    const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`, { sudo: true });
-    if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);
+    await this.upload(path, mode, (sftp, tmp, done) => sftp.writeFile(tmp, content, { mode: 0o600 }, done));
   }
 
   async putFile(localPath: string, path: string, mode = 0o644): Promise<void> {
+    await this.upload(path, mode, (sftp, tmp, done) => sftp.fastPut(localPath, tmp, { mode: 0o600 }, done));
+  }
+
+  private async upload(path: string, mode: number, send: (sftp: SFTPWrapper, tmp: string, done: (err?: Error | null) => void) => void): Promise<void> {
     const root = this.conn.user === 'root';
     const tmp = root ? `${path}.kvmforge-${randomBytes(4).toString('hex')}` : `/tmp/kvmforge-upload-${randomBytes(8).toString('hex')}`;
     const sftp = await this.sftp();
-    await new Promise<void>((resolve, reject) => sftp.fastPut(localPath, tmp, { mode: 0o600 }, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
+    await new Promise<void>((resolve, reject) => send(sftp, tmp, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
     const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`, { sudo: true });
     if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);
   }
