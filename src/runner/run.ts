@@ -147,7 +147,7 @@ export async function confirmChange(t: Transport, host: Host, step: string, c: C
       if (r.code === 0) {
         const cm = await nt.exec(commit, { sudo: true, timeoutMs: 60_000 });
         if (cm.code !== 0) throw new CommandError(host.name, commit, cm.code, cm.stderr, `commit failed (exit ${cm.code}): ${cm.stderr.trim()}`);
-        log(`confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback disarmed`);
+        log(`confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback disarmed${r.stdout.trim() ? `\n${r.stdout.trim()}` : ''}`);
         return nt;
       }
       last = `check failed: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`;

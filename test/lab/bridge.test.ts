@@ -1,14 +1,16 @@
 // The bridge step on a real Debian VM, over the SSH connection it reconfigures: systemd-networkd (the
 // image's stack) and ifupdown (the VM switched to it first). Conversions in a row, broken configs that
-// roll back by themselves, and a reboot that keeps the bridge. State is read with OpenSSH + ip/bridge -j.
+// roll back by themselves, and the carry-over cases of a real server's network — a DHCP address with a
+// static gateway and route (networkd and ifupdown), static IPv4 + IPv6 + a second address with a VLAN on
+// the NIC, a bond of two NICs — each compared before/after with OpenSSH + `ip -j`, and again after a reboot.
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
 
 const ROUNDS = Number(process.env.KVMFORGE_BRIDGE_ROUNDS ?? 10);
 const TIMEOUT = 36; // seconds before an unconfirmed switch rolls back (the minimum is 20); the check waits a third of it
-const times: Record<string, number[]> = { switch: [], rollback: [] };
+const times: Record<string, number[]> = { switch: [], rollback: [], reboot: [] };
 
 function inventory(name: string, vars: string[] = []): string {
   const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
@@ -45,6 +47,26 @@ const plain = (s: NetState) => {
   expect(s.br0).toEqual([]);
 };
 
+/** The whole network as the host sees it, read with OpenSSH and `ip -j`, as comparable lines. */
+function fullState(vm = 'lab1'): { addrs: string[]; routes: string[]; rules: string[]; dns: string[]; links: string[] } {
+  const out = labExec("ip -j addr; echo '@@'; ip -d -j link; echo '@@'; ip -d -j -4 route show table all; echo '@@'; ip -d -j -6 route show table all; echo '@@'; ip -d -j -4 rule; echo '@@'; ip -d -j -6 rule; echo '@@'; cat /etc/resolv.conf", vm);
+  const [addr, link, r4, r6, u4, u6, resolv] = out.split('@@').map((x) => x.trim());
+  const j = (t: string) => (t ? JSON.parse(t) : []) as Record<string, any>[];
+  const addrs = j(addr).flatMap((i) => (i.addr_info as { family: string; local: string; prefixlen: number; scope: string; temporary?: boolean }[]).filter((a) => a.scope !== 'link' && a.scope !== 'host' && !a.temporary).map((a) => `${i.ifname} ${a.local}/${a.prefixlen}`));
+  const routes = [...j(r4), ...j(r6)].filter((r) => r.table !== 'local' && !String(r.dst).startsWith('fe80:') && !String(r.dst).startsWith('ff00:')).map((r) => `${r.table ?? 'main'} ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`);
+  const rules = [...j(u4), ...j(u6)].filter((r) => r.protocol !== 'kernel').map((r) => `${r.priority} from ${r.src}${r.iif ? ` iif ${r.iif}` : ''} lookup ${r.table}`);
+  const links = j(link).filter((l) => l.link || l.master).map((l) => `${l.ifname}${l.link ? `@${l.link}` : ''}${l.master ? ` master ${l.master}` : ''}`);
+  const dns = resolv.split('\n').filter((l) => /^(nameserver|search)\s/.test(l));
+  return { addrs: addrs.sort(), routes: routes.sort(), rules: rules.sort(), dns, links: links.sort() };
+}
+
+/** Before, as it must be after the switch: the port's (or bond's) things renamed to br0. */
+function renamed(s: ReturnType<typeof fullState>, from: string) {
+  const re = new RegExp(`(^| |@)${from.replace('.', '\\.')}(?= |$)`, 'g');
+  const r = (l: string) => l.replace(re, '$1br0');
+  return { addrs: s.addrs.map(r).sort(), routes: s.routes.map(r).sort(), rules: s.rules.map(r).sort(), dns: s.dns };
+}
+
 async function planIsEmpty(inv: string) {
   const r = await kvmforge(['plan', '-i', inv, '--steps', 'bridge', '--json']);
   expect(r.code).toBe(0);
@@ -60,20 +82,90 @@ async function brokenRollsBack(inv: string, why: RegExp) {
   expect(r.stdout + r.stderr).toMatch(why);
 }
 
-/** Moves the VM from systemd-networkd to ifupdown (dhclient), detached so the session can drop. */
-function toIfupdown() {
-  labExec(`sudo sh -c 'printf "auto eth0\\niface eth0 inet dhcp\\n" > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; setsid nohup sh -c "systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0" >/dev/null 2>&1 </dev/null &'`);
-  for (let i = 0; i < 60; i++) {
+const execSleep = (s: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, s * 1000);
+
+/** Runs a network change on the VM detached (the session may drop), then waits until `ready` holds. */
+function reconfigure(script: string, ready: (state: string) => boolean, vm = 'lab1', probe = 'ip -br addr; ip route') {
+  labExec(`sudo sh -c ${JSON.stringify(`setsid nohup sh -c '${script.replace(/'/g, `'\\''`)}' >/tmp/kvmforge-test-net.log 2>&1 </dev/null &`)}`, vm);
+  let last = '';
+  for (let i = 0; i < 90; i++) {
     try {
-      if (labExec('systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0').includes('10.0.2.15')) return;
+      last = labExec(probe, vm);
+      if (ready(last)) return;
     } catch {
       /* the address moves: ssh may fail for a moment */
     }
     execSleep(1);
   }
-  throw new Error('the VM did not come back on ifupdown');
+  throw new Error(`the VM's network did not settle after the change; last seen:\n${last}`);
 }
-const execSleep = (s: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, s * 1000);
+
+/** Moves the VM from systemd-networkd to ifupdown (dhclient), with extra stanza lines for eth0. */
+function toIfupdown(extra: string[] = []) {
+  const stanza = ['auto eth0', 'iface eth0 inet dhcp', ...extra.map((l) => `    ${l}`)].join('\\n');
+  reconfigure(`printf "${stanza}\\n" > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`, (s) => s.includes('10.0.2.15'), 'lab1', 'systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0; ip route');
+}
+
+/** Reboots the VM and waits for a new boot (over OpenSSH). */
+function reboot(vm = 'lab1') {
+  const t0 = Date.now();
+  const boot = labExec('cat /proc/sys/kernel/random/boot_id', vm).trim();
+  labExec('sudo sh -c "setsid nohup sh -c \'sleep 1; systemctl reboot\' >/dev/null 2>&1 </dev/null &"', vm);
+  for (let i = 0; i < 100; i++) {
+    execSleep(5);
+    try {
+      if (labExec('cat /proc/sys/kernel/random/boot_id', vm).trim() !== boot) {
+        times.reboot.push(Date.now() - t0);
+        return;
+      }
+    } catch {
+      /* still rebooting */
+    }
+  }
+  throw new Error(`${vm} did not come back from a reboot`);
+}
+
+async function convertOnce(inv: string): Promise<string> {
+  const t0 = Date.now();
+  const r = await kvmforge(['apply', '-i', inv, '--steps', 'bridge', '--verify']);
+  times.switch.push(Date.now() - t0);
+  expect(r.stdout + r.stderr).not.toMatch(/FAILED/);
+  expect(r.code).toBe(0);
+  return join(LAB_DIR, /Journal: (\S+)/.exec(r.stdout)![1]);
+}
+
+/** A carry-over case: before → plan changes nothing → apply → all of before is there through br0 → plan empty
+ * → the journal has the check's comparison → a reboot keeps it all. */
+async function carriesOver(inv: string, from: string, alsoAfter: { addrs?: string[]; routes?: string[]; links?: string[] }, vm = 'lab1') {
+  const before = fullState(vm);
+  const p = await kvmforge(['plan', '-i', inv, '--steps', 'bridge']);
+  expect(p.code).toBe(0);
+  expect(fullState(vm)).toEqual(before); // check mode changed nothing
+  const journal = await convertOnce(inv);
+  const want = renamed(before, from);
+  // everything the host had is there through the bridge (DHCP and RA may take a moment after a boot)
+  const holds = async () => {
+    let missing: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const after = fullState(vm);
+      missing = [
+        ...(['addrs', 'routes', 'rules'] as const).flatMap((k) => want[k].filter((l) => !after[k].includes(l))),
+        ...want.dns.filter((l) => !after.dns.includes(l)),
+        ...Object.entries(alsoAfter).flatMap(([k, lines]) => lines.filter((l) => !after[k as 'addrs'].includes(l))),
+      ];
+      if (!missing.length) return;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    expect(missing).toEqual([]);
+  };
+  await holds();
+  await planIsEmpty(inv);
+  const log = readFileSync(join(journal, `${vm}.log`), 'utf8');
+  expect(log).toMatch(/confirmed on a new connection after [\d.]+ s; rollback disarmed\nkept after the switch \((\d+) of \1\):/);
+  reboot(vm);
+  await holds();
+  await planIsEmpty(inv);
+}
 
 describe.each([
   ['systemd-networkd', false, ROUNDS, ROUNDS],
@@ -90,7 +182,7 @@ describe.each([
     for (let i = 0; i < rounds; i++) {
       await prepare();
       const p = await kvmforge(['plan', '-i', inv, '--steps', 'bridge']);
-      expect(p.stdout).toContain(`br0 takes over eth0 (${ifupdown ? 'ifupdown' : 'networkd'}; DHCP; MAC 52:54:00:6b:66:01)`);
+      expect(p.stdout).toContain(`br0 takes over eth0 (${ifupdown ? 'ifupdown' : 'networkd'}; DHCP; IPv6 by RA;`);
       plain(netState()); // check mode changed nothing
       await convertOnce(inv);
       bridged(netState());
@@ -112,34 +204,48 @@ describe.each([
     }
   }, 1_800_000);
 
-  it('a reboot after a conversion keeps the bridge', async () => {
-    await prepare();
-    await convertOnce(inventory('bridge'));
-    const boot = labExec('cat /proc/sys/kernel/random/boot_id').trim();
-    labExec('sudo sh -c "setsid nohup sh -c \'sleep 1; systemctl reboot\' >/dev/null 2>&1 </dev/null &"');
-    let back = false;
-    for (let i = 0; i < 100 && !back; i++) {
-      execSleep(5);
-      try {
-        back = labExec('cat /proc/sys/kernel/random/boot_id').trim() !== boot;
-      } catch {
-        /* still rebooting */
-      }
-    }
-    expect(back).toBe(true);
-    bridged(netState());
+  it('a DHCP address with a static default gateway and a static route: all carried over, and after a reboot', async () => {
+    await resetLab();
+    if (ifupdown) toIfupdown(['up ip route replace default via 10.0.2.2 dev eth0', 'up ip route replace 192.0.2.0/24 via 10.0.2.2 dev eth0']);
+    else reconfigure("printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n\\n[Route]\\nDestination=192.0.2.0/24\\nGateway=10.0.2.2\\n' > /etc/systemd/network/50-lab-dhcp.network; networkctl reload; networkctl reconfigure eth0", (s) => /default via 10\.0\.2\.2 dev eth0/.test(s) && /192\.0\.2\.0\/24 via 10\.0\.2\.2/.test(s));
+    await carriesOver(inventory('bridge'), 'eth0', { routes: ['main default via 10.0.2.2 dev br0', 'main 192.0.2.0/24 via 10.0.2.2 dev br0'], addrs: ['br0 10.0.2.15/24'] });
   }, 900_000);
+});
+
+describe('bridge carries a server’s network over (systemd-networkd)', () => {
+  it('static IPv4, a second address, static IPv6, a DNS server and a VLAN on the NIC: all on br0 (the VLAN on top of it), and after a reboot', async () => {
+    await resetLab();
+    const files = [
+      "printf '[Match]\\nName=eth0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nAddress=10.0.2.16/24\\nAddress=fd00:1::15/64\\nGateway=10.0.2.2\\nDNS=10.0.2.3\\nIPv6AcceptRA=yes\\nVLAN=eth0.100\\n' > /etc/systemd/network/50-lab-dhcp.network",
+      "printf '[NetDev]\\nName=eth0.100\\nKind=vlan\\n\\n[VLAN]\\nId=100\\n' > /etc/systemd/network/20-vlan100.netdev",
+      "printf '[Match]\\nName=eth0.100\\n\\n[Network]\\nAddress=192.168.100.15/24\\n' > /etc/systemd/network/60-vlan100.network",
+    ];
+    reconfigure(`${files.join('; ')}; networkctl reload; networkctl reconfigure eth0`, (s) => s.includes('10.0.2.16/24') && s.includes('192.168.100.15/24') && s.includes('fd00:1::15/64') && /default via 10\.0\.2\.2/.test(s));
+    await carriesOver(inventory('bridge'), 'eth0', { addrs: ['br0 10.0.2.15/24', 'br0 10.0.2.16/24', 'br0 fd00:1::15/64', 'eth0.100 192.168.100.15/24'], routes: ['main default via 10.0.2.2 dev br0'], links: ['eth0.100@br0'] });
+  }, 900_000);
+
+  it('a bond of two NICs carrying the default route is bridged as the port, its slaves untouched, and after a reboot', async () => {
+    const up = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048', '--second-nic', 'lab1'], {}, 1_200_000);
+    expect(up.code).toBe(0);
+    try {
+      const files = [
+        "printf '[NetDev]\\nName=bond0\\nKind=bond\\nMACAddress=52:54:00:6b:66:01\\n\\n[Bond]\\nMode=active-backup\\nMIIMonitorSec=0.1\\n' > /etc/systemd/network/10-bond0.netdev",
+        "printf '[Match]\\nName=eth0\\n\\n[Network]\\nBond=bond0\\nPrimarySlave=yes\\n' > /etc/systemd/network/20-bond-eth0.network",
+        "printf '[Match]\\nName=eth1\\n\\n[Network]\\nBond=bond0\\n' > /etc/systemd/network/20-bond-eth1.network",
+        "printf '[Match]\\nName=bond0\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n' > /etc/systemd/network/30-bond0.network",
+        'rm -f /etc/systemd/network/50-lab-dhcp.network',
+      ];
+      reconfigure(`${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0`, (s) => /bond0\s+UP\s+10\.0\.2\.15\/24/.test(s) && /default via 10\.0\.2\.2 dev bond0/.test(s));
+      await carriesOver(inventory('bridge'), 'bond0', { addrs: ['br0 10.0.2.15/24'], routes: ['main default via 10.0.2.2 dev br0'], links: ['bond0 master br0', 'eth0 master bond0', 'eth1 master bond0'] });
+    } finally {
+      // the other lab files expect one plain VM
+      const back = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048'], {}, 1_200_000);
+      expect(back.code).toBe(0);
+    }
+  }, 1_500_000);
 });
 
 afterAll(() => {
   const fmt = (xs: number[]) => (xs.length ? `${xs.length} runs, ${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)} s` : 'none');
-  process.stderr.write(`bridge figures (whole kvmforge apply, TCG): switch+confirm ${fmt(times.switch)}; broken → rolled back ${fmt(times.rollback)}\n`);
+  process.stderr.write(`bridge figures (whole kvmforge apply, TCG): switch+confirm ${fmt(times.switch)}; broken → rolled back ${fmt(times.rollback)}; reboots ${fmt(times.reboot)}\n`);
 });
-
-async function convertOnce(inv: string) {
-  const t0 = Date.now();
-  const r = await kvmforge(['apply', '-i', inv, '--steps', 'bridge', '--verify']);
-  times.switch.push(Date.now() - t0);
-  expect(r.stdout + r.stderr).not.toMatch(/FAILED/);
-  expect(r.code).toBe(0);
-}
