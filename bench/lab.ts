@@ -36,7 +36,7 @@ let r = await boot(1, false);
 rows.push(['1 VM, cold boot through GRUB: overlay + boot to SSH (+ savevm)', `${secs(r.total)} (${r.perVm.join('; ')})`]);
 const accel = readState()!.accel;
 labDown(log);
-rmSync(goldenDir(baseImagePath(), accel, 2048, 2, 'virtio'), { recursive: true, force: true });
+rmSync(goldenDir(baseImagePath(), accel, 2048, 2, { devices: 'virtio' }), { recursive: true, force: true });
 t0 = Date.now();
 r = await boot(1);
 rows.push(['1 VM, first time: golden state made (one cold boot) + VM resumed from it', `${secs(r.total)} (${r.perVm.join('; ')})`]);

@@ -27,7 +27,8 @@ Commands:
   inventory from-vagrant [--from FILE] [--out FILE]   inventory + host keys from 'vagrant ssh-config'
   steps                 list the steps in the order they run
   lab up|status|ssh|reset|down   disposable Debian VMs to try things on (see README)
-      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot] [--emulated labN]…   (labN: IDE disk, e1000 NIC)
+      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot] [--emulated labN]… [--plain labN]… [--second-nic labN]…
+                        (--emulated: IDE disk, e1000 NIC; --plain: an image without Debian's libvirt/QEMU; --second-nic: eth1 too)
   render [--out DIR]    write each host's domain XML for review (validated by libvirt)
   artifacts [--json]    packages built from source in the local cache ($KVMFORGE_CACHE or ~/.cache/kvmforge)
   exits [--interval S] [--vm NAME]... [--json] [--plot F.svg] [--reasons]   KVM exit counters per running VM:
@@ -80,6 +81,8 @@ const options = {
   cpus: { type: 'string' },
   'cold-boot': { type: 'boolean' },
   emulated: { type: 'string', multiple: true },
+  plain: { type: 'string', multiple: true },
+  'second-nic': { type: 'string', multiple: true },
   size: { type: 'string' },
   'block-size': { type: 'string' },
   reasons: { type: 'boolean' },

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { alive, hmp, labDir, labSshArgs, overlay, pickPorts, qemuArgs, startQemu, stopQemu, waitSsh, type Devices, type Log, type Vm } from './vm.ts';
+import { alive, hmp, labDir, labSshArgs, overlay, pickPorts, qemuArgs, startQemu, stopQemu, waitSsh, type Log, type Vm } from './vm.ts';
 import { cacheDir } from './paths.ts';
 import { quote } from '../core/sh.ts';
 
@@ -15,10 +15,10 @@ export interface Golden {
   state: string;
 }
 
-export function goldenDir(base: string, accel: string, memory: number, cpus: number, devices: Devices): string {
+export function goldenDir(base: string, accel: string, memory: number, cpus: number, machineOf: Pick<Vm, 'devices' | 'nics'>): string {
   const qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
   // the devices too: a saved state only loads into the machine it was saved from
-  const machine = qemuArgs({ name: 'x', port: 1, pid: 0, overlay: 'x', monitor: 'x', console: 'x', memory, cpus, pristine: false, devices }, accel === 'kvm' ? 'kvm' : 'tcg', 'x').join(' ');
+  const machine = qemuArgs({ name: 'x', port: 1, pid: 0, overlay: 'x', monitor: 'x', console: 'x', memory, cpus, pristine: false, devices: machineOf.devices, nics: machineOf.nics }, accel === 'kvm' ? 'kvm' : 'tcg', 'x').join(' ');
   const key = createHash('sha256').update([basename(base), qemu, accel, memory, cpus, machine].join('\n')).digest('hex').slice(0, 12);
   return join(cacheDir(), `golden-${key}`);
 }
@@ -58,8 +58,8 @@ export async function resumeIncoming(vm: Vm): Promise<void> {
 }
 
 /** The golden state for these settings: made once (one cold boot), then reused. */
-export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: number, cpus: number, devices: Devices, hostKey: string, log: Log): Promise<Golden> {
-  const dir = goldenDir(base, accel, memory, cpus, devices);
+export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: number, cpus: number, machine: Pick<Vm, 'devices' | 'nics'>, hostKey: string, log: Log): Promise<Golden> {
+  const dir = goldenDir(base, accel, memory, cpus, machine);
   const golden = { disk: join(dir, 'disk.qcow2'), state: join(dir, 'ram.state') };
   if (existsSync(golden.state)) return golden;
   for (const f of readdirSync(cacheDir())) {
@@ -69,7 +69,7 @@ export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: n
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const vm: Vm = { name: 'golden', port: (await pickPorts(1, 2300))[0], pid: 0, overlay: join(tmp, 'disk.qcow2'), monitor: join(labDir(), 'golden.mon'), console: join(labDir(), 'golden.console.log'), memory, cpus, pristine: false, devices };
+  const vm: Vm = { name: 'golden', port: (await pickPorts(1, 2300))[0], pid: 0, overlay: join(tmp, 'disk.qcow2'), monitor: join(labDir(), 'golden.mon'), console: join(labDir(), 'golden.console.log'), memory, cpus, pristine: false, devices: machine.devices, nics: machine.nics };
   log(`making the golden state (one cold boot, ~1–2 min under TCG; later VMs resume from it in seconds) in ${dir}`);
   const t0 = Date.now();
   try {

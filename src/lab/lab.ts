@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureGolden, resumeIncoming, type Golden } from './golden.ts';
+import type { Flavour } from './paths.ts';
 import { syncClock } from './agent.ts';
 import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, labSshArgs, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type Devices, type LabState, type Log, type Vm } from './vm.ts';
 
@@ -16,24 +17,34 @@ export interface UpOptions {
   golden?: boolean;
   /** VMs (lab2, …) that get an emulated IDE disk and e1000 NIC instead of virtio */
   emulated?: string[];
+  /** VMs made from the plain image: a server that never had the distribution's libvirt or QEMU */
+  plain?: string[];
+  /** VMs with a second NIC on the same network (eth1), e.g. for a bond */
+  secondNic?: string[];
 }
 
 const devicesOf = (o: UpOptions, name: string): Devices => (o.emulated?.includes(name) ? 'emulated' : 'virtio');
+const imageOf = (o: UpOptions, name: string): Flavour => (o.plain?.includes(name) ? 'plain' : 'full');
+const nicsOf = (o: UpOptions, name: string) => (o.secondNic?.includes(name) ? 2 : 1);
+/** What a VM is made of: a golden state is per machine, and a running lab is reused only when every VM matches. */
+const machineOf = (v: Pick<Vm, 'devices' | 'image' | 'nics'>) => `${v.devices ?? 'virtio'}/${v.image ?? 'full'}/${v.nics ?? 1}`;
 
 export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   requireTools();
   const old = readState();
   const running = old?.vms.filter((v) => alive(v.pid)) ?? [];
-  const sameDevices = old?.vms.every((v) => (v.devices ?? 'virtio') === devicesOf(o, v.name));
+  const sameDevices = old?.vms.every((v) => machineOf(v) === machineOf({ devices: devicesOf(o, v.name), image: imageOf(o, v.name), nics: nicsOf(o, v.name) }));
   if (old && running.length === old.vms.length && old.vms.length >= o.hosts && sameDevices) {
     log(`lab already up: ${old.vms.map((v) => `${v.name} (127.0.0.1:${v.port})`).join(', ')}`);
     writeInventory(old, o.inventoryDir);
     return old;
   }
   if (old) labDown(log);
-  checkResources(o.hosts, o.memory);
-  const base = ensureImage(log);
-  const { accel, note } = await chooseAccel(base, log);
+  const names = Array.from({ length: o.hosts }, (_, i) => `lab${i + 1}`);
+  const flavours = [...new Set(names.map((n) => imageOf(o, n)))];
+  checkResources(o.hosts, o.memory, flavours);
+  const bases = new Map(flavours.map((f) => [f, ensureImage(log, f)]));
+  const { accel, note } = await chooseAccel(bases.values().next().value!, log);
   log(note);
   const ports = await pickPorts(o.hosts);
   const dir = labDir();
@@ -48,21 +59,25 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
     cpus: o.cpus,
     pristine: false,
     devices: devicesOf(o, `lab${i + 1}`),
+    image: imageOf(o, `lab${i + 1}`),
+    nics: nicsOf(o, `lab${i + 1}`),
   }));
   const state: LabState = { accel, accelNote: note, hostKey: hostKeyOfImage(), vms };
-  // one golden state per device set (a saved state only loads into the same devices)
-  const goldens = new Map<Devices, Golden | undefined>();
-  for (const devices of new Set(vms.map((v) => v.devices ?? 'virtio'))) {
-    if (o.golden === false) break;
+  // one golden state per machine (a saved state only loads into the same devices, from the same image)
+  const goldens = new Map<string, Golden | undefined>();
+  for (const vm of vms) {
+    const m = machineOf(vm);
+    if (o.golden === false || goldens.has(m)) continue;
     try {
-      goldens.set(devices, await ensureGolden(base, accel, o.memory, o.cpus, devices, state.hostKey, log));
+      goldens.set(m, await ensureGolden(bases.get(vm.image ?? 'full')!, accel, o.memory, o.cpus, vm, state.hostKey, log));
     } catch (e) {
-      log(`no golden state for ${devices} devices (${(e as Error).message.split('\n')[0]}); booting cold`);
+      goldens.set(m, undefined);
+      log(`no golden state for ${m} (${(e as Error).message.split('\n')[0]}); booting cold`);
     }
   }
   for (const vm of vms) {
-    const golden = goldens.get(vm.devices ?? 'virtio');
-    overlay(golden?.disk ?? base, vm.overlay);
+    const golden = goldens.get(machineOf(vm));
+    overlay(golden?.disk ?? bases.get(vm.image ?? 'full')!, vm.overlay);
     vm.pid = startQemu(vm, accel, golden?.state);
     writeState(state);
   }
@@ -70,12 +85,12 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   try {
     await Promise.all(
       vms.map(async (vm) => {
-        const golden = goldens.get(vm.devices ?? 'virtio');
+        const golden = goldens.get(machineOf(vm));
         const t0 = Date.now();
         if (golden) await resumeIncoming(vm);
         await Promise.all([waitSsh(vm, timeout), golden && syncClock(vm)]);
         const ms = Date.now() - t0;
-        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'}${vm.devices === 'emulated' ? ', emulated IDE disk and e1000 NIC' : ''})`);
+        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'}${vm.devices === 'emulated' ? ', emulated IDE disk and e1000 NIC' : ''}${vm.image === 'plain' ? ', plain image (no distro libvirt/QEMU)' : ''}${(vm.nics ?? 1) > 1 ? ', two NICs' : ''})`);
         await hmp(vm.monitor, 'savevm pristine');
         vm.pristine = true;
       }),
@@ -133,7 +148,7 @@ export function labDown(log: Log) {
 export function labStatus(): string {
   const s = readState();
   if (!s) return 'no lab (kvmforge lab up starts one)';
-  const rows = s.vms.map((v) => `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ${v.memory} MiB × ${v.cpus} CPU  ${v.devices === 'emulated' ? 'IDE disk + e1000 NIC' : 'virtio disk + NIC'}  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`);
+  const rows = s.vms.map((v) => `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ${v.memory} MiB × ${v.cpus} CPU  ${v.devices === 'emulated' ? 'IDE disk + e1000 NIC' : 'virtio disk + NIC'}${(v.nics ?? 1) > 1 ? ' ×2' : ''}  ${v.image === 'plain' ? 'plain image' : 'image with libvirt+QEMU'}  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`);
   return [`accelerator: ${s.accelNote}`, ...rows].join('\n');
 }
 

@@ -24,14 +24,17 @@ export function labKey(): string {
 
 const BUILD_SCRIPT = join(HERE, 'build-rootfs.sh');
 
-/** The Debian 12 tree shared by lab images and namespace hosts; its name changes when the recipe does. */
-export function rootfsDir(): string {
+/** `plain`: a plain Debian 12 server (never had the distribution's libvirt or QEMU); `full`: plain plus those. */
+export type Flavour = 'plain' | 'full';
+
+/** A Debian 12 tree shared by lab images and namespace hosts; its name changes when the recipe does. */
+export function rootfsDir(flavour: Flavour = 'full'): string {
   const h = createHash('sha256').update(readFileSync(BUILD_SCRIPT)).digest('hex').slice(0, 10);
-  return join(cacheDir(), `rootfs-${h}`);
+  return join(cacheDir(), `rootfs-${flavour === 'plain' ? 'plain-' : ''}${h}`);
 }
 
-export function ensureRootfs(log: (s: string) => void = () => {}): string {
-  const dir = rootfsDir();
+export function ensureRootfs(log: (s: string) => void = () => {}, flavour: Flavour = 'full'): string {
+  const dir = rootfsDir(flavour);
   if (existsSync(dir)) return dir;
   for (const tool of ['debootstrap', 'qemu-img']) {
     try {
@@ -40,7 +43,25 @@ export function ensureRootfs(log: (s: string) => void = () => {}): string {
       throw new Error(`${tool} is missing: apt-get install -y debootstrap qemu-utils qemu-system-x86 fdisk`);
     }
   }
+  if (flavour === 'full') {
+    const plain = ensureRootfs(log, 'plain');
+    log(`adding Debian's libvirt and QEMU to a copy of the plain tree (~1-2 min) in ${dir}`);
+    execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`, 'full', plain], { stdio: ['ignore', 'inherit', 'inherit'] });
+    return dir;
+  }
   log(`building the Debian 12 base tree with debootstrap (~2-3 min) into ${dir}`);
-  execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`, 'plain'], { stdio: ['ignore', 'inherit', 'inherit'] });
   return dir;
+}
+
+/** The http mirrors of this machine's apt sources (what the lab relay may serve to lab VMs). */
+export function aptMirrors(): string[] {
+  const out = new Set<string>();
+  for (const f of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
+    if (!existsSync(f)) continue;
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(/^URIs:\s*(.+)$/gm)) for (const u of m[1].split(/\s+/)) if (u.startsWith('http://')) out.add(u.replace(/\/?$/, '/'));
+    for (const m of text.matchAll(/^deb\s+(?:\[[^\]]*\]\s+)?(http:\/\/\S+)/gm)) out.add(m[1].replace(/\/?$/, '/'));
+  }
+  return out.size ? [...out] : ['http://deb.debian.org/debian/', 'http://deb.debian.org/debian-security/'];
 }

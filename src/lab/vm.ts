@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync 
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { quote } from '../core/sh.ts';
-import { cacheDir, ensureRootfs, HERE, labKey, rootfsDir } from './paths.ts';
+import { aptMirrors, cacheDir, ensureRootfs, HERE, labKey, rootfsDir, type Flavour } from './paths.ts';
 import { agentSocket } from './agent.ts';
 
 export interface Vm {
@@ -21,6 +21,10 @@ export interface Vm {
   pristine: boolean;
   /** 'emulated': an IDE disk and an e1000 NIC instead of virtio (to measure what virtio buys, e.g. with kvmforge bench) */
   devices?: Devices;
+  /** 'plain': a server that never had the distribution's libvirt or QEMU (default 'full': it has them) */
+  image?: Flavour;
+  /** 2: a second NIC on the same network (eth1), e.g. for a bond */
+  nics?: number;
 }
 
 export type Devices = 'virtio' | 'emulated';
@@ -70,14 +74,14 @@ function hashOf(...files: string[]): string {
   return h.digest('hex').slice(0, 10);
 }
 
-export function baseImagePath(): string {
-  return join(cacheDir(), `base-${hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'))}.qcow2`);
+export function baseImagePath(flavour: Flavour = 'full'): string {
+  return join(cacheDir(), `base-${flavour === 'plain' ? 'plain-' : ''}${hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'))}.qcow2`);
 }
 
-export function ensureImage(log: Log): string {
-  const img = baseImagePath();
+export function ensureImage(log: Log, flavour: Flavour = 'full'): string {
+  const img = baseImagePath(flavour);
   if (existsSync(img)) return img;
-  const tree = ensureRootfs(log);
+  const tree = ensureRootfs(log, flavour);
   log(`building the lab disk image ${img} (~20 s)`);
   const t0 = Date.now();
   execFileSync('sh', [join(HERE, 'build-image.sh'), tree, img], { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -86,7 +90,7 @@ export function ensureImage(log: Log): string {
 }
 
 export function hostKeyOfImage(): string {
-  return readFileSync(join(rootfsDir(), 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  return readFileSync(join(rootfsDir('plain'), 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
 }
 
 export function alive(pid: number): boolean {
@@ -174,8 +178,16 @@ export function hmp(socket: string, command: string, timeoutMs = 120_000): Promi
 }
 
 // One MAC for every lab VM: each sits alone on its own user-mode network, and a VM restored from the
-// golden state must keep the device it was saved with.
+// golden state must keep the device it was saved with. A second NIC gets the next one.
 export const LAB_MAC = '52:54:00:6b:66:01';
+export const LAB_MAC2 = '52:54:00:6b:66:02';
+/** Where lab VMs find their apt proxy: QEMU forwards it to the relay, which serves only this machine's mirrors. */
+export const RELAY = { address: '10.0.2.100', port: 3142 };
+
+/** The relay QEMU runs for each connection a guest makes to RELAY (no daemon; ends with the connection). */
+function relayCommand(): string {
+  return [process.execPath, join(HERE, 'mirror-relay.mjs'), ...aptMirrors()].map((w) => quote(w)).join(' ');
+}
 
 export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming?: string): string[] {
   return [
@@ -185,8 +197,7 @@ export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming
     '-smp', String(vm.cpus),
     '-m', String(vm.memory),
     '-drive', `file=${vm.overlay},if=${vm.devices === 'emulated' ? 'ide' : 'virtio'},format=qcow2,cache=unsafe,discard=unmap`,
-    '-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22`,
-    '-device', `${vm.devices === 'emulated' ? 'e1000' : 'virtio-net-pci'},netdev=net0,mac=${LAB_MAC}`,
+    ...netArgs(vm),
     '-display', 'none',
     '-serial', `file:${vm.console}`,
     '-monitor', `unix:${vm.monitor},server,nowait`,
@@ -197,6 +208,15 @@ export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming
     ...(incoming ? ['-incoming', `exec:cat ${quote(incoming)}`] : []),
     '-daemonize',
   ];
+}
+
+/** User-mode networking, restricted: SSH forwarded on 127.0.0.1 only, apt through the relay; with two NICs
+ * both sit on one hub in front of it (one segment, as two ports of a switch). */
+function netArgs(vm: Vm): string[] {
+  const nic = vm.devices === 'emulated' ? 'e1000' : 'virtio-net-pci';
+  const user = `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22,guestfwd=tcp:${RELAY.address}:${RELAY.port}-cmd:${relayCommand()}`;
+  if ((vm.nics ?? 1) < 2) return ['-netdev', user, '-device', `${nic},netdev=net0,mac=${LAB_MAC}`];
+  return ['-netdev', user, '-netdev', 'hubport,id=hub0,hubid=0,netdev=net0', '-netdev', 'hubport,id=nic0,hubid=0', '-netdev', 'hubport,id=nic1,hubid=0', '-device', `${nic},netdev=nic0,mac=${LAB_MAC}`, '-device', `${nic},netdev=nic1,mac=${LAB_MAC2}`];
 }
 
 /** Starts QEMU daemonized; with `incoming`, the guest resumes from that saved state instead of booting. */
@@ -264,14 +284,14 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
   return verdict;
 }
 
-export function checkResources(n: number, memory: number) {
+export function checkResources(n: number, memory: number, flavours: Flavour[] = ['full']) {
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)?.[1] ?? 0) / 1024;
   const need = n * (memory + 256);
   if (avail < need) throw new Error(`not enough memory: ${n} VM(s) × ${memory} MiB need about ${need} MiB, ${Math.floor(avail)} MiB are available (use --hosts or --memory)`);
   const fs = statfsSync(labDir());
   const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;
-  const needGiB = existsSync(baseImagePath()) ? n * 1 : 4 + n;
+  const needGiB = flavours.every((f) => existsSync(baseImagePath(f))) ? n * 1 : 4 * flavours.length + n;
   if (freeGiB < needGiB) throw new Error(`not enough disk in ${labDir()}: ${freeGiB.toFixed(1)} GiB free, need about ${needGiB} GiB`);
 }
 
