@@ -1,11 +1,12 @@
 // libvirt: built from source once (meson -Dsystem=true -Ddriver_qemu=enabled), packaged, installed from
 // the artifact; libvirtd enabled and running; qemu.conf settings from vars.
 import { HostError } from '../src/core/errors.ts';
-import { sh } from '../src/core/sh.ts';
+import { raw, sh } from '../src/core/sh.ts';
 import { badVar, varOr } from '../src/core/vars.ts';
 import type { Change, Step } from '../src/core/types.ts';
 import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/build/kit.ts';
 import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
+import { LIBVIRT_CHECK, LIBVIRT_WORKS, qemuAccounts } from '../src/build/maintainer.ts';
 
 interface Params {
   build: BuildParams;
@@ -72,10 +73,24 @@ const step: Step<Params | undefined> = {
     if (ctx.facts.init !== 'systemd') throw new HostError('libvirt step: libvirtd is enabled with systemd; this host has another init');
     const want = packageVersion(spec, key);
     const name = PACKAGES.libvirt.name('');
+    // qemu.conf may name a user or group: it must exist, or be one the package makes
+    const made = qemuAccounts(ctx.facts.os, p!.mesonArgs);
+    const named = (['user', 'group'] as const).filter((k) => typeof qemuConf[k] === 'string').map((k) => ({ k, v: String(qemuConf[k]) }));
     const probe = await ctx.probe(
-      `echo "version=$(${installedVersion(name)})"; ` + sh`echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
+      [
+        `v=$(${installedVersion(name)}); echo "version=$v"`,
+        sh`echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
+        ...named.map(({ k, v }) => sh`if getent ${k === 'user' ? 'passwd' : 'group'} ${v} >/dev/null; then echo ${`${k}=yes`}; else echo ${`${k}=no`}; fi`),
+        sh`if [ "$v" = ${want} ]; then ${raw(LIBVIRT_WORKS)}; fi`,
+      ].join('\n'),
     );
     const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(probe)?.[1].trim() ?? '';
+    for (const { k, v } of named) {
+      const creates = [made.user, made.group, 'kvm', 'libvirt', 'root'];
+      if (get(k) !== 'yes' && !(k === 'user' ? [made.user, 'root'] : creates).includes(v)) {
+        throw badVar(ctx.host, `libvirt_qemu_conf.${k}`, `qemu.conf ${k} '${v}' does not exist on ${ctx.host.name}, and the kvmforge-libvirt package does not make it (it makes the user ${made.user} and the groups ${[...new Set([made.group, 'kvm', 'libvirt'])].join(', ')}): create it first or name one that exists`);
+      }
+    }
     const changes: Change[] = [];
     const installing = get('version') !== want;
     if (installing) changes.push(installChange(ctx, a, filesOf(name), `install libvirt ${spec.version} (${want}${get('version') ? `, replacing ${get('version')}` : ''})`));
@@ -99,8 +114,11 @@ const step: Step<Params | undefined> = {
         });
       }
     }
-    if (installing || get('enabled') !== 'enabled' || get('active') !== 'active') {
-      changes.push({ summary: 'libvirtd enabled and started', diff: `libvirtd: ${get('enabled') || 'absent'}/${get('active') || 'inactive'} → enabled/active`, script: 'systemctl daemon-reload; systemctl enable libvirtd 2>&1; systemctl restart libvirtd; systemctl is-active libvirtd' });
+    // a unit that is active proves nothing: the QEMU driver must answer
+    const works = get('works') === 'yes';
+    if (installing || get('enabled') !== 'enabled' || !works) {
+      const why = installing ? '' : !works ? ` (its QEMU driver does not answer now: virsh -c qemu:///system capabilities)` : '';
+      changes.push({ summary: `libvirtd enabled, started and answering${why}`, diff: `libvirtd: ${get('enabled') || 'absent'}/${get('active') || 'inactive'}${installing ? '' : `, QEMU driver ${works ? 'answers' : 'does not answer'}`} → enabled/active, QEMU driver answers (capabilities, domcapabilities ${ctx.facts.arch})`, script: LIBVIRT_CHECK });
     }
     if (warnings.length && changes.length && !changes.some((c) => c.warning)) changes[0].warning = warnings.join('; ');
     return changes;

@@ -4,6 +4,8 @@ import { badVar, varOr } from '../src/core/vars.ts';
 import type { Step } from '../src/core/types.ts';
 import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/build/kit.ts';
 import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
+import { qemuCheck } from '../src/build/maintainer.ts';
+import { sh } from '../src/core/sh.ts';
 
 interface Params {
   build: BuildParams;
@@ -38,9 +40,12 @@ const step: Step<Params | undefined> = {
     const { spec, key } = a;
     const want = packageVersion(spec, key);
     const name = PACKAGES.qemu.name('');
-    const have = (await ctx.probe(installedVersion(name))).trim();
-    if (have === want) return [];
-    return [installChange(ctx, a, filesOf(name), `install QEMU ${spec.version} (${want}${have ? `, replacing ${have}` : ''})`)];
+    const out = await ctx.probe(`v=$(${installedVersion(name)}); echo "version=$v"\n${sh`if [ "$v" = ${want} ]; then if ${`${p!.prefix}/bin/qemu-system-x86_64`} -version >/dev/null 2>&1; then echo starts=yes; else echo starts=no; fi; fi`}`);
+    const have = /^version=(.*)$/m.exec(out)?.[1].trim() ?? '';
+    const check = qemuCheck(p!.prefix);
+    if (have === want && /^starts=yes$/m.test(out)) return [];
+    if (have === want) return [installChange(ctx, a, filesOf(name), `reinstall QEMU ${spec.version} (${want}): the installed binary does not start`, '', check, true)];
+    return [installChange(ctx, a, filesOf(name), `install QEMU ${spec.version} (${want}${have ? `, replacing ${have}` : ''})`, '', check)];
   },
 };
 export default step;

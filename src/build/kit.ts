@@ -96,12 +96,12 @@ export const installedVersion = (name: string) => sh`dpkg-query -W -f ${'${Versi
 export const filesOf = (name: string) => (f: string) => f.startsWith(`${name}_`) || f.startsWith(`${name}-`);
 
 /** The change that installs the artifact's packages (those `pick` keeps) on the target. */
-export function installChange(ctx: StepContext, a: ArtifactRef, pick: (file: string) => boolean, summary: string, before = '', after = ''): Change {
+export function installChange(ctx: StepContext, a: ArtifactRef, pick: (file: string) => boolean, summary: string, before = '', after = '', reinstall = false): Change {
   const { spec, key, build: b } = a;
   const dir = `${PKG_DIR}/${spec.component}-${spec.version}-${shortKey(key)}`;
   let files: string[] = [];
   const cached = artifactDir(spec, key);
-  const aptOptions = spec.distro.pm === 'apt' ? '--no-install-recommends --allow-downgrades -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef ' : '';
+  const aptOptions = spec.distro.pm === 'apt' ? `--no-install-recommends --allow-downgrades${reinstall ? ' --reinstall' : ''} -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef ` : '';
   const change: Change = {
     summary,
     diff: `+ ${spec.component} ${spec.version} (artifact ${shortKey(key)}; built on ${b.buildHost ?? 'the first host that needs it'} unless cached in ${cached})`,

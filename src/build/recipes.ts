@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { quote, sh } from '../core/sh.ts';
 import type { Component } from './sources.ts';
+import { debScripts, READ_ACCOUNTS, rpmScriptlets } from './maintainer.ts';
 
 export type PackageManager = 'apt' | 'dnf' | 'yum';
 
@@ -117,6 +118,15 @@ function buildBody(spec: BuildSpec, key: string): string {
   ].join('\n');
 }
 
+/** Writes DEBIAN/postinst, prerm and postrm; libvirt's start with the accounts its build names. */
+function maintainer(c: Component): string[] {
+  const scripts = debScripts(c);
+  return [
+    ...(c === 'libvirt' ? [READ_ACCOUNTS] : []),
+    ...(['postinst', 'prerm', 'postrm'] as const).map((n) => `{ printf '#!/bin/sh\\nset -e\\n'; ${c === 'libvirt' ? 'cat "$W/accounts"; ' : ''}printf '%s\\n' ${quote(scripts[n])}; } > "$STAGE/DEBIAN/${n}"; chmod 755 "$STAGE/DEBIAN/${n}"`),
+  ];
+}
+
 /** Packs $STAGE into one .deb (or .rpm) in $OUT; runtime dependencies from the ELF files' libraries. */
 export function packageBody(spec: BuildSpec, key: string): string {
   const p = PACKAGES[spec.component];
@@ -137,7 +147,7 @@ export function packageBody(spec: BuildSpec, key: string): string {
       '[ -n "$deps" ] || { cat "$W/shlibdeps.log" >&2; echo "could not work out the package\'s library dependencies (dpkg-shlibdeps)" >&2; exit 1; }',
       `extra=${quote(spec.component === 'qemu' ? 'seabios, ipxe-qemu' : 'dnsmasq-base, iptables')}`,
       '( cd "$STAGE" && find etc -type f 2>/dev/null | sed "s|^|/|" ) > "$STAGE/DEBIAN/conffiles"; [ -s "$STAGE/DEBIAN/conffiles" ] || rm -f "$STAGE/DEBIAN/conffiles"',
-      "printf '#!/bin/sh\\nset -e\\nldconfig\\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\\n' > \"$STAGE/DEBIAN/postinst\"; cp \"$STAGE/DEBIAN/postinst\" \"$STAGE/DEBIAN/postrm\"; chmod 755 \"$STAGE/DEBIAN/postinst\" \"$STAGE/DEBIAN/postrm\"",
+      ...maintainer(spec.component),
       '{',
       `  echo ${quote(`Package: ${name}`)}; echo ${quote(`Version: ${version}`)}; echo "Architecture: $(dpkg --print-architecture)"`,
       "  echo 'Maintainer: kvmforge <root@localhost>'; echo 'Section: admin'; echo 'Priority: optional'",
@@ -151,6 +161,7 @@ export function packageBody(spec: BuildSpec, key: string): string {
   }
   // RHEL family: an rpm of the staged tree (rpmbuild packs the buildroot as it is)
   return [
+    ...(spec.component === 'libvirt' ? [READ_ACCOUNTS] : []),
     elfs,
     strip,
     'mkdir -p "$W/rpm"',
@@ -159,7 +170,9 @@ export function packageBody(spec: BuildSpec, key: string): string {
     `  echo ${quote(`Name: ${name}`)}; echo ${quote(`Version: ${spec.version.replace(/-/g, '.')}`)}; echo ${quote(`Release: kvmforge.${shortKey(key)}`)}`,
     `  echo ${quote(`Summary: ${summary}`)}; echo 'License: GPL-2.0-or-later'`,
     ...(replaces ? [`  echo ${quote(`Obsoletes: ${replaces}`)}; echo ${quote(`Provides: ${replaces}`)}`] : []),
-    "  echo '%description'; echo 'Built by kvmforge.'; echo '%install'; echo '%post'; echo '/sbin/ldconfig'; echo '%files'; cat \"$W/rpm/files\"",
+    "  echo '%description'; echo 'Built by kvmforge.'; echo '%install'",
+    ...rpmScriptlets(spec.component).flatMap(([h, body]) => [`  echo ${quote(h)}`, ...(spec.component === 'libvirt' ? ['  cat "$W/accounts"'] : []), `  printf '%s\\n' ${quote(body)}`]),
+    "  echo '%files'; cat \"$W/rpm/files\"",
     '} > "$W/rpm/pkg.spec"',
     'rpmbuild -bb --define "_rpmdir $OUT" --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" --define "__spec_install_pre %{___build_pre}" --buildroot "$STAGE" "$W/rpm/pkg.spec" >/dev/null',
   ].join('\n');

@@ -9,12 +9,13 @@ import { ConfigError } from '../../src/core/errors.ts';
 import { parseInventory } from '../../src/inventory/load.ts';
 import { resolveParams } from '../../src/runner/run.ts';
 import { defaultEntry, entryOf, parseGrubCfg } from '../../src/build/grub.ts';
-import { artifactKey, buildScript, kernelRelease, packageVersion, type BuildSpec } from '../../src/build/recipes.ts';
+import { artifactKey, buildScript, kernelRelease, packageBody, packageVersion, type BuildSpec } from '../../src/build/recipes.ts';
 import { fetchScript, sourceOf } from '../../src/build/sources.ts';
 import { progressMeter } from '../../src/build/artifacts.ts';
 import kernel, { checkFragment, trialScript, trialCheck, HOLD_DROPIN } from '../../steps/kernel.ts';
 import qemu from '../../steps/qemu.ts';
 import libvirt, { qemuConfWarnings, setConf } from '../../steps/libvirt.ts';
+import { debScripts, LIBVIRT_CHECK, qemuAccounts, qemuCheck, rpmScriptlets } from '../../src/build/maintainer.ts';
 import { debianFacts, fakeCtx, host } from '../harness/fake-host.ts';
 
 const LAB_GRUB = readFileSync('test/fixtures/grub/debian12-lab.cfg', 'utf8');
@@ -191,31 +192,76 @@ describe('kernel step plans', () => {
 
 describe('qemu and libvirt step plans', () => {
   const qh = () => host(['qemu_version: 7.2.0', `qemu_source: ${tarball}`]);
-  it('qemu: installed at the artifact version → nothing; else one install change', async () => {
+  it('qemu: installed at the artifact version and starting → nothing; not starting → reinstall; else one install, each checked', async () => {
     const p = qemu.params(qh())!;
-    const ctx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, '']] }, qh());
+    const ctx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, 'version=\n']] }, qh());
     const c = await qemu.plan(ctx, p);
     expect(c.map((x) => x.summary)).toEqual([expect.stringMatching(/^install QEMU 7\.2\.0 \(7\.2\.0-kvmforge\.[0-9a-f]{12}\)$/)]);
     const version = /\((\S+)\)/.exec(c[0].summary)![1];
-    expect(await qemu.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, version]] }, qh()), p)).toEqual([]);
-    // the probe itself runs under sh -eu (read-only: dpkg-query / rpm)
-    expect(spawnSync('sh', ['-eu'], { input: ctx.probed[0] }).status).toBe(0);
+    expect(await qemu.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nstarts=yes\n`]] }, qh()), p)).toEqual([]);
+    const broken = await qemu.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nstarts=no\n`]] }, qh()), p);
+    expect(broken.map((x) => x.summary)).toEqual([`reinstall QEMU 7.2.0 (${version}): the installed binary does not start`]);
+    // the probe itself runs under sh -eu (read-only: dpkg-query / rpm, qemu -version)
+    expect(spawnSync('sh', ['-eu'], { input: ctx.probed[0] }).stdout.toString()).toMatch(/^version=/);
   });
-  it('libvirt: qemu.conf settings with warnings; enabled and running → nothing more', async () => {
-    const lh = () => host(['libvirt_version: 9.0.0', `libvirt_source: ${tarball}`, 'libvirt_qemu_conf: {user: root, group: root, vnc_listen: 0.0.0.0}']);
+  it('qemu: the check after an install proves the binary starts, with KVM where /dev/kvm opens (real sh, a fake QEMU)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvf-qemu-'));
+    mkdirSync(join(dir, 'bin'));
+    const q = join(dir, 'bin', 'qemu-system-x86_64');
+    writeFileSync(q, '#!/bin/sh\ncase "$*" in *-version*) echo "QEMU emulator version 7.2.22";; *kvm*) echo "qemu: failed to initialize kvm: Permission denied" >&2; exit 1;; esac\n', { mode: 0o755 });
+    const run = () => spawnSync('sh', ['-eu'], { input: qemuCheck(dir) });
+    const r = run();
+    if (existsSync('/dev/kvm')) {
+      expect(r.status).toBe(1);
+      expect(r.stderr.toString()).toMatch(/QEMU does not start with KVM \(-accel kvm -machine none\): qemu: failed to initialize kvm: Permission denied/);
+    } else expect(r.stdout.toString()).toMatch(/QEMU emulator version 7\.2\.22 starts \(no usable \/dev\/kvm/);
+    writeFileSync(q, '#!/bin/sh\necho "error while loading shared libraries: libslirp.so.0" >&2; exit 127\n', { mode: 0o755 });
+    expect(run().stderr.toString()).toMatch(/the installed QEMU does not start/);
+  });
+  const lh = (conf = '{user: root, group: root, vnc_listen: 0.0.0.0}') => host(['libvirt_version: 9.0.0', `libvirt_source: ${tarball}`, `libvirt_qemu_conf: ${conf}`]);
+  it('libvirt: qemu.conf settings with warnings; enabled and its QEMU driver answering → nothing more; not answering → not converged', async () => {
     const p = libvirt.params(lh())!;
-    const firstCtx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, 'version=\nenabled=\nactive=\n']] }, lh());
+    const firstCtx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, 'version=\nenabled=\nactive=\nuser=yes\ngroup=yes\n']] }, lh());
     const first = await libvirt.plan(firstCtx, p);
-    expect(spawnSync('sh', ['-eu'], { input: firstCtx.probed[0] }).stdout.toString()).toMatch(/^version=.*\nenabled=.*\nactive=/);
-    expect(first.map((c) => c.summary)).toEqual([expect.stringMatching(/^install libvirt 9\.0\.0/), '/etc/libvirt/qemu.conf: user = "root", group = "root", vnc_listen = "0.0.0.0"', 'libvirtd enabled and started']);
+    expect(spawnSync('sh', ['-eu'], { input: firstCtx.probed[0] }).stdout.toString()).toMatch(/^version=.*\nenabled=.*\nactive=.*\nuser=yes\ngroup=yes\n$/);
+    expect(first.map((c) => c.summary)).toEqual([expect.stringMatching(/^install libvirt 9\.0\.0/), '/etc/libvirt/qemu.conf: user = "root", group = "root", vnc_listen = "0.0.0.0"', 'libvirtd enabled, started and answering']);
+    expect(first[2].script).toContain('virsh -c qemu:///system capabilities');
     expect(first.find((c) => c.warning)?.warning).toMatch(/QEMU runs as root.*vnc_listen on every address/);
     const version = /\((\S+)\)/.exec(first[0].summary)![1];
     const conf = setConf('#user = "qemu"\n#vnc_listen = "127.0.0.1"\n', { user: 'root', group: 'root', vnc_listen: '0.0.0.0' });
     expect(conf).toBe('user = "root"\nvnc_listen = "0.0.0.0"\ngroup = "root"\n');
-    const done = await libvirt.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nenabled=enabled\nactive=active\n`]], files: { '/etc/libvirt/qemu.conf': conf } }, lh()), p);
-    expect(done).toEqual([]);
+    const state = (works: string) => fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nenabled=enabled\nactive=active\nuser=yes\ngroup=yes\nworks=${works}\n`]], files: { '/etc/libvirt/qemu.conf': conf } }, lh());
+    expect(await libvirt.plan(state('yes'), p)).toEqual([]);
+    // the unit is active, but the daemon can't start its QEMU driver (the fresh-host bug): not converged
+    expect((await libvirt.plan(state('no'), p)).map((c) => c.summary)).toEqual(['libvirtd enabled, started and answering (its QEMU driver does not answer now: virsh -c qemu:///system capabilities)']);
     expect(qemuConfWarnings({})).toEqual([]);
     expect(() => libvirt.params(host(['libvirt_qemu_conf: {user: "a\\"b"}']))).toThrow(/libvirt_qemu_conf\.user: a qemu\.conf string may not contain quotes/);
+  });
+  it('libvirt: a qemu.conf user or group that does not exist and that the package does not make is bad input, before anything is installed', async () => {
+    const plan = (conf: string, answer: string) => libvirt.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=\nenabled=\nactive=\n${answer}`]] }, lh(conf)), libvirt.params(lh(conf))!);
+    const err = await plan('{user: vmrunner, group: kvm}', 'user=no\ngroup=yes\n').catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/inv\.yaml:\d+:\d+: h1\.libvirt_qemu_conf\.user: qemu\.conf user 'vmrunner' does not exist on h1, and the kvmforge-libvirt package does not make it \(it makes the user libvirt-qemu and the groups libvirt-qemu, kvm, libvirt\)/);
+    // the accounts the package makes are fine on a fresh host where they don't exist yet
+    expect((await plan('{user: libvirt-qemu, group: libvirt-qemu}', 'user=no\ngroup=no\n')).map((c) => c.summary)[0]).toMatch(/^install libvirt/);
+  });
+  it('libvirt: the check after an install fails with libvirtd’s own error lines when the QEMU driver does not answer (real sh; systemctl, virsh, journalctl faked)', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'kvf-lv-'));
+    writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    writeFileSync(join(bin, 'sleep'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    writeFileSync(join(bin, 'timeout'), '#!/bin/sh\nshift; exec "$@"\n', { mode: 0o755 });
+    // time runs fast: every `date +%s` is a minute later
+    writeFileSync(join(bin, 'date'), `#!/bin/sh\nn=$(cat ${bin}/t 2>/dev/null || echo 0); n=$((n+60)); echo $n > ${bin}/t; echo $n\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'virsh'), '#!/bin/sh\necho "error: failed to connect to the hypervisor" >&2; exit 1\n', { mode: 0o755 });
+    writeFileSync(join(bin, 'journalctl'), "#!/bin/sh\necho 'info : libvirt version: 9.0.0'\necho \"error : virStateInitialize:657 : Initialization of QEMU state driver failed: Failed to parse user 'libvirt-qemu'\"\n", { mode: 0o755 });
+    const r = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
+    expect(r.status).toBe(1);
+    expect(r.stderr.toString()).toMatch(/libvirtd's QEMU driver does not answer \(virsh -c qemu:\/\/\/system capabilities\): error: failed to connect to the hypervisor/);
+    expect(r.stderr.toString()).toContain("Initialization of QEMU state driver failed: Failed to parse user 'libvirt-qemu'");
+    writeFileSync(join(bin, 'virsh'), `#!/bin/sh\ncase "$*" in *domcapabilities*) echo "<domainCapabilities/>";; *) echo "<capabilities><guest><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>";; esac\n`, { mode: 0o755 });
+    const ok = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout.toString()).toMatch(/libvirt answers after \d+ s: QEMU driver loaded \(x86_64 domcapabilities\), domain types: kvm qemu/);
   });
 });
 
@@ -230,5 +276,36 @@ describe('build progress', () => {
     for (let i = 0; i < 50; i++) last = k('  CC      kernel/fork.o') ?? last;
     expect(last).toBe('kernel: 50/~100 objects compiled, 1m00s elapsed, ~1m00s left');
     expect(k('KVMFORGE_PHASE package')).toBe('kernel: package (1m00s)');
+  });
+});
+
+describe('the packages stand on their own: maintainer scripts', () => {
+  const lv = (pm: 'apt' | 'dnf'): BuildSpec => ({ component: 'libvirt', version: '9.0.0', sourceSha: 'x', distro: { family: pm === 'apt' ? 'debian' : 'rhel', id: pm === 'apt' ? 'debian' : 'rocky', versionId: pm === 'apt' ? '12' : '9', arch: 'x86_64', pm }, options: { mesonArgs: [] }, files: {} });
+  it('deb: postinst makes the QEMU user and groups the build names, owns the directories, enables the units; prerm stops them; postrm purges the accounts (each valid sh)', () => {
+    const { postinst, prerm, postrm } = debScripts('libvirt');
+    for (const s of [postinst, prerm, postrm]) expect(spawnSync('sh', ['-n'], { input: `QEMU_USER=x\nQEMU_GROUP=y\n${s}` }).status).toBe(0);
+    for (const s of ['groupadd --system kvm', 'groupadd --system libvirt', 'useradd --system --gid "$QEMU_GROUP" --groups kvm', 'usermod -a -G kvm', 'chown "$QEMU_USER:$QEMU_GROUP" "$d"', 'systemctl enable virtlogd.socket', 'systemctl try-restart libvirtd.service']) expect(postinst).toContain(s);
+    expect(prerm).toMatch(/if \[ "\$1" = remove \]; then\nif \[ -d \/run\/systemd\/system \]; then systemctl stop libvirtd\.service/);
+    expect(postrm).toMatch(/if \[ "\$1" = purge \]; then[\s\S]*userdel "\$QEMU_USER"[\s\S]*groupdel libvirt/);
+    // the package step reads the accounts from the configured build, and writes them in front of each script
+    const body = packageBody(lv('apt'), 'k'.repeat(64));
+    expect(body).toContain('#define QEMU_USER');
+    expect(body).toMatch(/cat "\$W\/accounts"; printf '%s\\n' '[\s\S]*'; } > "\$STAGE\/DEBIAN\/postinst"/);
+    expect(debScripts('qemu').postinst).toContain('getent group kvm >/dev/null || groupadd --system kvm');
+  });
+  it('rpm (fixture: no RHEL host here): %pre makes the accounts, %post owns and enables, %preun stops on erase', () => {
+    const body = packageBody(lv('dnf'), 'k'.repeat(64));
+    for (const h of ['%pre', '%post', '%preun', '%postun']) expect(body).toContain(`echo ${h}\n  cat "$W/accounts"`);
+    const scriptlets = rpmScriptlets('libvirt');
+    expect(scriptlets.map(([h]) => h)).toEqual(['%pre', '%post', '%preun', '%postun']);
+    for (const [, s] of scriptlets) expect(spawnSync('sh', ['-n'], { input: s }).status).toBe(0);
+    expect(scriptlets[0][1]).toContain('useradd --system --gid "$QEMU_GROUP" --groups kvm');
+    expect(scriptlets[2][1]).toMatch(/if \[ "\$1" -eq 0 \]; then .*systemctl stop libvirtd\.service/);
+  });
+  it('the QEMU user and group a build names: meson’s default per distro, or -Dqemu_user/-Dqemu_group', () => {
+    expect(qemuAccounts({ id: 'debian', like: [] }, [])).toEqual({ user: 'libvirt-qemu', group: 'libvirt-qemu' });
+    expect(qemuAccounts({ id: 'ubuntu', like: ['debian'] }, [])).toEqual({ user: 'libvirt-qemu', group: 'kvm' });
+    expect(qemuAccounts({ id: 'rocky', like: ['rhel', 'centos', 'fedora'] }, [])).toEqual({ user: 'qemu', group: 'qemu' });
+    expect(qemuAccounts({ id: 'debian', like: [] }, ['-Dqemu_user=vm', '-Dqemu_group=vm'])).toEqual({ user: 'vm', group: 'vm' });
   });
 });
