@@ -192,7 +192,8 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
     if (i >= 0) routes[i] = { ...routes[i], gateway: p.gateway };
     else routes.unshift(g);
   }
-  const isMainDefault = (r: RouteSpec) => r.dst === 'default' && !r.table && r.gateway && !r.metric && !r.onlink && !r.type && !r.prefsrc;
+  // onlink is what networkd itself adds to a Gateway= it can't reach yet (a DHCP address): still the gateway
+  const isMainDefault = (r: RouteSpec) => r.dst === 'default' && !r.table && r.gateway && !r.metric && !r.type && !r.prefsrc;
   const gw4 = routes.find((r) => r.family === 4 && isMainDefault(r));
   const gw6 = routes.find((r) => r.family === 6 && isMainDefault(r));
   const v4Nets = [...static4, ...(dhcp ? v4.filter((a) => a.dynamic).map(cidr) : [])];

@@ -72,7 +72,8 @@ export function expectations(b: Bridge, p: BridgeParams, before: NetState): Expe
   for (const s of b.bond?.slaves ?? []) add(`${s} is a slave of ${b.port}`, `${s} is no longer a slave of ${b.port} after the switch`, sh`[ "$(basename "$(readlink /sys/class/net/${s}/master 2>/dev/null)" 2>/dev/null)" = ${b.port} ]`);
   // the gateway answers through the bridge (a route alone proves nothing)
   const gw = b.gateway;
-  if (gw) add(`gateway ${gw} answers on ${b.bridge}`, `gateway ${gw} does not answer on ${b.bridge}`, sh`{ ping -c 1 -W 1 ${gw} >/dev/null 2>&1; ip neigh show ${gw} dev ${b.bridge} | grep -q lladdr; }`);
+  // (ping may not be installed: a TCP connect attempt resolves the neighbour just as well)
+  if (gw) add(`gateway ${gw} answers on ${b.bridge}`, `gateway ${gw} does not answer on ${b.bridge}`, sh`{ ping -c 1 -W 1 ${gw} >/dev/null 2>&1 || timeout 2 bash -c ${`: </dev/tcp/${gw}/9`} >/dev/null 2>&1; ip neigh show ${gw} dev ${b.bridge} | grep -q lladdr; }`);
   return out;
 }
 

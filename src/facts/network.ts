@@ -94,37 +94,41 @@ export function networkProbe(names: string[]): string {
   const word = `(${alt})(\\.[0-9]+)?`;
   return [
     'export LC_ALL=C',
-    "echo '@@link'; ip -d -j link show 2>/dev/null || echo '[]'",
-    "echo '@@addr'; ip -j addr show 2>/dev/null || echo '[]'",
-    "echo '@@route4'; ip -d -j -4 route show table all 2>/dev/null || echo '[]'",
-    "echo '@@route6'; ip -d -j -6 route show table all 2>/dev/null || echo '[]'",
+    // which daemons run, asked once (every process costs, most under emulation)
+    'nd=no; nm=no; rs=no',
+    'systemctl is-active -q systemd-networkd 2>/dev/null && nd=yes',
+    'systemctl is-active -q NetworkManager 2>/dev/null && nm=yes',
+    'systemctl is-active -q systemd-resolved 2>/dev/null && rs=yes',
+    // links and addresses in one: `ip -d addr` carries the link details too
+    "echo '@@addr'; ip -d -j addr show 2>/dev/null || echo '[]'",
+    "echo '@@route'; ip -d -j route show table all 2>/dev/null || echo '[]'",
     "echo '@@rule4'; ip -d -j -4 rule show 2>/dev/null || echo '[]'",
     "echo '@@rule6'; ip -d -j -6 rule show 2>/dev/null || echo '[]'",
     "echo '@@resolv'; cat /etc/resolv.conf 2>/dev/null || true",
-    "echo '@@resolved'; if systemctl is-active -q systemd-resolved 2>/dev/null; then resolvectl dns 2>/dev/null; echo '@@resolved-domains'; resolvectl domain 2>/dev/null; fi || true",
+    "echo '@@resolved'; if [ $rs = yes ]; then resolvectl dns 2>/dev/null; echo '@@resolved-domains'; resolvectl domain 2>/dev/null; fi || true",
     // which stack manages the port: the same order as the step's detection
     "echo '@@stack'",
     `if ls /etc/netplan/*.yaml >/dev/null 2>&1 && command -v netplan >/dev/null && grep -qsE ${q(`^[^#]*${word}:`)} /etc/netplan/*.yaml; then echo netplan`,
-    `elif systemctl is-active -q NetworkManager 2>/dev/null && nmcli -t -f DEVICE,STATE device 2>/dev/null | grep -qE ${q(`^${word}:connected`)}; then echo networkmanager`,
+    `elif [ $nm = yes ] && nmcli -t -f DEVICE,STATE device 2>/dev/null | grep -qE ${q(`^${word}:connected`)}; then echo networkmanager`,
     `elif ls /etc/sysconfig/network-scripts/ifcfg-* >/dev/null 2>&1 && grep -qsE ${q(`^DEVICE="?${word}"?$`)} /etc/sysconfig/network-scripts/ifcfg-*; then echo ifcfg`,
     `elif command -v ifup >/dev/null && grep -qsE ${q(`^[[:space:]]*(auto|allow-hotplug|iface)[[:space:]]+([^#]*[[:space:]])?${word}([[:space:]]|$)`)} /etc/network/interfaces /etc/network/interfaces.d/*; then echo ifupdown`,
-    'elif systemctl is-active -q systemd-networkd 2>/dev/null; then echo networkd; fi',
-    // where each interface's config comes from
-    "echo '@@sources'; for d in /sys/class/net/*; do i=${d##*/}; [ \"$i\" = lo ] && continue",
-    '  if systemctl is-active -q systemd-networkd 2>/dev/null; then f=$(networkctl status -n0 "$i" 2>/dev/null | sed -n "s/^ *Network File: //p"); [ -z "$f" ] || [ "$f" = n/a ] || echo "$i $f"; fi',
-    '  if systemctl is-active -q NetworkManager 2>/dev/null; then f=$(nmcli -g GENERAL.CON-PATH device show "$i" 2>/dev/null | tail -n1); [ -z "$f" ] || echo "$i nm:$f"; fi',
+    'elif [ $nd = yes ]; then echo networkd; fi',
+    // where the port's and the bridge's config comes from
+    `echo '@@sources'; for i in ${names.map(q).join(' ')}; do [ -e "/sys/class/net/$i" ] || continue`,
+    '  if [ $nd = yes ]; then f=$(networkctl status -n0 "$i" 2>/dev/null | sed -n "s/^ *Network File: //p"); [ -z "$f" ] || [ "$f" = n/a ] || echo "$i $f"; fi',
+    '  if [ $nm = yes ]; then f=$(nmcli -g GENERAL.CON-PATH device show "$i" 2>/dev/null | tail -n1); [ -z "$f" ] || echo "$i nm:$f"; fi',
     '  [ -f "/etc/sysconfig/network-scripts/ifcfg-$i" ] && echo "$i /etc/sysconfig/network-scripts/ifcfg-$i"',
     'done; true',
     // the files that name them (or a VLAN on them: eth0.100), whole: ifupdown stanzas, netplan YAML, ifcfg, NetworkManager keyfiles
     "echo '@@files'",
     'for f in /etc/network/interfaces /etc/network/interfaces.d/* /etc/netplan/*.yaml /etc/sysconfig/network-scripts/ifcfg-* /etc/sysconfig/network-scripts/route-* /etc/sysconfig/network-scripts/route6-* /etc/sysconfig/network-scripts/rule-* /etc/sysconfig/network-scripts/rule6-* /etc/NetworkManager/system-connections/*; do',
     '  [ -f "$f" ] || continue; case $f in */kvmforge-*|*.kvmforge.bak|*/90-kvmforge-*) continue;; esac',
-    `  { echo "\${f##*/}" | grep -qE ${q(`-${word}$`)} || grep -qsE ${q(`(^|[^A-Za-z0-9_.-])${word}([^A-Za-z0-9_-]|$)`)} "$f"; } || continue`,
+    `  grep -qsE -e ${q(`(^|[^A-Za-z0-9_.-])${word}([^A-Za-z0-9_-]|$)`)} "$f" || case \${f##*/} in ifcfg-*|route-*|route6-*|rule-*|rule6-*) echo "\${f##*/}" | grep -qE -e ${q(`-${word}$`)} || continue;; *) continue;; esac`,
     '  printf "@@file %s\\n" "$f"; cat "$f"; echo; echo "@@end"',
     'done',
     // networkd's DHCP client identifier (the lease is keyed on it, and its IAID follows the interface name)
     "echo '@@clientid'",
-    'for d in /sys/class/net/*; do l=/run/systemd/netif/leases/$(cat "$d/ifindex" 2>/dev/null); [ -f "$l" ] || continue; c=$(sed -n "s/^CLIENTID=//p" "$l"); [ -n "$c" ] && echo "${d##*/} $c"; done; true',
+    'if [ $nd = yes ]; then for d in /sys/class/net/*; do read -r i < "$d/ifindex" 2>/dev/null || continue; l=/run/systemd/netif/leases/$i; [ -f "$l" ] || continue; while IFS== read -r k v; do [ "$k" = CLIENTID ] && echo "${d##*/} $v"; done < "$l"; done; fi; true',
   ].join('\n');
 }
 
@@ -208,13 +212,17 @@ interface IpRoute {
   nexthops?: unknown[];
   nhid?: number;
   encap?: string;
+  pref?: string;
 }
 
-export function parseRoutes(text: string, family: Family): Route[] {
+/** `ip -j route` (both families when `family` is not given: told apart by their addresses). */
+export function parseRoutes(text: string, family?: Family): Route[] {
   return json<IpRoute>(text).map((r) => {
+    // iproute2 prints `pref` on every IPv6 route only
+    const fam: Family = family ?? (r.dst.includes(':') || r.gateway?.includes(':') || r.pref !== undefined ? 6 : 4);
     const unsupported = r.nexthops ? 'a multipath route' : r.nhid !== undefined ? 'a route through a nexthop object' : r.encap ? `an encapsulated (${r.encap}) route` : r.via ? 'a route via another address family' : undefined;
     return {
-      family,
+      family: fam,
       dst: r.dst,
       gateway: r.gateway,
       dev: r.dev,
@@ -323,9 +331,9 @@ export function parseNetwork(out: string): NetState {
     );
   const stack = (s.stack ?? '').trim();
   return {
-    links: parseLinks(s.link ?? ''),
+    links: parseLinks(s.addr ?? ''),
     addrs: parseAddrs(s.addr ?? ''),
-    routes: [...parseRoutes(s.route4 ?? '', 4), ...parseRoutes(s.route6 ?? '', 6)],
+    routes: s.route !== undefined ? parseRoutes(s.route) : [...parseRoutes(s.route4 ?? '', 4), ...parseRoutes(s.route6 ?? '', 6)],
     rules: [...parseRules(s.rule4 ?? '', 4), ...parseRules(s.rule6 ?? '', 6)],
     ...parseDns(s.resolv ?? '', `${s.resolved ?? ''}@@resolved-domains${s['resolved-domains'] ?? ''}`),
     stack: (['networkd', 'ifupdown', 'networkmanager', 'netplan', 'ifcfg'] as const).find((x) => x === stack),

@@ -86,7 +86,9 @@ const execSleep = (s: number) => Atomics.wait(new Int32Array(new SharedArrayBuff
 
 /** Runs a network change on the VM detached (the session may drop), then waits until `ready` holds. */
 function reconfigure(script: string, ready: (state: string) => boolean, vm = 'lab1', probe = 'ip -br addr; ip route') {
-  labExec(`sudo sh -c ${JSON.stringify(`setsid nohup sh -c '${script.replace(/'/g, `'\\''`)}' >/tmp/kvmforge-test-net.log 2>&1 </dev/null &`)}`, vm);
+  // the script travels base64-encoded: no quoting layer between here and the VM's sh
+  const b64 = Buffer.from(script).toString('base64');
+  labExec(`echo ${b64} | base64 -d > /tmp/kvmforge-test-net.sh && sudo sh -c 'setsid nohup sh /tmp/kvmforge-test-net.sh >/tmp/kvmforge-test-net.log 2>&1 </dev/null &'`, vm);
   let last = '';
   for (let i = 0; i < 90; i++) {
     try {
@@ -103,7 +105,7 @@ function reconfigure(script: string, ready: (state: string) => boolean, vm = 'la
 /** Moves the VM from systemd-networkd to ifupdown (dhclient), with extra stanza lines for eth0. */
 function toIfupdown(extra: string[] = []) {
   const stanza = ['auto eth0', 'iface eth0 inet dhcp', ...extra.map((l) => `    ${l}`)].join('\\n');
-  reconfigure(`printf "${stanza}\\n" > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`, (s) => s.includes('10.0.2.15'), 'lab1', 'systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0; ip route');
+  reconfigure(`printf '${stanza}\\n' > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`, (s) => s.includes('10.0.2.15'), 'lab1', 'systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0; ip route');
 }
 
 /** Reboots the VM and waits for a new boot (over OpenSSH). */
@@ -224,7 +226,7 @@ describe('bridge carries a server’s network over (systemd-networkd)', () => {
     await carriesOver(inventory('bridge'), 'eth0', { addrs: ['br0 10.0.2.15/24', 'br0 10.0.2.16/24', 'br0 fd00:1::15/64', 'eth0.100 192.168.100.15/24'], routes: ['main default via 10.0.2.2 dev br0'], links: ['eth0.100@br0'] });
   }, 900_000);
 
-  it('a bond of two NICs carrying the default route is bridged as the port, its slaves untouched, and after a reboot', async () => {
+  it('a bond of two NICs (static address) carrying the default route is bridged as the port, its slaves untouched, and after a reboot', async () => {
     const up = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048', '--second-nic', 'lab1'], {}, 1_200_000);
     expect(up.code).toBe(0);
     try {
@@ -232,10 +234,13 @@ describe('bridge carries a server’s network over (systemd-networkd)', () => {
         "printf '[NetDev]\\nName=bond0\\nKind=bond\\nMACAddress=52:54:00:6b:66:01\\n\\n[Bond]\\nMode=active-backup\\nMIIMonitorSec=0.1\\n' > /etc/systemd/network/10-bond0.netdev",
         "printf '[Match]\\nName=eth0\\n\\n[Network]\\nBond=bond0\\nPrimarySlave=yes\\n' > /etc/systemd/network/20-bond-eth0.network",
         "printf '[Match]\\nName=eth1\\n\\n[Network]\\nBond=bond0\\n' > /etc/systemd/network/20-bond-eth1.network",
-        "printf '[Match]\\nName=bond0\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n' > /etc/systemd/network/30-bond0.network",
+        // static: QEMU's user network forwards SSH to 10.0.2.15, and its DHCP gave that address to eth1 (the bond has eth0's MAC)
+        "printf '[Match]\\nName=bond0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nGateway=10.0.2.2\\n' > /etc/systemd/network/30-bond0.network",
         'rm -f /etc/systemd/network/50-lab-dhcp.network',
       ];
-      reconfigure(`${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0`, (s) => /bond0\s+UP\s+10\.0\.2\.15\/24/.test(s) && /default via 10\.0\.2\.2 dev bond0/.test(s));
+      // then traffic to the gateway, so the user network learns 10.0.2.15's new MAC (its ARP cache had eth1's)
+      const poke = `python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect_ex(('10.0.2.2', 9))"`;
+      reconfigure(`${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2; ${poke}; done`, (s) => /bond0\s+UP\s+10\.0\.2\.15\/24/.test(s) && /default via 10\.0\.2\.2 dev bond0/.test(s));
       await carriesOver(inventory('bridge'), 'bond0', { addrs: ['br0 10.0.2.15/24'], routes: ['main default via 10.0.2.2 dev br0'], links: ['bond0 master br0', 'eth0 master bond0', 'eth1 master bond0'] });
     } finally {
       // the other lab files expect one plain VM

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../src/core/errors.ts';
 import { parseInventory } from '../../src/inventory/load.ts';
-import type { NetState, Route, Rule } from '../../src/facts/network.ts';
+import { parseNetwork, type NetState, type Route, type Rule } from '../../src/facts/network.ts';
 import { carry, type BridgeParams } from '../../src/bridge/carry.ts';
 import { checkScript, expectations } from '../../src/bridge/check.ts';
 import { configFiles, ifupdownEdit, stackCommands, STACKS } from '../../src/bridge/stacks.ts';
@@ -186,7 +186,7 @@ describe('bridge: refused before any change, with the reason', () => {
   it('on the host: exit 2 for that host (a ConfigError at the var), the plan changes nothing', async () => {
     const h = hostOf(['bridge_port: eth0']);
     const n = bondNet();
-    const err = await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@link/, probeOut(n)]] }, h), bridge.params(h)!).catch((e) => e);
+    const err = await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@addr/, probeOut(n)]] }, h), bridge.params(h)!).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/inv\.yaml:4:20: h1\.bridge_port: 'eth0' is a slave of bond bond0/);
   });
@@ -347,6 +347,26 @@ describe('bridge: every case in every stack’s own config', () => {
   });
 });
 
+describe('bridge: real captures from a lab VM (networkd; DHCP with a static Gateway= and [Route], the bug’s host)', () => {
+  const before = parseNetwork(readFileSync('test/fixtures/network/lab-networkd-dhcp-static-gateway.txt', 'utf8'));
+  const after = parseNetwork(readFileSync('test/fixtures/network/lab-networkd-converted.txt', 'utf8'));
+  it('reads links, addresses, routes of both families (told apart by pref), rules, DNS, the stack, the config file and the DHCP client id', () => {
+    expect(before.links.find((l) => l.name === 'eth0')).toMatchObject({ mac: '52:54:00:6b:66:01', mtu: 1500, up: true });
+    expect(before.addrs.filter((a) => a.dev === 'eth0').map((a) => `${a.address}/${a.prefix} ${a.dynamic ? 'dynamic' : 'static'}`)).toEqual(['10.0.2.15/24 dynamic', 'fec0::5054:ff:fe6b:6601/64 dynamic', 'fe80::5054:ff:fe6b:6601/64 static']);
+    expect(before.routes.filter((r) => r.table === 'main').map((r) => `${r.family} ${r.dst} ${r.gateway ?? '-'} ${r.proto}${r.onlink ? ' onlink' : ''}`)).toEqual(['4 default 10.0.2.2 static onlink', '4 10.0.2.0/24 - kernel', '4 192.0.2.0/24 10.0.2.2 static onlink', '6 fe80::/64 - kernel', '6 fec0::/64 - ra', '6 default fe80::2 ra']);
+    expect(before.rules.map((r) => `${r.family} ${r.priority} ${r.proto}`)).toEqual(['4 0 kernel', '4 32766 kernel', '4 32767 kernel', '6 0 kernel', '6 32766 kernel']);
+    expect(before).toMatchObject({ stack: 'networkd', sources: { eth0: '/etc/systemd/network/50-lab-dhcp.network' }, dhcpClientIds: { eth0: 'ffb55e67ff00020000ab11d47387ae4467e846' } });
+    expect(after.links.find((l) => l.name === 'eth0')).toMatchObject({ master: 'br0', slaveKind: 'bridge' });
+  });
+  it('the bridge keeps the static gateway and route beside DHCP; read back after the conversion it is the same bridge (nothing to do)', () => {
+    const b = carry(paramsOf(), before);
+    expect(b).toMatchObject({ port: 'eth0', dhcp: true, ra: true, gateway: '10.0.2.2', dhcpClient: { kind: 'duid', iaid: 0xb55e67ff } });
+    expect(b.routes).toEqual([{ family: 4, dst: '192.0.2.0/24', gateway: '10.0.2.2', dev: 'br0', onlink: true }]);
+    expect(carry(paramsOf(), after)).toEqual(b);
+    expect(configFiles('networkd', carry(paramsOf(), after), after)).toEqual(configFiles('networkd', b, before));
+  });
+});
+
 describe('bridge: the check compares before and after', () => {
   it('lists every address, route, rule, DNS server, search domain, the MTU and the VLAN, renamed for the bridge', () => {
     const n = withVlan(serverNet());
@@ -416,7 +436,7 @@ describe('bridge: plan', () => {
     const h = hostOf();
     const p = bridge.params(h)!;
     const n = serverNet();
-    const changes = await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@link/, probeOut(n)]] }, h), p);
+    const changes = await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@addr/, probeOut(n)]] }, h), p);
     expect(changes).toHaveLength(1);
     expect(changes[0].summary).toBe(`br0 takes over eth0 (networkd; 192.168.10.5/24, 192.168.10.6/24, 2001:db8::5/64; via 192.168.10.1; via 2001:db8::1; 1 route; 2 rules; DNS 192.168.10.53; search lab.example; MTU 9000; MAC ${MAC})`);
     expect(changes[0].confirm).toMatchObject({ timeoutS: 90 });
@@ -429,7 +449,7 @@ describe('bridge: plan', () => {
     for (const x of [...c.addrs, ...c.routes]) if (x.dev === 'eth0') x.dev = 'br0';
     c.rules = c.rules.map((r) => (r.iif === 'eth0' ? { ...r, iif: 'br0' } : r));
     const placed = Object.fromEntries(configFiles('networkd', carry(p, c), c).map((x) => [x.path, x.content]));
-    expect(await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@link/, probeOut(c)]], files: placed }, h), p)).toEqual([]);
+    expect(await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@addr/, probeOut(c)]], files: placed }, h), p)).toEqual([]);
   });
 });
 
@@ -451,17 +471,14 @@ describe('bridge: DHCP on networkd after the switch', () => {
 
 /** The probe's output for a NetState, in the probe's own format (what the fake host answers). */
 function probeOut(n: NetState): string {
-  const link = n.links.map((l) => ({ ifname: l.name, address: l.mac, mtu: l.mtu, flags: l.up ? ['UP'] : [], master: l.master, link: l.parent, linkinfo: { info_kind: l.kind, info_slave_kind: l.slaveKind, info_data: { id: l.vlanId, protocol: l.vlanProtocol, mode: l.bondMode } } }));
-  const devs = [...new Set(n.addrs.map((a) => a.dev))];
-  const addr = devs.map((d) => ({ ifname: d, addr_info: n.addrs.filter((a) => a.dev === d).map((a) => ({ family: a.family === 4 ? 'inet' : 'inet6', local: a.address, prefixlen: a.prefix, dynamic: a.dynamic || undefined, scope: a.scope })) }));
-  const routes = (fam: number) => n.routes.filter((r) => r.family === fam).map((r) => ({ type: r.type, dst: r.dst, gateway: r.gateway, dev: r.dev, table: r.table, protocol: r.proto, scope: r.scope, metric: r.metric, prefsrc: r.prefsrc, flags: r.onlink ? ['onlink'] : [] }));
+  // `ip -d -j addr`: each link with its details and its addresses
+  const addr = n.links.map((l) => ({ ifname: l.name, address: l.mac, mtu: l.mtu, flags: l.up ? ['UP'] : [], master: l.master, link: l.parent, linkinfo: { info_kind: l.kind, info_slave_kind: l.slaveKind, info_data: { id: l.vlanId, protocol: l.vlanProtocol, mode: l.bondMode } }, addr_info: n.addrs.filter((a) => a.dev === l.name).map((a) => ({ family: a.family === 4 ? 'inet' : 'inet6', local: a.address, prefixlen: a.prefix, dynamic: a.dynamic || undefined, scope: a.scope })) }));
+  const routes = n.routes.map((r) => ({ type: r.type, dst: r.dst, gateway: r.gateway, dev: r.dev, table: r.table, protocol: r.proto, scope: r.scope, metric: r.metric, prefsrc: r.prefsrc, flags: r.onlink ? ['onlink'] : [], ...(r.family === 6 ? { pref: 'medium' } : {}) }));
   const rules = (fam: number) => n.rules.filter((r) => r.family === fam).map((r) => ({ priority: r.priority, src: r.src ?? 'all', dst: r.dst, iif: r.iif, oif: r.oif, table: r.table, protocol: r.proto }));
   const sec = (name: string, body: string) => `@@${name}\n${body}\n`;
   return [
-    sec('link', JSON.stringify(link)),
     sec('addr', JSON.stringify(addr)),
-    sec('route4', JSON.stringify(routes(4))),
-    sec('route6', JSON.stringify(routes(6))),
+    sec('route', JSON.stringify(routes)),
     sec('rule4', JSON.stringify(rules(4))),
     sec('rule6', JSON.stringify(rules(6))),
     sec('resolv', [...n.dns.filter((d) => !d.link).map((d) => `nameserver ${d.server}`), ...(n.domains.length ? [`search ${n.domains.map((d) => d.domain).join(' ')}`] : [])].join('\n')),
