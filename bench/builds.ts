@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILDS, BUILD_DIR, BUILD_ENV, buildInventory, versionVars, type Component } from '../test/harness/builds.ts';
-import { listArtifacts } from '../src/build/artifacts.ts';
+import { listArtifacts } from '../src/artifacts/artifacts.ts';
 import { kvmforge, LAB_INVENTORY, labState } from '../test/harness/lab.ts';
 import { readFileSync } from 'node:fs';
 

@@ -7,10 +7,10 @@ import { ConfigError, HostError } from '../src/core/errors.ts';
 import { sh } from '../src/core/sh.ts';
 import { badVar, varOr } from '../src/core/vars.ts';
 import type { Change, Host, Step } from '../src/core/types.ts';
-import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type BuildParams } from '../src/build/kit.ts';
-import { artifactDir, readMeta } from '../src/build/artifacts.ts';
-import { defaultEntry, entryOf, parseGrubCfg } from '../src/build/grub.ts';
-import { kernelRelease } from '../src/build/recipes.ts';
+import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type BuildParams } from '../src/artifacts/kit.ts';
+import { artifactDir, readMeta } from '../src/artifacts/artifacts.ts';
+import { defaultEntry, entryOf, parseGrubCfg } from '../src/artifacts/grub.ts';
+import { kernelRelease } from '../src/artifacts/recipes.ts';
 import { PROJECT } from '../src/lab/paths.ts';
 
 export const THESIS_FRAGMENT = join(PROJECT, 'templates/kernel/virtualization.config');

@@ -4,9 +4,9 @@ import { HostError } from '../src/core/errors.ts';
 import { raw, sh } from '../src/core/sh.ts';
 import { badVar, varOr } from '../src/core/vars.ts';
 import type { Change, Step } from '../src/core/types.ts';
-import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/build/kit.ts';
-import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
-import { LIBVIRT_CHECK, LIBVIRT_WORKS, qemuAccounts } from '../src/build/maintainer.ts';
+import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/artifacts/kit.ts';
+import { PACKAGES, packageVersion } from '../src/artifacts/recipes.ts';
+import { LIBVIRT_CHECK, LIBVIRT_WORKS, qemuAccounts } from '../src/artifacts/maintainer.ts';
 
 interface Params {
   build: BuildParams;

@@ -2,9 +2,9 @@
 // the artifact; `<prefix>/bin/kvm` links to qemu-system-x86_64 like the thesis's /usr/bin/kvm.
 import { badVar, varOr } from '../src/core/vars.ts';
 import type { Step } from '../src/core/types.ts';
-import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/build/kit.ts';
-import { PACKAGES, packageVersion } from '../src/build/recipes.ts';
-import { qemuCheck } from '../src/build/maintainer.ts';
+import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, filesOf, installChange, installedVersion, specFor, type BuildParams } from '../src/artifacts/kit.ts';
+import { PACKAGES, packageVersion } from '../src/artifacts/recipes.ts';
+import { qemuCheck } from '../src/artifacts/maintainer.ts';
 import { sh } from '../src/core/sh.ts';
 
 interface Params {

@@ -5,8 +5,8 @@ import { ConfigError } from '../core/errors.ts';
 import { wholeFlag } from './flags.ts';
 import type { Inventory } from '../inventory/load.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
-import { barChart } from '../thesis/plot.ts';
-import { benchScript, benchTable, blockText, label, median, networkScript, parseBench, WORKLOADS, type BenchOptions, type VmBench, type Workload } from '../thesis/bench.ts';
+import { barChart } from '../insight/plot.ts';
+import { benchScript, benchTable, blockText, label, median, networkScript, parseBench, WORKLOADS, type BenchOptions, type VmBench, type Workload } from '../insight/bench.ts';
 import type { Host } from '../core/types.ts';
 
 interface Flags {

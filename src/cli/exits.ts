@@ -1,11 +1,11 @@
 // `kvmforge exits`: every selected host at once; one failing host is one line, the others still report.
 import { writeFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors.ts';
-import { barChart } from '../thesis/plot.ts';
+import { barChart } from '../insight/plot.ts';
 import { selectHosts, type Inventory } from '../inventory/load.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
-import { derive, exitsScript, exitsTable, parseExits, type ExitsRow } from '../thesis/exits.ts';
-import { parseReasons, reasonsLine, reasonsScript, type Reasons } from '../thesis/reasons.ts';
+import { derive, exitsScript, exitsTable, parseExits, type ExitsRow } from '../insight/exits.ts';
+import { parseReasons, reasonsLine, reasonsScript, type Reasons } from '../insight/reasons.ts';
 
 interface HostExits {
   host: string;

@@ -304,7 +304,7 @@ async function renderCommand(f: Flags): Promise<number> {
 }
 
 async function artifactsCommand(f: Flags): Promise<number> {
-  const { listArtifacts, artifactBytes, cacheRoot } = await import('../build/artifacts.ts');
+  const { listArtifacts, artifactBytes, cacheRoot } = await import('../artifacts/artifacts.ts');
   const list = listArtifacts();
   if (f.json) {
     process.stdout.write(JSON.stringify(list, null, 2) + '\n');

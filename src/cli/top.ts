@@ -2,7 +2,7 @@
 import { ConfigError } from '../core/errors.ts';
 import { selectHosts, type Inventory } from '../inventory/load.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
-import { parseTop, sortRows, topScript, topTable, type SortKey, type TopRow } from '../thesis/top.ts';
+import { parseTop, sortRows, topScript, topTable, type SortKey, type TopRow } from '../insight/top.ts';
 
 export async function topCommand(inv: Inventory, f: { host?: string; interval?: string; once?: boolean; json?: boolean; sort?: string }, conn: ConnectOptions): Promise<number> {
   if (!f.host) throw ConfigError.one('top: give --host NAME (one host of the inventory)');

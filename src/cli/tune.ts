@@ -3,7 +3,7 @@ import { ConfigError } from '../core/errors.ts';
 import { quote } from '../core/sh.ts';
 import { selectHosts, type Inventory } from '../inventory/load.ts';
 import { connect, type ConnectOptions } from '../transport/index.ts';
-import { applyScript, fmt, parseRead, planTune, readScript, wantedTiers, type ThreadChange, type Want } from '../thesis/tune.ts';
+import { applyScript, fmt, parseRead, planTune, readScript, wantedTiers, type ThreadChange, type Want } from '../insight/tune.ts';
 
 interface HostTune {
   host: string;

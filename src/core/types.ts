@@ -128,7 +128,7 @@ export interface Step<P = unknown> {
   /** Reads facts and returns the changes to make. Never changes the host. */
   plan(ctx: StepContext, params: P): Promise<Change[]>;
   /** Source-build steps: what this host needs built (for `kvmforge build`, which builds without installing). */
-  artifact?(ctx: StepContext, params: P): Promise<import('../build/kit.ts').ArtifactRef>;
+  artifact?(ctx: StepContext, params: P): Promise<import('../artifacts/kit.ts').ArtifactRef>;
   /** Checks that need every host's params (a build host named in the inventory); returns problems. */
   checkAll?(params: Map<string, P>, inventory: Host[]): import('./errors.ts').Problem[];
 }

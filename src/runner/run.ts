@@ -278,8 +278,8 @@ async function afterReboot(t: Transport, host: Host, step: string, c: Change, o:
 /** `kvmforge build`: the artifact a host needs, in the local cache (built on its build host if need be). */
 async function buildArtifact(step: Step<any>, ctx: StepContext, p: unknown, t: Transport, sr: StepReport, o: RunOptions) {
   const a = await step.artifact!(ctx, p);
-  const { artifactDir, ensureArtifact, readMeta } = await import('../build/artifacts.ts');
-  const { requestOf } = await import('../build/kit.ts');
+  const { artifactDir, ensureArtifact, readMeta } = await import('../artifacts/artifacts.ts');
+  const { requestOf } = await import('../artifacts/kit.ts');
   const cached = readMeta(artifactDir(a.spec, a.key));
   const meta = await ensureArtifact(requestOf(ctx, a), {
     transport: t,

@@ -9,7 +9,7 @@ import { NsLab, SUDO_PASSWORD } from '../harness/nshosts.ts';
 import { PROJECT } from '../../src/lab/paths.ts';
 import type { Report } from '../../src/runner/report.ts';
 import { quote } from '../../src/core/sh.ts';
-import { pkgInstall } from '../../src/build/pkg-install.ts';
+import { pkgInstall } from '../../src/artifacts/pkg-install.ts';
 
 const lab = new NsLab(4);
 const DIR = '/etc/kvmforge-faults';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT } from '../../src/lab/paths.ts';
-import type { ExitsRow } from '../../src/thesis/exits.ts';
+import type { ExitsRow } from '../../src/insight/exits.ts';
 import { runAsync } from '../harness/nshosts.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-exits-'));

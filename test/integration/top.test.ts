@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { runAsync } from '../harness/nshosts.ts';
-import type { TopRow } from '../../src/thesis/top.ts';
+import type { TopRow } from '../../src/insight/top.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-top-'));
 const qemus: ChildProcess[] = [];

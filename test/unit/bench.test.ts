@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { benchScript, benchTable, median, parseBench, WORKLOADS } from '../../src/thesis/bench.ts';
+import { benchScript, benchTable, median, parseBench, WORKLOADS } from '../../src/insight/bench.ts';
 import { exposed } from '../harness/shell-lexer.ts';
 
 const sh = (script: string) => spawnSync('sh', ['-c', `set -eu\n${script}`], { encoding: 'utf8' });

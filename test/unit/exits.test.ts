@@ -1,7 +1,7 @@
 // The thesis's derived columns and verdict from KVM's counters (fixtures: this machine's nested KVM
 // never counts io_exits, so the I/O-bound side can only be shown with numbers here).
 import { describe, expect, it } from 'vitest';
-import { COUNTERS, derive, exitsScript, exitsTable, type Counters, type VmSample } from '../../src/thesis/exits.ts';
+import { COUNTERS, derive, exitsScript, exitsTable, type Counters, type VmSample } from '../../src/insight/exits.ts';
 import { spawnSync } from 'node:child_process';
 
 const c = (o: Partial<Counters>): Counters => ({ ...(Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Counters), ...o });
@@ -49,7 +49,7 @@ describe('exit statistics', () => {
 
 describe('the exits plot', () => {
   it('is valid SVG with stacked bars in proportion, labels escaped', async () => {
-    const { barChart } = await import('../../src/thesis/plot.ts');
+    const { barChart } = await import('../../src/insight/plot.ts');
     const svg = barChart('t <1>', 'exits/s', [
       { label: 'a&b', parts: [{ name: 'io', value: 30 }, { name: 'other', value: 70 }] },
       { label: 'c', parts: [{ name: 'io', value: 0 }, { name: 'other', value: 50 }] },

@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { COUNT_AWK, parseReasons, reasonsLine, reasonsScript } from '../../src/thesis/reasons.ts';
+import { COUNT_AWK, parseReasons, reasonsLine, reasonsScript } from '../../src/insight/reasons.ts';
 
 // `perf script -F pid,event,trace` lines: kvm_exit as VMX prints it (6.x), as SVM prints it, as older
 // kernels print it (no vcpu), and kvm_userspace_exit

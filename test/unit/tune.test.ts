@@ -1,7 +1,7 @@
 // `kvmforge tune`'s planning (fixtures): which threads change, the commands, the tiers from the inventory.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { applyScript, fmt, parseRead, planTune, readScript, wantedTiers, type RunningVm } from '../../src/thesis/tune.ts';
+import { applyScript, fmt, parseRead, planTune, readScript, wantedTiers, type RunningVm } from '../../src/insight/tune.ts';
 import { host } from '../harness/fake-host.ts';
 
 const running: RunningVm[] = [
