@@ -4,11 +4,12 @@
 // is armed on the host first, the switch runs detached, kvmforge confirms on a new connection (the host's
 // network before, renamed for the bridge, must all be there after) and only then disarms the rollback.
 import { posix } from 'node:path';
-import { badVar, varOr } from '../src/core/vars.ts';
+import { badVar, varOf } from '../src/core/vars.ts';
 import { planFiles, writeFileScript } from '../src/core/file.ts';
 import { sh } from '../src/core/sh.ts';
-import type { Change, FileSpec, Host, Step } from '../src/core/types.ts';
-import { networkProbe, parseNetwork, type NetState, type Stack } from '../src/facts/network.ts';
+import type { Change, FileSpec, Host, Step, VarSpec } from '../src/core/types.ts';
+import { defaultRoute, interfaces } from '../src/facts/host.ts';
+import { network, type NetState, type Stack } from '../src/facts/network.ts';
 import { carry, carriedSummary, inSubnet, Refusal, type Bridge, type BridgeParams } from '../src/bridge/carry.ts';
 import { checkScript, expectations } from '../src/bridge/check.ts';
 import { configFiles, stackCommands, STACKS } from '../src/bridge/stacks.ts';
@@ -94,56 +95,58 @@ export const ROLLBACK_NOW = `systemctl stop kvmforge-bridge-rollback.timer 2>/de
 /** Exit 0 once the rollback ran; prints what the host's own check found before it rolled back. */
 export const ROLLED_BACK = `test -f ${STATE_DIR}/rolled-back/at && { cat ${STATE_DIR}/rolled-back/why 2>/dev/null || true; }`;
 
-const step: Step<BridgeParams | undefined> = {
+const vars: Record<string, VarSpec> = {
+  bridge_name: { schema: { type: 'string', pattern: IFNAME }, default: 'br0', description: 'Bridge name, at most 15 characters.' },
+  bridge_port: { schema: { type: 'string', pattern: IFNAME }, defaultText: "the default route's NIC or bond, else the only NIC with an address", description: 'The NIC or bond the bridge takes over.' },
+  bridge_dhcp: { schema: { type: 'boolean' }, defaultText: 'as the NIC does now', description: 'DHCP on the bridge.' },
+  bridge_addresses: { schema: { type: 'array', minItems: 1, items: { type: 'string', pattern: `^(${IPV4}/([0-9]|[12][0-9]|3[0-2])|${IPV6}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$` } }, defaultText: "the NIC's", description: 'Static addresses in CIDR form, replacing the NIC’s IPv4 ones.' },
+  bridge_gateway: { schema: { type: 'string', pattern: `^${IPV4}$` }, defaultText: "the NIC's default route", description: 'IPv4 default gateway.' },
+  bridge_dns: { schema: { type: 'array', items: { type: 'string', pattern: `^(${IPV4}|${IPV6})$` } }, defaultText: "the host's", description: 'DNS servers.' },
+  bridge_mtu: { schema: { type: 'integer', minimum: 576, maximum: 65535 }, defaultText: "the NIC's", description: 'MTU of the bridge and its port.' },
+  bridge_stp: { schema: { type: 'boolean' }, default: false, description: 'Spanning tree.' },
+  bridge_forward_delay: { schema: { type: 'integer', minimum: 0, maximum: 30 }, default: 0, description: 'Seconds.' },
+  bridge_stack: { schema: { enum: [...STACKS] }, defaultText: 'detected', description: 'Network stack to write for.' },
+  bridge_rollback_timeout: { schema: { type: 'integer', minimum: 20, maximum: 3600 }, default: 90, defaultText: '90 s', description: 'Seconds before an unconfirmed switch rolls itself back.' },
+  bridge_vlan_filtering: { schema: { type: 'boolean' }, default: false, description: 'A VLAN-aware bridge: the port carries the VLANs tagged (false: VLAN interfaces on the NIC move on top of the bridge).' },
+  bridge_vlans: { schema: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 4094 } }, default: [], description: 'VLAN ids the port carries into a VLAN-aware bridge (with bridge_vlan_filtering).' },
+};
+
+const step: Step<BridgeParams> = {
   name: 'bridge',
   description: 'br0 takes over the NIC with all it carried (addresses, routes, rules, DNS, VLANs; a bond as the port), with a rollback armed on the host',
-  vars: {
-    bridge_enabled: { type: 'boolean', description: 'Run this step (default true).' },
-    bridge_name: { type: 'string', pattern: IFNAME, description: 'Bridge name, at most 15 characters (default br0).' },
-    bridge_port: { type: 'string', pattern: IFNAME, description: 'The NIC or bond the bridge takes over (default: the one carrying the default route).' },
-    bridge_dhcp: { type: 'boolean', description: 'DHCP on the bridge (default: as the NIC does now).' },
-    bridge_addresses: { type: 'array', minItems: 1, items: { type: 'string', pattern: `^(${IPV4}/([0-9]|[12][0-9]|3[0-2])|${IPV6}/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$` }, description: 'Static addresses in CIDR form, replacing the NIC’s IPv4 ones (default: copy the NIC’s).' },
-    bridge_gateway: { type: 'string', pattern: `^${IPV4}$`, description: 'IPv4 default gateway (default: the NIC’s default route).' },
-    bridge_dns: { type: 'array', items: { type: 'string', pattern: `^(${IPV4}|${IPV6})$` }, description: 'DNS servers (default: the host’s).' },
-    bridge_mtu: { type: 'integer', minimum: 576, maximum: 65535 },
-    bridge_stp: { type: 'boolean', description: 'Spanning tree (default false).' },
-    bridge_forward_delay: { type: 'integer', minimum: 0, maximum: 30, description: 'Seconds (default 0).' },
-    bridge_stack: { enum: [...STACKS], description: 'Network stack to write for (default: detected).' },
-    bridge_rollback_timeout: { type: 'integer', minimum: 20, maximum: 3600, description: 'Seconds before an unconfirmed switch rolls itself back (default 90).' },
-    bridge_vlan_filtering: { type: 'boolean', description: 'A VLAN-aware bridge: the port carries the VLANs tagged (default false: VLAN interfaces on the NIC move on top of the bridge).' },
-    bridge_vlans: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 4094 }, description: 'VLAN ids the port carries into a VLAN-aware bridge (with bridge_vlan_filtering).' },
-  },
+  doc: "br0 takes over a NIC (or a bond) with **everything it carried** — its MAC, IPv4 and IPv6 addresses as they come (static, DHCP, RA/SLAAC, DHCPv6), routes in every table, the policy rules that name it, DNS servers and search domains, MTU, VLANs on it — written in the host's own stack: systemd-networkd, ifupdown, NetworkManager keyfiles, netplan or RHEL ifcfg (detected). Switched safely and checked before/after, see below",
+  vars,
   params(host: Host) {
-    if (!varOr(host, 'bridge_enabled', true)) return undefined;
     const addresses = host.vars.bridge_addresses as string[] | undefined;
     const gateway = host.vars.bridge_gateway as string | undefined;
     const v4 = addresses?.filter((a) => !a.includes(':'));
     if (gateway && v4 && !v4.some((a) => inSubnet(gateway, a))) throw badVar(host, 'bridge_gateway', `gateway ${gateway} is outside the bridge's subnets (${addresses!.join(', ')})`);
     if (host.vars.bridge_dhcp === true && v4?.length) throw badVar(host, 'bridge_dhcp', 'bridge_dhcp: true and IPv4 bridge_addresses both given: pick one');
-    const vlans = varOr<number[]>(host, 'bridge_vlans', []);
-    const vlanFiltering = varOr(host, 'bridge_vlan_filtering', false);
+    const vlans = varOf<number[]>(host, vars, 'bridge_vlans');
+    const vlanFiltering = varOf<boolean>(host, vars, 'bridge_vlan_filtering');
     if (vlans.length && !vlanFiltering) throw badVar(host, 'bridge_vlans', 'bridge_vlans needs bridge_vlan_filtering: true (without it, VLAN interfaces on the NIC move on top of the bridge by themselves)');
     return {
-      bridge: varOr(host, 'bridge_name', 'br0'),
+      bridge: varOf(host, vars, 'bridge_name'),
       port: host.vars.bridge_port as string | undefined,
       dhcp: host.vars.bridge_dhcp as boolean | undefined,
       addresses,
       gateway,
       dns: host.vars.bridge_dns as string[] | undefined,
       mtu: host.vars.bridge_mtu as number | undefined,
-      stp: varOr(host, 'bridge_stp', false),
-      forwardDelay: varOr(host, 'bridge_forward_delay', 0),
+      stp: varOf(host, vars, 'bridge_stp'),
+      forwardDelay: varOf(host, vars, 'bridge_forward_delay'),
       stack: host.vars.bridge_stack as Stack | undefined,
-      timeoutS: varOr(host, 'bridge_rollback_timeout', 90),
+      timeoutS: varOf(host, vars, 'bridge_rollback_timeout'),
       vlanFiltering,
       vlans,
     };
   },
   async plan(ctx, p) {
-    const { facts, host } = ctx;
-    const net = parseNetwork(await ctx.probe(networkProbe(probeNames(host, p!, facts))));
-    const b = plannedBridge(host, p!, net);
-    const stack = p!.stack ?? net.stack;
+    const { host } = ctx;
+    const [ifs, route] = await ctx.read(interfaces, defaultRoute);
+    const [net] = await ctx.read(network(probeNames(host, p, { interfaces: ifs, defaultRoute: route })));
+    const b = plannedBridge(host, p, net);
+    const stack = p.stack ?? net.stack;
     if (!stack) throw badVar(host, 'bridge_stack', `no network stack found managing ${b.port} (netplan, NetworkManager, ifcfg, ifupdown, systemd-networkd): set bridge_stack`);
     const files = bridgeFiles(host, stack, b, net);
     const fileChanges = await planFiles(ctx, files);
@@ -151,13 +154,18 @@ const step: Step<BridgeParams | undefined> = {
     const onBridge = net.addrs.filter((a) => a.dev === b.bridge);
     const live = port.master === b.bridge && (b.dhcp ? onBridge.some((a) => a.family === 4) : true) && b.addresses.every((a) => onBridge.some((x) => `${x.address}/${x.prefix}` === a));
     if (!fileChanges.length && live) return [];
-    const exps = expectations(b, p!, net);
+    const exps = expectations(b, p, net);
     const what = `${b.bridge} takes over ${b.port} (${stack}; ${carriedSummary(b) || 'no addresses'}; MAC ${b.mac})`;
     const change: Change = {
+      kind: 'switch',
       summary: fileChanges.length ? what : `${what}: config in place, re-applying it`,
       diff: [...fileChanges.map((c) => c.diff).filter(Boolean), `check after the switch (${exps.length}):`, ...exps.map((e) => `  ${e.what}`)].join('\n'),
-      script: switchScript(stack, b, files, p!.timeoutS, checkScript(exps, 2)),
-      confirm: { verify: checkScript(exps, Math.max(8, Math.min(25, Math.floor(p!.timeoutS / 3)))), commit: COMMIT, rollback: ROLLBACK_NOW, timeoutS: p!.timeoutS, rolledBack: ROLLED_BACK },
+      script: switchScript(stack, b, files, p.timeoutS, checkScript(exps, 2)),
+      verify: checkScript(exps, Math.max(8, Math.min(25, Math.floor(p.timeoutS / 3)))),
+      commit: COMMIT,
+      rollback: ROLLBACK_NOW,
+      timeoutS: p.timeoutS,
+      rolledBack: ROLLED_BACK,
     };
     return [change];
   },

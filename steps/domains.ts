@@ -4,8 +4,8 @@
 import { HostError } from '../src/core/errors.ts';
 import { sh } from '../src/core/sh.ts';
 import { badVar } from '../src/core/vars.ts';
-import type { Change, Host, Step } from '../src/core/types.ts';
-import type { Facts } from '../src/facts/gather.ts';
+import { strictFact, type Change, type Host, type Step, type VarSpec } from '../src/core/types.ts';
+import { cpu, memory, type Facts } from '../src/facts/host.ts';
 import { renderDomain, validateDomains } from '../src/domains/render.ts';
 import { cpusOf, resolveVms, vmSchema, type Vm } from '../src/domains/spec.ts';
 import { differences, extras, matches, parseXml } from '../src/domains/xml.ts';
@@ -51,6 +51,9 @@ export function probeScript(vms: Vm[]): string {
   return lines.join('\n');
 }
 
+/** What the host has for these VMs (one probe). */
+export const hostView = (vms: Vm[]) => strictFact(`domains:${vms.map((v) => v.name).join('\u0000')}`, probeScript(vms), parseProbe);
+
 export function parseProbe(out: string): HostView {
   const view: HostView = { virsh: false, hugepagesFreeKiB: {}, vhostNet: false, bridges: [], networks: [], pci: {}, paths: {}, domains: {} };
   let dom: string | undefined;
@@ -83,7 +86,7 @@ export function parseProbe(out: string): HostView {
 }
 
 /** Host facts every VM needs; one message per VM and missing resource. */
-export function preflight(vms: Vm[], view: HostView, facts: Facts): string[] {
+export function preflight(vms: Vm[], view: HostView, facts: Pick<Facts, 'memory' | 'cpu'>): string[] {
   const problems: string[] = [];
   if (!view.virsh) problems.push('virsh is not installed (install libvirt: the distro packages or the libvirt build step)');
   const hugeWant: Record<number, number> = {};
@@ -122,16 +125,18 @@ export function preflight(vms: Vm[], view: HostView, facts: Facts): string[] {
   return problems;
 }
 
-const step: Step<Planned[] | undefined> = {
+const vars: Record<string, VarSpec> = {
+  domains_vms: { schema: { type: 'array', items: vmSchema }, default: [], description: 'The VMs of this host.' },
+  domains_profiles: { schema: { type: 'object', additionalProperties: { ...vmSchema, required: [] } }, default: {}, description: 'Your own presets; a VM names one with profile:.' },
+};
+
+const step: Step<Planned[]> = {
   name: 'domains',
   description: 'Define the inventory’s VMs with libvirt (rendered, validated, pre-flighted, idempotent)',
-  vars: {
-    domains_enabled: { type: 'boolean', description: 'Run this step (default true; it does nothing without domains_vms).' },
-    domains_vms: { type: 'array', items: vmSchema, description: 'The VMs of this host.' },
-    domains_profiles: { type: 'object', additionalProperties: { ...vmSchema, required: [] }, description: 'Your own presets; a VM names one with profile:.' },
-  },
+  doc: 'the inventory\'s VMs, rendered from `templates/domain.xml.ejs`, validated by libvirt on this machine, pre-flighted on the host, disks created with qemu-img, `virsh define` when the definition differs, autostart/start. See *VMs* below',
+  vars,
+  wanted: (host) => (host.vars.domains_vms ? true : 'no VMs (domains_vms)'),
   params(host: Host) {
-    if (host.vars.domains_enabled === false || !host.vars.domains_vms) return undefined;
     const vms = resolveVms(host);
     const planned = vms.map((vm) => ({ vm, xml: renderDomain(vm) }));
     try {
@@ -143,17 +148,17 @@ const step: Step<Planned[] | undefined> = {
     return planned;
   },
   async plan(ctx, planned) {
-    if (!planned?.length) return [];
+    if (!planned.length) return [];
     const vms = planned.map((p) => p.vm);
-    const view = parseProbe(await ctx.probe(probeScript(vms)));
-    const problems = preflight(vms, view, ctx.facts);
+    const [view, mem, c] = await ctx.read(hostView(vms), memory, cpu);
+    const problems = preflight(vms, view, { memory: mem, cpu: c });
     const changes: Change[] = [];
     if (problems.length && !ctx.pendingSteps?.length) throw new HostError(`pre-flight failed, nothing defined:\n  ${problems.join('\n  ')}`);
     // check mode, with earlier steps still to change the host (hugepages, a bridge…): apply re-checks after them
-    if (problems.length) changes.push({ summary: 'pre-flight not met yet', warning: `pre-flight not met before ${ctx.pendingSteps!.join(', ')} run; apply checks again after them:\n  ${problems.join('\n  ')}` });
+    if (problems.length) changes.push({ kind: 'note', summary: 'pre-flight not met yet', warning: `pre-flight not met before ${ctx.pendingSteps!.join(', ')} run; apply checks again after them:\n  ${problems.join('\n  ')}` });
     for (const { vm, xml } of planned) {
       for (const d of vm.disks) {
-        if (view.paths[d.path] === 'creatable') changes.push({ summary: `create disk ${d.path} (${d.format}, ${d.size})`, script: sh`qemu-img create -q -f ${d.format} ${d.path} ${d.size!}` });
+        if (view.paths[d.path] === 'creatable') changes.push({ kind: 'script', summary: `create disk ${d.path} (${d.format}, ${d.size})`, script: sh`qemu-img create -q -f ${d.format} ${d.path} ${d.size!}` });
       }
       const cur = view.domains[vm.name];
       const want = parseXml(xml);
@@ -166,6 +171,7 @@ const step: Step<Planned[] | undefined> = {
         // the definition being replaced is kept, like every file kvmforge replaces
         const backup = cur ? sh`mkdir -p ${BACKUP_DIR} && virsh -q dumpxml --inactive --domain ${vm.name} > ${`${BACKUP_DIR}/${vm.name.replace(/[^A-Za-z0-9._-]/g, '_')}.xml.kvmforge.bak`}` : '';
         changes.push({
+          kind: 'script',
           summary: cur ? `redefine VM ${vm.name}` : `define VM ${vm.name}`,
           diff,
           script: [
@@ -177,9 +183,9 @@ const step: Step<Planned[] | undefined> = {
         });
       }
       if (vm.autostart !== undefined && (cur?.autostart ?? false) !== vm.autostart) {
-        changes.push({ summary: `autostart ${vm.name} ${vm.autostart ? 'on' : 'off'}`, script: vm.autostart ? sh`virsh -q autostart --domain ${vm.name}` : sh`virsh -q autostart --disable --domain ${vm.name}` });
+        changes.push({ kind: 'script', summary: `autostart ${vm.name} ${vm.autostart ? 'on' : 'off'}`, script: vm.autostart ? sh`virsh -q autostart --domain ${vm.name}` : sh`virsh -q autostart --disable --domain ${vm.name}` });
       }
-      if (vm.start && cur?.state !== 'running') changes.push({ summary: `start VM ${vm.name}`, script: sh`virsh -q start --domain ${vm.name}` });
+      if (vm.start && cur?.state !== 'running') changes.push({ kind: 'script', summary: `start VM ${vm.name}`, script: sh`virsh -q start --domain ${vm.name}` });
     }
     return changes;
   },

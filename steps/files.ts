@@ -1,15 +1,12 @@
 // files: plain files with the given content, mode and owner (like Ansible's copy with content:).
 import { planFiles } from '../src/core/file.ts';
 import { ConfigError } from '../src/core/errors.ts';
-import type { FileSpec, Host, Step } from '../src/core/types.ts';
+import type { FileSpec, Host, Step, VarSpec } from '../src/core/types.ts';
 
-const files: Step<FileSpec[] | undefined> = {
-  name: 'files',
-  description: 'Files with given content, mode and owner (atomic replace, old version kept)',
-  vars: {
-    files: {
+const vars: Record<string, VarSpec> = {
+  files: {
+    schema: {
       type: 'array',
-      description: 'Files to manage: path (absolute), content, mode (octal string, default "644"), owner (default root:root).',
       items: {
         type: 'object',
         required: ['path', 'content'],
@@ -22,10 +19,20 @@ const files: Step<FileSpec[] | undefined> = {
         },
       },
     },
+    default: [],
+    defaultText: '[{path, content, mode: "644", owner: root:root}]',
+    description: 'Files to manage: path (absolute), content, mode (octal string, default "644"), owner (default root:root).',
   },
+};
+
+const files: Step<FileSpec[]> = {
+  name: 'files',
+  description: 'Files with given content, mode and owner (atomic replace, old version kept)',
+  doc: 'files with given content, mode, owner (atomic, `.kvmforge.bak` kept)',
+  vars,
+  wanted: (host) => ((host.vars.files as unknown[] | undefined)?.length ? true : 'no files listed'),
   params(host: Host) {
-    const list = host.vars.files as FileSpec[] | undefined;
-    if (!list?.length) return undefined;
+    const list = host.vars.files as FileSpec[];
     const seen = new Set<string>();
     for (const f of list) {
       if (f.path.split('/').includes('..')) throw ConfigError.one(`path '${f.path}' contains '..': give the real path`, { ...host.varPos.files, key: `${host.name}.files` });
@@ -34,6 +41,6 @@ const files: Step<FileSpec[] | undefined> = {
     }
     return list;
   },
-  plan: (ctx, list) => planFiles(ctx, list ?? []),
+  plan: (ctx, list) => planFiles(ctx, list),
 };
 export default files;

@@ -1,5 +1,6 @@
 // Every step, in the order a run applies them.
 import type { Step } from '../src/core/types.ts';
+import { catalogOf } from '../src/inventory/schema.ts';
 import files from './files.ts';
 import kernel from './kernel.ts';
 import qemu from './qemu.ts';
@@ -18,3 +19,6 @@ export const steps: Step<any>[] = [files, kernel, qemu, libvirt, bridge, virtioM
 export function stepByName(name: string): Step<any> | undefined {
   return steps.find((s) => s.name === name);
 }
+
+/** Every step's vars, for the inventory's checks and its JSON Schema. */
+export const catalog = catalogOf(steps);

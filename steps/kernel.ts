@@ -5,13 +5,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, HostError } from '../src/core/errors.ts';
 import { sh } from '../src/core/sh.ts';
-import { badVar, varOr } from '../src/core/vars.ts';
-import type { Change, Host, Step } from '../src/core/types.ts';
-import { BUILD_VARS, buildParams, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type BuildParams } from '../src/artifacts/kit.ts';
+import { badVar, varOf } from '../src/core/vars.ts';
+import { fact, type BuildParams, type Change, type Host, type VarSpec } from '../src/core/types.ts';
+import { bootLoader, osRelease } from '../src/facts/host.ts';
+import { BUILD_VARS, buildParams, buildWanted, checkBuildHosts, COMMON_BUILD_VARS, installChange, specFor, type SourceBuildStep } from '../src/artifacts/kit.ts';
 import { artifactDir, readMeta } from '../src/artifacts/artifacts.ts';
 import { defaultEntry, entryOf, parseGrubCfg } from '../src/artifacts/grub.ts';
 import { kernelRelease } from '../src/artifacts/recipes.ts';
-import { PROJECT } from '../src/lab/paths.ts';
+import { PROJECT } from '../src/core/paths.ts';
 
 export const THESIS_FRAGMENT = join(PROJECT, 'templates/kernel/virtualization.config');
 export const HOLD_DROPIN = '/etc/default/grub.d/81-kvmforge-kernel.cfg';
@@ -38,7 +39,7 @@ export function checkFragment(path: string, text: string): ConfigError | undefin
 
 function fragmentsOf(host: Host): Params['fragments'] {
   const base = dirname(host.pos.file);
-  const list = varOr<string[]>(host, 'kernel_config_fragments', [THESIS_FRAGMENT]);
+  const list = varOf<string[]>(host, vars, 'kernel_config_fragments');
   return list.map((f, i) => {
     const path = resolve(base, f);
     if (!existsSync(path)) throw badVar(host, `kernel_config_fragments.${i}`, `expected a config fragment file; ${path} does not exist`);
@@ -88,47 +89,65 @@ export function makeDefaultScript(entryPath: string): string {
   return [sh`grub-set-default ${entryPath}`, sh`cfg=${CUSTOM_CFG}; if [ -f "$cfg" ]; then tmp=$(mktemp "$cfg.kvmforge-XXXXXX"); sed '/^### kvmforge trial begin/,/^### kvmforge trial end/d' "$cfg" > "$tmp"; mv -f "$tmp" "$cfg"; fi`, 'grub-editenv list'].join('\n');
 }
 
-const step: Step<Params | undefined> = {
+/** The running kernel's config (/boot/config-$(uname -r) or /proc/config.gz), '' when there is none. */
+export const runningConfig = fact('kernel-config', 'cat "/boot/config-$(uname -r)" 2>/dev/null || { zcat /proc/config.gz 2>/dev/null; } || true', (out) => out);
+
+/** What GRUB and dpkg say about kernels on a Debian host: running, installed?, saved and configured default, grub.cfg. */
+export const grubState = (release: string) =>
+  fact(
+    `grub-state:${release}`,
+    sh`echo "running=$(uname -r)"; echo "installed=$(dpkg-query -W -f ${'${Status}'} ${`linux-image-${release}`} 2>/dev/null || true)"; echo "saved=$(grub-editenv list 2>/dev/null | sed -n 's/^saved_entry=//p')"; echo "default=$( (. /etc/default/grub; for f in /etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; echo "$GRUB_DEFAULT") 2>/dev/null)"; echo ---; cat /boot/grub/grub.cfg`,
+    (probe) => {
+      const [head, cfg] = [probe.slice(0, probe.indexOf('\n---\n')), probe.slice(probe.indexOf('\n---\n') + 5)];
+      const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(head)?.[1].trim() ?? '';
+      return { running: get('running'), installed: /install ok installed/.test(get('installed')), saved: get('saved'), dflt: get('default'), entries: parseGrubCfg(cfg) };
+    },
+  );
+
+const vars: Record<string, VarSpec> = {
+  ...BUILD_VARS('kernel'),
+  ...COMMON_BUILD_VARS,
+  kernel_config_base: { schema: { type: 'string' }, default: 'running', defaultText: '`running`', description: "Base config: 'running' (the target's /boot/config-$(uname -r)), 'defconfig', 'tinyconfig', or a config file." },
+  kernel_config_fragments: { schema: { type: 'array', items: { type: 'string' } }, default: [THESIS_FRAGMENT], defaultText: '`templates/kernel/virtualization.config`', description: 'Config fragments merged over the base with merge_config.sh (the thesis options).' },
+  kernel_debug_info: { schema: { type: 'boolean' }, default: false, description: 'Keep debug info (false: builds are much smaller and faster).' },
+  kernel_trial_args: { schema: { type: 'string' }, default: '', description: 'Extra kernel arguments on the trial boot only.' },
+  kernel_panic_timeout: { schema: { type: 'integer', minimum: 1, maximum: 300 }, default: 10, description: 'panic=N on the trial boot: a panicking kernel reboots into the old default after N s.' },
+  kernel_boot_timeout: { schema: { type: 'integer', minimum: 60 }, default: 600, description: 'Seconds the trial boot may take before the step fails.' },
+};
+
+const step: SourceBuildStep<Params> = {
   name: 'kernel',
   description: 'Kernel from source (kernel_version): built once with the thesis options, packaged, booted once on trial, then made the default',
-  vars: {
-    ...BUILD_VARS('kernel'),
-    ...COMMON_BUILD_VARS,
-    kernel_config_base: { type: 'string', description: "Base config: 'running' (the target's /boot/config-$(uname -r), default), 'defconfig', 'tinyconfig', or a config file." },
-    kernel_config_fragments: { type: 'array', items: { type: 'string' }, description: 'Config fragments merged over the base with merge_config.sh (default: templates/kernel/virtualization.config, the thesis options).' },
-    kernel_debug_info: { type: 'boolean', description: 'Keep debug info (default false: builds are much smaller and faster).' },
-    kernel_trial_args: { type: 'string', description: 'Extra kernel arguments on the trial boot only (default none).' },
-    kernel_panic_timeout: { type: 'integer', minimum: 1, maximum: 300, description: 'panic=N on the trial boot: a panicking kernel reboots into the old default after N s (default 10).' },
-    kernel_boot_timeout: { type: 'integer', minimum: 60, description: 'Seconds the trial boot may take before the step fails (default 600).' },
-  },
+  doc: "a kernel built from source once per set of inputs, packaged with the kernel's own `bindeb-pkg`, installed with the running kernel held as GRUB default, booted **once** on trial (`grub-reboot`, `panic=N`), checked (`uname -r`, `/proc/cmdline`, `/dev/kvm`, kvm modules), and only then made the default. See *Source builds*",
+  vars,
+  wanted: buildWanted('kernel'),
   params(host) {
     const build = buildParams(host, 'kernel');
-    if (!build) return undefined;
-    let base = varOr(host, 'kernel_config_base', 'running');
+    let base = varOf<string>(host, vars, 'kernel_config_base');
     if (!['running', 'defconfig', 'tinyconfig'].includes(base)) {
       base = resolve(dirname(host.pos.file), base);
       if (!existsSync(base)) throw badVar(host, 'kernel_config_base', `expected running, defconfig, tinyconfig or a config file; ${base} does not exist`);
     }
-    const trialArgs = varOr(host, 'kernel_trial_args', '');
+    const trialArgs = varOf<string>(host, vars, 'kernel_trial_args');
     if (!/^[A-Za-z0-9_.,:=\/+@ -]*$/.test(trialArgs)) throw badVar(host, 'kernel_trial_args', 'expected kernel arguments (no quotes or shell characters)');
     return {
       build,
       base,
       fragments: fragmentsOf(host),
-      debugInfo: varOr(host, 'kernel_debug_info', false),
+      debugInfo: varOf(host, vars, 'kernel_debug_info'),
       trialArgs,
-      panicS: varOr(host, 'kernel_panic_timeout', 10),
-      bootTimeoutS: varOr(host, 'kernel_boot_timeout', 600),
+      panicS: varOf(host, vars, 'kernel_panic_timeout'),
+      bootTimeoutS: varOf(host, vars, 'kernel_boot_timeout'),
     };
   },
   checkAll: (params, inventory) => checkBuildHosts(params as Map<string, Params>, inventory),
   async artifact(ctx, p) {
-    const params = p!;
+    const params = p;
     const files: Record<string, string> = {};
     params.fragments.forEach((f, i) => (files[`fragment-${i + 1}.config`] = f.content));
     let base = params.base;
     if (base === 'running') {
-      const cfg = await ctx.probe('cat "/boot/config-$(uname -r)" 2>/dev/null || { zcat /proc/config.gz 2>/dev/null; } || true');
+      const [cfg] = await ctx.read(runningConfig);
       if (!cfg.includes('CONFIG_')) throw new HostError("kernel_config_base 'running': this host has no /boot/config-$(uname -r) or /proc/config.gz; set kernel_config_base");
       files['base.config'] = cfg;
       base = 'file';
@@ -139,26 +158,20 @@ const step: Step<Params | undefined> = {
     return specFor(ctx, 'kernel', params.build, { base, debugInfo: params.debugInfo ? 'yes' : 'no' }, files);
   },
   async plan(ctx, p) {
-    const params = p!;
-    const { os, bootLoader } = ctx.facts;
-    if (os.family !== 'debian' || bootLoader !== 'grub') throw new HostError(`kernel rollout: trial boots are implemented for Debian/Ubuntu with GRUB; this host is ${os.prettyName} with ${bootLoader} (see README's support table)`);
-    const a = await step.artifact!(ctx, p);
+    const params = p;
+    const [os, loader] = await ctx.read(osRelease, bootLoader);
+    if (os.family !== 'debian' || loader !== 'grub') throw new HostError(`kernel rollout: trial boots are implemented for Debian/Ubuntu with GRUB; this host is ${os.prettyName} with ${loader} (see README's support table)`);
+    const a = await step.artifact(ctx, p);
     const { spec, key } = a;
     const release = kernelRelease(spec, key);
-    const probe = await ctx.probe(
-      sh`echo "running=$(uname -r)"; echo "installed=$(dpkg-query -W -f ${'${Status}'} ${`linux-image-${release}`} 2>/dev/null || true)"; echo "saved=$(grub-editenv list 2>/dev/null | sed -n 's/^saved_entry=//p')"; echo "default=$( (. /etc/default/grub; for f in /etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; echo "$GRUB_DEFAULT") 2>/dev/null)"; echo ---; cat /boot/grub/grub.cfg`,
-    );
-    const [head, cfg] = [probe.slice(0, probe.indexOf('\n---\n')), probe.slice(probe.indexOf('\n---\n') + 5)];
-    const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(head)?.[1].trim() ?? '';
-    const entries = parseGrubCfg(cfg);
-    const running = get('running');
-    const installed = /install ok installed/.test(get('installed'));
-    const dflt = defaultEntry(entries, get('default'), get('saved'));
+    const [g] = await ctx.read(grubState(release));
+    const { entries, running, installed } = g;
+    const dflt = defaultEntry(entries, g.dflt, g.saved);
     const newEntry = entryOf(entries, release);
     if (running === release && dflt?.release === release) return [];
     if (running === release) {
       if (!newEntry) throw new HostError(`running ${release}, but /boot/grub/grub.cfg has no entry for it`);
-      return [{ summary: `make ${release} the default kernel (its trial boot was healthy)`, diff: `default: ${dflt?.release ?? dflt?.path ?? '?'} → ${release}`, script: makeDefaultScript(newEntry.path) }];
+      return [{ kind: 'script', summary: `make ${release} the default kernel (its trial boot was healthy)`, diff: `default: ${dflt?.release ?? dflt?.path ?? '?'} → ${release}`, script: makeDefaultScript(newEntry.path) }];
     }
     const runningEntry = entryOf(entries, running);
     if (!runningEntry) throw new HostError(`no GRUB entry boots the running kernel ${running}: refusing to install a kernel without a known way back`);
@@ -167,17 +180,15 @@ const step: Step<Params | undefined> = {
     const hold = [sh`printf '%s\n' '# kvmforge kernel: the default is what grub-set-default saved, never just the newest' 'GRUB_DEFAULT=saved' > ${`${HOLD_DROPIN}.kvmforge-tmp`} && mv -f ${`${HOLD_DROPIN}.kvmforge-tmp`} ${HOLD_DROPIN}`, sh`grub-set-default ${runningEntry.path}`];
     const dropped = readMeta(artifactDir(spec, key))?.dropped;
     if (!installed) {
-      const c = installChange(ctx, a, (f) => f.startsWith(`linux-image-${release}_`) || f.startsWith(`kernel-${release}`), `install kernel ${release}; ${running} stays the default`, hold.join('\n'));
-      c.warning = dropped?.length ? `requested options olddefconfig dropped (unmet dependencies): ${dropped.join(', ')}` : undefined;
-      changes.push(c);
-    } else changes.push({ summary: `keep ${running} the default during the trial`, script: [...hold, 'update-grub 2>&1'].join('\n') });
+      changes.push({ ...installChange(a, [`linux-image-${release}_`, `kernel-${release}`], `install kernel ${release}; ${running} stays the default`, { before: hold.join('\n') }), warning: dropped?.length ? `requested options olddefconfig dropped (unmet dependencies): ${dropped.join(', ')}` : undefined });
+    } else changes.push({ kind: 'script', summary: `keep ${running} the default during the trial`, script: [...hold, 'update-grub 2>&1'].join('\n') });
     changes.push({
+      kind: 'reboot',
       summary: `trial boot of ${release} (panic=${params.panicS}${params.trialArgs ? ` ${params.trialArgs}` : ''}); default only if healthy`,
       diff: `next boot: ${TRIAL_ID} (once); default stays ${running}`,
       script: trialScript(release, params.panicS, params.trialArgs),
-      reboot: true,
-      rebootTimeoutS: params.bootTimeoutS,
-      afterReboot: { verify: trialCheck(release, params.panicS), commit: makeDefaultScript(newEntry?.path ?? runningEntry.path.replace(running, release)) },
+      timeoutS: params.bootTimeoutS,
+      check: { verify: trialCheck(release, params.panicS), commit: makeDefaultScript(newEntry?.path ?? runningEntry.path.replace(running, release)) },
     });
     return changes;
   },

@@ -1,8 +1,9 @@
 // ksm: Kernel Samepage Merging on/off and its scan rate, now (sysfs) and at every boot (a systemd unit).
 import { HostError } from '../src/core/errors.ts';
 import { planFile } from '../src/core/file.ts';
-import { varOr } from '../src/core/vars.ts';
-import type { Change, Host, Step } from '../src/core/types.ts';
+import { varOf } from '../src/core/vars.ts';
+import { fact, strictFact, type Change, type Host, type Step, type VarSpec } from '../src/core/types.ts';
+import { cpu, init, ksm } from '../src/facts/host.ts';
 
 export const UNIT = 'kvmforge-ksm.service';
 export const UNIT_FILE = `/etc/systemd/system/${UNIT}`;
@@ -41,60 +42,67 @@ WantedBy=multi-user.target
 `;
 }
 
-const step: Step<Params | undefined> = {
+/** The 1-minute load average. */
+export const loadavg = strictFact('loadavg', 'cat /proc/loadavg', (out) => Number(out.split(' ')[0]));
+/** `systemctl is-enabled UNIT` ('' when the unit is not installed). */
+export const unitEnabled = (unit: string) => fact(`is-enabled:${unit}`, `systemctl is-enabled ${unit} 2>/dev/null || true`, (out) => out.trim());
+
+const vars: Record<string, VarSpec> = {
+  ksm_run: { schema: { enum: [0, 1, 2] }, default: 1, defaultText: '1; 0 off, 2 off and unmerge', description: '1 merge, 0 stop, 2 stop and unmerge all pages.' },
+  ksm_pages_to_scan: { schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Pages scanned per wake-up.' },
+  ksm_sleep_millisecs: { schema: { type: 'integer', minimum: 1, maximum: 60000 }, default: 20, description: 'Sleep between scans.' },
+  ksm_policy: { schema: { enum: ['manual', 'thesis'] }, default: 'manual', defaultText: '`manual`, or `thesis`: on for `ksm_host_role` test/desktop, on production hosts only below `ksm_cpu_limit_percent` CPU load', description: 'manual: ksm_run as given; thesis: on for test/desktop hosts, on production hosts only under ksm_cpu_limit_percent CPU.' },
+  ksm_host_role: { schema: { enum: ['test', 'desktop', 'production'] }, default: 'test', description: 'For ksm_policy: thesis.' },
+  ksm_cpu_limit_percent: { schema: { type: 'integer', minimum: 1, maximum: 100 }, default: 70, description: 'For ksm_policy: thesis.' },
+};
+
+const step: Step<Params> = {
   name: 'ksm',
   description: 'Kernel Samepage Merging: run, pages_to_scan, sleep_millisecs; persisted by a systemd unit',
-  vars: {
-    ksm_enabled: { type: 'boolean', description: 'Run this step (default true).' },
-    ksm_run: { enum: [0, 1, 2], description: '1 merge, 0 stop, 2 stop and unmerge all pages (default 1).' },
-    ksm_pages_to_scan: { type: 'integer', minimum: 1, maximum: 100000, description: 'Pages scanned per wake-up (default 100).' },
-    ksm_sleep_millisecs: { type: 'integer', minimum: 1, maximum: 60000, description: 'Sleep between scans (default 20).' },
-    ksm_policy: { enum: ['manual', 'thesis'], description: 'manual: ksm_run as given; thesis: on for test/desktop hosts, on production hosts only under ksm_cpu_limit_percent CPU.' },
-    ksm_host_role: { enum: ['test', 'desktop', 'production'], description: 'For ksm_policy: thesis (default test).' },
-    ksm_cpu_limit_percent: { type: 'integer', minimum: 1, maximum: 100, description: 'For ksm_policy: thesis (default 70).' },
-  },
+  doc: '`/sys/kernel/mm/ksm/{pages_to_scan,sleep_millisecs,run}` now, and `kvmforge-ksm.service` to set them at every boot',
+  vars,
   params(host: Host) {
-    if (!varOr(host, 'ksm_enabled', true)) return undefined;
     return {
-      run: varOr(host, 'ksm_run', 1),
-      pagesToScan: varOr(host, 'ksm_pages_to_scan', 100),
-      sleepMs: varOr(host, 'ksm_sleep_millisecs', 20),
-      policy: varOr(host, 'ksm_policy', 'manual'),
-      role: varOr(host, 'ksm_host_role', 'test'),
-      cpuLimit: varOr(host, 'ksm_cpu_limit_percent', 70),
+      run: varOf(host, vars, 'ksm_run'),
+      pagesToScan: varOf(host, vars, 'ksm_pages_to_scan'),
+      sleepMs: varOf(host, vars, 'ksm_sleep_millisecs'),
+      policy: varOf(host, vars, 'ksm_policy'),
+      role: varOf(host, vars, 'ksm_host_role'),
+      cpuLimit: varOf(host, vars, 'ksm_cpu_limit_percent'),
     };
   },
   async plan(ctx, p) {
-    const { ksm, init } = ctx.facts;
-    if (ksm.run === undefined) throw new HostError('KSM is not available in this kernel (no /sys/kernel/mm/ksm/run)');
-    let run = p!.run;
+    const [k, ini, c] = await ctx.read(ksm, init, cpu);
+    if (k.run === undefined) throw new HostError('KSM is not available in this kernel (no /sys/kernel/mm/ksm/run)');
+    let run = p.run;
     let why = '';
-    if (p!.policy === 'thesis') {
-      const load1 = Number((await ctx.probe('cat /proc/loadavg')).split(' ')[0]);
-      ({ run, why } = thesisRun(p!.role, load1, ctx.facts.cpu.count, p!.cpuLimit));
+    if (p.policy === 'thesis') {
+      const [load1] = await ctx.read(loadavg);
+      ({ run, why } = thesisRun(p.role, load1, c.count, p.cpuLimit));
     }
-    const want = { pages_to_scan: p!.pagesToScan, sleep_millisecs: p!.sleepMs, run };
-    const diffs = Object.entries(want).filter(([k, v]) => ksm[k] !== v);
+    const want = { pages_to_scan: p.pagesToScan, sleep_millisecs: p.sleepMs, run };
+    const diffs = Object.entries(want).filter(([key, v]) => k[key] !== v);
     // run=2 (stop + unmerge) reads back as 2; after a reboot the unit writes 0: both mean "off"
-    const settled = run === 2 && ksm.run === 0 && diffs.every(([k]) => k === 'run');
+    const settled = run === 2 && k.run === 0 && diffs.every(([key]) => key === 'run');
     const changes: Change[] = [];
     if (diffs.length && !settled) {
       changes.push({
-        summary: diffs.map(([k, v]) => `ksm ${k} ${ksm[k]} → ${v}`).join(', '),
-        diff: diffs.map(([k, v]) => `/sys/kernel/mm/ksm/${k}: ${ksm[k]} → ${v}`).join('\n') + (why ? `\n(${why})` : ''),
-        script: diffs.map(([k, v]) => `echo ${v} > /sys/kernel/mm/ksm/${k}`).join('\n'),
+        kind: 'script',
+        summary: diffs.map(([key, v]) => `ksm ${key} ${k[key]} → ${v}`).join(', '),
+        diff: diffs.map(([key, v]) => `/sys/kernel/mm/ksm/${key}: ${k[key]} → ${v}`).join('\n') + (why ? `\n(${why})` : ''),
+        script: diffs.map(([key, v]) => `echo ${v} > /sys/kernel/mm/ksm/${key}`).join('\n'),
       });
     }
-    if (init !== 'systemd') {
+    if (ini !== 'systemd') {
       if (changes.length) changes[0].warning = 'no systemd on this host: the KSM settings will not survive a reboot';
       return changes;
     }
-    const unit = await planFile(ctx, { path: UNIT_FILE, content: unitText({ run: run === 2 ? 0 : run, pagesToScan: p!.pagesToScan, sleepMs: p!.sleepMs }) });
+    const unit = await planFile(ctx, { path: UNIT_FILE, content: unitText({ run: run === 2 ? 0 : run, pagesToScan: p.pagesToScan, sleepMs: p.sleepMs }) });
     if (unit) {
-      changes.push(unit, { summary: `reload systemd for ${UNIT}`, script: 'systemctl daemon-reload' });
+      changes.push(unit, { kind: 'script', summary: `reload systemd for ${UNIT}`, script: 'systemctl daemon-reload' });
     }
-    const enabled = (await ctx.probe(`systemctl is-enabled ${UNIT} 2>/dev/null || true`)).trim();
-    if (enabled !== 'enabled') changes.push({ summary: `enable ${UNIT}`, diff: `${UNIT}: ${enabled || 'not installed'} → enabled`, script: `systemctl daemon-reload; systemctl enable ${UNIT}` });
+    const [enabled] = await ctx.read(unitEnabled(UNIT));
+    if (enabled !== 'enabled') changes.push({ kind: 'script', summary: `enable ${UNIT}`, diff: `${UNIT}: ${enabled || 'not installed'} → enabled`, script: `systemctl daemon-reload; systemctl enable ${UNIT}` });
     return changes;
   },
 };

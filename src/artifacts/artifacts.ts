@@ -1,14 +1,15 @@
 // Build once, install many: artifacts keyed by a hash of every input, kept on the build host and in
 // the control machine's cache; one build per key per run, however many hosts want it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CommandError, HostError } from '../core/errors.ts';
+import { cacheDir } from '../core/paths.ts';
 import { sh } from '../core/sh.ts';
-import type { Host, PrepareIO, Transport } from '../core/types.ts';
-import { gatherFacts } from '../runner/run.ts';
-import { BUILD_DEPS, buildScript, MIN_FREE_GIB, shortKey, type BuildSpec, type PackageManager } from './recipes.ts';
-import { fetchScript, type Source } from './sources.ts';
+import type { BuildSpec, Host, PackageManager, Source, Transport } from '../core/types.ts';
+import { arch, osRelease } from '../facts/host.ts';
+import { FactReader } from '../facts/reader.ts';
+import { BUILD_DEPS, BUILD_TIMEOUT_S, buildScript, MIN_FREE_GIB, shortKey } from './recipes.ts';
+import { fetchScript } from './sources.ts';
 import { lockTimeoutOf, pkgInstall } from './pkg-install.ts';
 
 export interface ArtifactMeta {
@@ -27,8 +28,7 @@ export interface ArtifactMeta {
   objects?: number;
 }
 
-export const cacheRoot = () => process.env.KVMFORGE_CACHE ?? join(homedir(), '.cache', 'kvmforge');
-export const artifactDir = (spec: BuildSpec, key: string) => join(cacheRoot(), 'artifacts', `${spec.component}-${spec.version}-${shortKey(key)}`);
+export const artifactDir = (spec: BuildSpec, key: string) => join(cacheDir(), 'artifacts', `${spec.component}-${spec.version}-${shortKey(key)}`);
 
 export function readMeta(dir: string): ArtifactMeta | undefined {
   const f = join(dir, 'meta.json');
@@ -36,7 +36,7 @@ export function readMeta(dir: string): ArtifactMeta | undefined {
 }
 
 /** Every artifact in the local cache, newest first. */
-export function listArtifacts(cache = cacheRoot()): (ArtifactMeta & { dir: string })[] {
+export function listArtifacts(cache = cacheDir()): (ArtifactMeta & { dir: string })[] {
   const root = join(cache, 'artifacts');
   if (!existsSync(root)) return [];
   return readdirSync(root)
@@ -44,6 +44,15 @@ export function listArtifacts(cache = cacheRoot()): (ArtifactMeta & { dir: strin
     .filter((x) => x.meta)
     .map((x) => ({ ...x.meta!, dir: x.dir }))
     .sort((a, b) => b.builtAt.localeCompare(a.builtAt));
+}
+
+/** What a build or an install reports while it works: the host it works on, a line for the live view, a line
+ * for the journal, a named log file beside the journal (the build log). */
+export interface ArtifactIO {
+  transport: Transport;
+  progress(text: string): void;
+  log(text: string): void;
+  logFile(name: string): { append(chunk: string): void; path: string };
 }
 
 export interface BuildRequest {
@@ -60,7 +69,7 @@ const inFlight = new Map<string, Promise<ArtifactMeta>>();
 
 /** The artifact in the local cache: there already, fetched from the build host, or built there first.
  * Concurrent callers for one key share one build. */
-export function ensureArtifact(req: BuildRequest, io: PrepareIO): Promise<ArtifactMeta> {
+export function ensureArtifact(req: BuildRequest, io: ArtifactIO): Promise<ArtifactMeta> {
   const local = artifactDir(req.spec, req.key);
   const have = readMeta(local);
   if (have) return Promise.resolve(have);
@@ -72,7 +81,7 @@ export function ensureArtifact(req: BuildRequest, io: PrepareIO): Promise<Artifa
   return p;
 }
 
-async function buildOrFetch(req: BuildRequest, io: PrepareIO, local: string): Promise<ArtifactMeta> {
+async function buildOrFetch(req: BuildRequest, io: ArtifactIO, local: string): Promise<ArtifactMeta> {
   const { spec, key, buildHost } = req;
   const out = `${req.buildDir}/artifacts/${spec.component}-${spec.version}-${shortKey(key)}`;
   const t = await req.connect(buildHost);
@@ -113,13 +122,13 @@ export async function pushFile(t: Transport, localPath: string, remote: string) 
 /** Run as root on a host: prints the package manager's name. */
 const PM_PROBE = 'for pm in apt-get dnf yum; do command -v $pm >/dev/null 2>&1 && { echo ${pm%-get}; exit 0; }; done; echo unknown';
 
-async function build(req: BuildRequest, t: Transport, out: string, io: PrepareIO): Promise<ArtifactMeta> {
+async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactIO): Promise<ArtifactMeta> {
   const { spec, key, source, buildHost } = req;
   const c = spec.component;
-  const facts = await gatherFacts(t, buildHost);
+  const [os, a] = await new FactReader(buildHost, () => t).read(osRelease, arch);
   const pm = (await t.exec(PM_PROBE)).stdout.trim() as PackageManager | 'unknown';
-  const same = facts.os.id === spec.distro.id && facts.os.versionId === spec.distro.versionId && facts.arch === spec.distro.arch;
-  if (!same) throw new HostError(`build host ${buildHost.name} runs ${facts.os.id} ${facts.os.versionId} ${facts.arch}; the target runs ${spec.distro.id} ${spec.distro.versionId} ${spec.distro.arch}: name a build host of the same distro, version and arch (build_host)`);
+  const same = os.id === spec.distro.id && os.versionId === spec.distro.versionId && a === spec.distro.arch;
+  if (!same) throw new HostError(`build host ${buildHost.name} runs ${os.id} ${os.versionId} ${a}; the target runs ${spec.distro.id} ${spec.distro.versionId} ${spec.distro.arch}: name a build host of the same distro, version and arch (build_host)`);
   if (pm === 'unknown') throw new HostError(`build host ${buildHost.name}: no apt-get, dnf or yum`);
   const work = `${req.buildDir}/build/${c}-${spec.version}-${shortKey(key)}`;
   // disk first: a build that runs out of space halfway wastes the most time
@@ -166,7 +175,7 @@ async function build(req: BuildRequest, t: Transport, out: string, io: PrepareIO
   let buf = '';
   const r = await t.exec(buildScript(spec, key, work, tarball, out), {
     sudo: true,
-    timeoutMs: (Number(buildHost.vars.build_timeout) || 14_400) * 1000,
+    timeoutMs: (Number(buildHost.vars.build_timeout) || BUILD_TIMEOUT_S) * 1000,
     onOutput: (chunk) => {
       logFile.append(chunk);
       buf += chunk;

@@ -2,10 +2,10 @@
 // (the one place they are listed), the build script, and the package it becomes.
 import { createHash } from 'node:crypto';
 import { quote, sh } from '../core/sh.ts';
-import type { Component } from './sources.ts';
+import type { BuildSpec, Component, PackageManager } from '../core/types.ts';
 import { debScripts, READ_ACCOUNTS, rpmScriptlets } from './maintainer.ts';
 
-export type PackageManager = 'apt' | 'dnf' | 'yum';
+export type { BuildSpec, PackageManager };
 
 /** Build dependencies, per package manager and component. */
 export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
@@ -23,6 +23,9 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
 };
 BUILD_DEPS.yum = BUILD_DEPS.dnf;
 
+/** Seconds one build may take (build_timeout). */
+export const BUILD_TIMEOUT_S = 14_400;
+
 /** Free space a build needs in the build directory, GiB (checked before starting). */
 export const MIN_FREE_GIB: Record<Component, number> = { kernel: 6, qemu: 3, libvirt: 2 };
 
@@ -39,18 +42,6 @@ export const PACKAGES: Record<Component, { name: (release: string) => string; re
     },
   },
 };
-
-export interface BuildSpec {
-  component: Component;
-  version: string;
-  /** sha256 of the source tarball. */
-  sourceSha: string;
-  distro: { family: string; id: string; versionId: string; arch: string; pm: PackageManager };
-  /** Build options that change the result (prefix, configure/meson args, kernel config base). */
-  options: Record<string, string | string[]>;
-  /** Files the build reads, by name in the work dir (kernel config base and fragments). */
-  files: Record<string, string>;
-}
 
 export const shortKey = (key: string) => key.slice(0, 12);
 

@@ -4,23 +4,9 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { badVar, varOr } from '../core/vars.ts';
 import { quote, sh } from '../core/sh.ts';
-import type { Host } from '../core/types.ts';
+import type { Component, Host, Source } from '../core/types.ts';
 
-export type Component = 'kernel' | 'qemu' | 'libvirt';
-
-export interface Source {
-  component: Component;
-  version: string;
-  /** An http(s) URL (upstream or a mirror), or a file on the control machine. */
-  url?: string;
-  path?: string;
-  /** Expected sha256 (required for URLs; for a local file, computed when not given). */
-  sha256?: string;
-  /** Detached signature (URL or local file) and the keyring to check it with (a local file), both optional. */
-  signature?: string;
-  keyring?: string;
-  fileName: string;
-}
+export type { Component, Source };
 
 const VERSION = /^[0-9][0-9A-Za-z.+~-]{0,40}$/;
 const SHA256 = /^[0-9a-f]{64}$/;

@@ -4,10 +4,10 @@ import { writeFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors.ts';
 import { wholeFlag } from './flags.ts';
 import type { Inventory } from '../inventory/load.ts';
-import { connect, type ConnectOptions } from '../transport/index.ts';
+import type { HostLoop } from '../runner/session.ts';
 import { barChart } from '../insight/plot.ts';
 import { benchScript, benchTable, blockText, label, median, networkScript, parseBench, WORKLOADS, type BenchOptions, type VmBench, type Workload } from '../insight/bench.ts';
-import type { Host } from '../core/types.ts';
+import type { Host, Transport } from '../core/types.ts';
 
 interface Flags {
   vm?: string[];
@@ -20,7 +20,7 @@ interface Flags {
   plot?: string;
 }
 
-export async function benchCommand(inv: Inventory, f: Flags, conn: ConnectOptions): Promise<number> {
+export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Promise<number> {
   const names = f.vm ?? [];
   if (!names.length) throw ConfigError.one('bench: name the guests to compare with --vm A --vm B (inventory hosts)');
   const hosts = names.map((n): Host => {
@@ -38,9 +38,9 @@ export async function benchCommand(inv: Inventory, f: Flags, conn: ConnectOption
   if (!dir.startsWith('/') || /[\n\0]/.test(dir)) throw ConfigError.one(`--dir '${dir}': expected an absolute directory in the guest`);
   if (f.plot !== undefined && !f.plot.endsWith('.svg')) throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
 
-  const results: VmBench[] = [];
   const o: BenchOptions = { dir, sizeMiB: size, blockKiB };
-  for (const h of hosts) results.push(await benchOne(h, conn, o, runs, workloads));
+  // one guest after the other: two at once would measure each other
+  const results = (await loop(hosts, (s) => benchOne(s.host, s.transport, o, runs, workloads), { forks: 1, facts: false })).map((r): VmBench => (r.ok ? r.value : { host: r.host, results: {}, error: r.error }));
 
   if (f.plot) {
     const ok = results.filter((r) => !r.error);
@@ -62,13 +62,12 @@ function blockSize(v: string | undefined, sizeMiB: number): number {
   return kib;
 }
 
-async function benchOne(h: Host, conn: ConnectOptions, o: BenchOptions, runs: number, workloads: Workload[]): Promise<VmBench> {
+async function benchOne(h: Host, t: Transport, o: BenchOptions, runs: number, workloads: Workload[]): Promise<VmBench> {
   const out: VmBench = { host: h.name, results: {} };
   const samples = new Map<Workload, number[]>();
   const add = (w: Workload, v: number) => samples.set(w, [...(samples.get(w) ?? []), v]);
   try {
-    const t = await connect(h, conn);
-    try {
+    {
       const local = workloads.filter((w) => w !== 'network');
       for (let i = 0; i < runs; i++) {
         if (local.length) {
@@ -82,8 +81,6 @@ async function benchOne(h: Host, conn: ConnectOptions, o: BenchOptions, runs: nu
         }
         if (workloads.includes('network')) add('network', await stream(t, o.sizeMiB));
       }
-    } finally {
-      await t.close();
     }
     for (const [w, xs] of samples) out.results[w] = median(xs);
   } catch (e) {
@@ -93,7 +90,7 @@ async function benchOne(h: Host, conn: ConnectOptions, o: BenchOptions, runs: nu
 }
 
 /** SIZE MiB from the guest's stdout, timed from the first byte to the last (the channel set-up left out). */
-async function stream(t: Awaited<ReturnType<typeof connect>>, sizeMiB: number): Promise<number> {
+async function stream(t: Transport, sizeMiB: number): Promise<number> {
   let bytes = 0;
   let first = 0;
   const r = await t.exec(networkScript(sizeMiB), {

@@ -2,8 +2,8 @@
 import { writeFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors.ts';
 import { barChart } from '../insight/plot.ts';
-import { selectHosts, type Inventory } from '../inventory/load.ts';
-import { connect, type ConnectOptions } from '../transport/index.ts';
+import type { Host } from '../core/types.ts';
+import type { HostLoop } from '../runner/session.ts';
 import { derive, exitsScript, exitsTable, parseExits, type ExitsRow } from '../insight/exits.ts';
 import { parseReasons, reasonsLine, reasonsScript, type Reasons } from '../insight/reasons.ts';
 
@@ -16,16 +16,17 @@ interface HostExits {
   reasonsError?: string;
 }
 
-export async function exitsCommand(inv: Inventory, f: { limit?: string; interval?: string; vm?: string[]; json?: boolean; plot?: string; reasons?: boolean }, conn: ConnectOptions): Promise<number> {
+export async function exitsCommand(hosts: Host[], f: { interval?: string; vm?: string[]; json?: boolean; plot?: string; reasons?: boolean }, loop: HostLoop): Promise<number> {
   const interval = f.interval === undefined ? 5 : Number(f.interval);
   if (!(interval > 0 && interval <= 3600)) throw ConfigError.one(`--interval '${f.interval}': expected seconds, more than 0 and at most 3600`);
   if (f.plot !== undefined && !f.plot.endsWith('.svg')) throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
-  const hosts = selectHosts(inv, f.limit);
-  const results = await Promise.all(
-    hosts.map(async (h): Promise<HostExits> => {
-      try {
-        const t = await connect(h, conn);
-        try {
+  const results = (
+    await loop(
+      hosts,
+      async (s): Promise<HostExits> => {
+        const t = s.transport;
+        const h = s.host;
+        {
           const r = await t.exec(`[ -e /dev/kvm ] || { echo 'no /dev/kvm: not a KVM host' >&2; exit 3; }\n${exitsScript(interval, f.vm ?? [])}`, { sudo: true, timeoutMs: (interval + 120) * 1000 });
           if (r.code !== 0) return { host: h.name, vms: [], error: r.stderr.trim().split('\n').pop() || `exit ${r.code}` };
           const { vms, missing } = parseExits(r.stdout);
@@ -41,14 +42,11 @@ export async function exitsCommand(inv: Inventory, f: { limit?: string; interval
             }
           }
           return out;
-        } finally {
-          await t.close();
         }
-      } catch (e) {
-        return { host: h.name, vms: [], error: (e as Error).message };
-      }
-    }),
-  );
+      },
+      { facts: false },
+    )
+  ).map((r): HostExits => (r.ok ? r.value : { host: r.host, vms: [], error: r.error }));
   if (f.plot) {
     const bars = results.flatMap((r) => r.vms.filter((v) => !v.error).map((v) => ({ label: results.length > 1 ? `${r.host}/${v.name}` : v.name, parts: [{ name: 'I/O exits/s (port I/O + MMIO)', value: v.ioRate }, { name: 'other exits/s', value: v.rate - v.ioRate }] })));
     writeFileSync(f.plot, barChart(`KVM exits per VM over ${interval} s`, 'exits per second', bars));

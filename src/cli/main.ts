@@ -5,10 +5,12 @@ import { ConfigError, formatProblem } from '../core/errors.ts';
 import { loadInventory, selectHosts, type Inventory } from '../inventory/load.ts';
 import { Journal, lastReport, Secrets } from '../runner/journal.ts';
 import { countChanges, failed, junit, summaryTable, type Report } from '../runner/report.ts';
-import { gatherFacts, resolveParams, run } from '../runner/run.ts';
-import { connect, type ConnectOptions } from '../transport/index.ts';
-import { steps as allSteps, stepByName } from '../../steps/index.ts';
+import { resolveParams, run } from '../runner/run.ts';
+import { hostLoop, type HostLoop, type SessionOptions } from '../runner/session.ts';
+import type { ConnectOptions } from '../transport/index.ts';
+import { steps as allSteps, catalog, stepByName } from '../../steps/index.ts';
 import { buildSchema } from '../inventory/schema.ts';
+import { factsObject, HOST_FACTS } from '../facts/host.ts';
 import { columns } from '../core/table.ts';
 import type { Host } from '../core/types.ts';
 
@@ -95,6 +97,7 @@ const options = {
   plot: { type: 'string' },
   sort: { type: 'string' },
   vm: { type: 'string', multiple: true },
+  markdown: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options'];
 
@@ -110,7 +113,7 @@ function pickSteps(f: Flags) {
 }
 
 function inventoryOf(f: Flags): Inventory {
-  return loadInventory(f.inventory ?? process.env.KVMFORGE_INVENTORY ?? 'inventories/lab.yaml');
+  return loadInventory(f.inventory ?? process.env.KVMFORGE_INVENTORY ?? 'inventories/lab.yaml', catalog);
 }
 
 async function readPassword(): Promise<string> {
@@ -173,7 +176,8 @@ async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Promise<n
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
   const journal = new Journal(root, secretsOf(hosts, pw));
   const view = f.json ? undefined : (await import('../runner/view.ts')).liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : mode === 'build' ? 'building' : 'applying' });
-  const report = await run(hosts, { mode, steps, forks, verify: Boolean(f.verify), connect: connectOptions(f, pw), journal, events: view?.events, inventory: inv.hosts });
+  const o = { steps, forks, connect: connectOptions(f, pw), journal, events: view?.events, inventory: inv.hosts };
+  const report = mode === 'build' ? await (await import('./build.ts')).buildArtifacts(hosts, o) : await run(hosts, { ...o, mode, verify: Boolean(f.verify) });
   await view?.done;
   output(report, f, steps.map((s) => s.name), journal);
   return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
@@ -201,26 +205,20 @@ function output(report: Report, f: Flags, stepNames: string[], journal: Journal)
   process.stdout.write(journal.secrets.mask(out.join('\n')) + '\n');
 }
 
+/** The shared host loop of the commands beside plan/apply: --forks, a journal, per-host failures. */
+function sideLoop(f: Flags, hosts: Host[]): { loop: HostLoop; session: SessionOptions } {
+  const forks = f.forks === undefined ? 10 : Number(f.forks);
+  if (!Number.isInteger(forks) || forks < 1) throw ConfigError.one(`--forks '${f.forks}': expected a whole number ≥ 1`);
+  const session: SessionOptions = { connect: connectOptions(f), journal: new Journal(f.journal ?? '.kvmforge', secretsOf(hosts)) };
+  return { loop: hostLoop(forks, session), session };
+}
+
 async function factsCommand(f: Flags): Promise<number> {
   const inv = inventoryOf(f);
   const hosts = selectHosts(inv, f.limit);
-  const out: Record<string, unknown> = {};
-  let bad = 0;
-  await Promise.all(
-    hosts.map(async (h) => {
-      try {
-        const t = await connect(h, connectOptions(f));
-        try {
-          out[h.name] = await gatherFacts(t, h);
-        } finally {
-          await t.close();
-        }
-      } catch (e) {
-        bad++;
-        out[h.name] = { failed: (e as Error).message };
-      }
-    }),
-  );
+  const results = await sideLoop(f, hosts).loop(hosts, async (s) => factsObject(await s.read(...HOST_FACTS)));
+  const out: Record<string, unknown> = Object.fromEntries(results.map((r) => [r.host, r.ok ? r.value : { failed: r.error }]));
+  const bad = results.filter((r) => !r.ok).length;
   const ordered = Object.fromEntries(hosts.map((h) => [h.name, out[h.name]]));
   if (f.json) process.stdout.write(JSON.stringify(ordered, null, 2) + '\n');
   else {
@@ -261,7 +259,7 @@ export function inventoryList(inv: Inventory): object {
 
 async function inventoryCommand(sub: string | undefined, f: Flags): Promise<number> {
   if (sub === 'schema') {
-    process.stdout.write(JSON.stringify(buildSchema(), null, 2) + '\n');
+    process.stdout.write(JSON.stringify(buildSchema(catalog), null, 2) + '\n');
     return 0;
   }
   if (sub === 'from-vagrant') {
@@ -304,14 +302,15 @@ async function renderCommand(f: Flags): Promise<number> {
 }
 
 async function artifactsCommand(f: Flags): Promise<number> {
-  const { listArtifacts, artifactBytes, cacheRoot } = await import('../artifacts/artifacts.ts');
+  const { listArtifacts, artifactBytes } = await import('../artifacts/artifacts.ts');
+  const { cacheDir } = await import('../core/paths.ts');
   const list = listArtifacts();
   if (f.json) {
     process.stdout.write(JSON.stringify(list, null, 2) + '\n');
     return 0;
   }
   if (!list.length) {
-    process.stdout.write(`no artifacts in ${cacheRoot()}/artifacts\n`);
+    process.stdout.write(`no artifacts in ${cacheDir()}/artifacts\n`);
     return 0;
   }
   const rows = [['component', 'version', 'key', 'distro', 'built on', 'build', 'size', 'packages']];
@@ -350,20 +349,30 @@ export async function main(argv: string[]): Promise<number> {
       case 'inventory':
         return await inventoryCommand(rest[0], f);
       case 'steps':
-        for (const s of allSteps) process.stdout.write(`${s.name.padEnd(16)} ${s.description}\n`);
+        if (f.markdown) process.stdout.write(`${(await import('./docs.ts')).stepTable(allSteps)}\n`);
+        else for (const s of allSteps) process.stdout.write(`${s.name.padEnd(16)} ${s.description}\n`);
         return 0;
       case 'render':
         return await renderCommand(f);
       case 'artifacts':
         return await artifactsCommand(f);
-      case 'exits':
-        return await (await import('./exits.ts')).exitsCommand(inventoryOf(f), f, connectOptions(f));
-      case 'top':
-        return await (await import('./top.ts')).topCommand(inventoryOf(f), f, connectOptions(f));
-      case 'tune':
-        return await (await import('./tune.ts')).tuneCommand(inventoryOf(f), f, connectOptions(f));
-      case 'bench':
-        return await (await import('./bench.ts')).benchCommand(inventoryOf(f), f, connectOptions(f));
+      case 'exits': {
+        const hosts = selectHosts(inventoryOf(f), f.limit);
+        return await (await import('./exits.ts')).exitsCommand(hosts, f, sideLoop(f, hosts).loop);
+      }
+      case 'top': {
+        const inv = inventoryOf(f);
+        return await (await import('./top.ts')).topCommand(inv, f, sideLoop(f, inv.hosts).session);
+      }
+      case 'tune': {
+        const inv = inventoryOf(f);
+        const hosts = selectHosts(inv, f.limit);
+        return await (await import('./tune.ts')).tuneCommand(hosts, inv.file, f, sideLoop(f, hosts).loop);
+      }
+      case 'bench': {
+        const inv = inventoryOf(f);
+        return await (await import('./bench.ts')).benchCommand(inv, f, sideLoop(f, inv.hosts).loop);
+      }
       case 'lab': {
         const { labCommand } = await import('../lab/cli.ts');
         return await labCommand(rest, f);

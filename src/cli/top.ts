@@ -1,10 +1,10 @@
 // `kvmforge top --host NAME`: live (refresh every --interval s, keys c / m / q), or --once / --json.
 import { ConfigError } from '../core/errors.ts';
 import { selectHosts, type Inventory } from '../inventory/load.ts';
-import { connect, type ConnectOptions } from '../transport/index.ts';
+import { HostSession, type SessionOptions } from '../runner/session.ts';
 import { parseTop, sortRows, topScript, topTable, type SortKey, type TopRow } from '../insight/top.ts';
 
-export async function topCommand(inv: Inventory, f: { host?: string; interval?: string; once?: boolean; json?: boolean; sort?: string }, conn: ConnectOptions): Promise<number> {
+export async function topCommand(inv: Inventory, f: { host?: string; interval?: string; once?: boolean; json?: boolean; sort?: string }, session: SessionOptions): Promise<number> {
   if (!f.host) throw ConfigError.one('top: give --host NAME (one host of the inventory)');
   const host = selectHosts(inv, f.host).find((h) => h.name === f.host);
   if (!host) throw ConfigError.one(`top: no host '${f.host}' in ${inv.file}`);
@@ -12,13 +12,16 @@ export async function topCommand(inv: Inventory, f: { host?: string; interval?: 
   if (!(interval >= 1 && interval <= 3)) throw ConfigError.one(`--interval '${f.interval}': expected 1 to 3 seconds`);
   let key: SortKey = f.sort === 'mem' ? 'mem' : 'cpu';
   if (f.sort !== undefined && f.sort !== 'cpu' && f.sort !== 'mem') throw ConfigError.one(`--sort '${f.sort}': expected cpu or mem`);
-  let t;
+  // one host, live: the session of the shared host loop, without it (no forks to share)
+  const s = new HostSession(host, session);
   try {
-    t = await connect(host, conn);
+    await s.start(false);
   } catch (e) {
+    s.log(`failed: ${(e as Error).message}`);
     process.stdout.write(`${host.name}: FAILED: ${(e as Error).message}\n`);
     return 1;
   }
+  const t = s.transport;
   const sample = async (): Promise<TopRow[]> => {
     const r = await t.exec(topScript(interval), { sudo: true, timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit ${r.code}`);
@@ -35,7 +38,7 @@ export async function topCommand(inv: Inventory, f: { host?: string; interval?: 
     process.stdout.write(`${host.name}: FAILED: ${(e as Error).message}\n`);
     return 1;
   } finally {
-    await t.close();
+    await s.close();
   }
 }
 

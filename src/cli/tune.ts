@@ -1,8 +1,8 @@
 // `kvmforge tune [--plan]`: every selected host at once; a failing host is one line, the others go on.
 import { ConfigError } from '../core/errors.ts';
 import { quote } from '../core/sh.ts';
-import { selectHosts, type Inventory } from '../inventory/load.ts';
-import { connect, type ConnectOptions } from '../transport/index.ts';
+import type { Host, Transport } from '../core/types.ts';
+import type { HostLoop } from '../runner/session.ts';
 import { applyScript, fmt, parseRead, planTune, readScript, wantedTiers, type ThreadChange, type Want } from '../insight/tune.ts';
 
 interface HostTune {
@@ -14,11 +14,10 @@ interface HostTune {
   error?: string;
 }
 
-export async function tuneCommand(inv: Inventory, f: { limit?: string; plan?: boolean; json?: boolean }, conn: ConnectOptions): Promise<number> {
-  const hosts = selectHosts(inv, f.limit);
+export async function tuneCommand(hosts: Host[], inventoryFile: string, f: { plan?: boolean; json?: boolean }, loop: HostLoop): Promise<number> {
   const wants = new Map(hosts.map((h) => [h.name, wantedTiers(h)])); // bad domains_vms: exit 2, nothing touched
-  if (![...wants.values()].some((w) => w.length)) throw ConfigError.one(`tune: no VM in ${inv.file} names a tier (domains_vms: - { name: …, tier: rr90 }); tiers: ordinary, rr90, rr99, fifo99`);
-  const results = await Promise.all(hosts.filter((h) => wants.get(h.name)!.length).map((h) => tuneHost(h, wants.get(h.name)!, Boolean(f.plan), conn)));
+  if (![...wants.values()].some((w) => w.length)) throw ConfigError.one(`tune: no VM in ${inventoryFile} names a tier (domains_vms: - { name: …, tier: rr90 }); tiers: ordinary, rr90, rr99, fifo99`);
+  const results = (await loop(hosts.filter((h) => wants.get(h.name)!.length), (s) => tuneHost(s.host.name, s.transport, wants.get(s.host.name)!, Boolean(f.plan)), { facts: false })).map((r): HostTune => (r.ok ? r.value : { host: r.host, changes: [], inStep: [], notes: [], error: r.error }));
   const n = results.reduce((k, r) => k + r.changes.length, 0);
   if (f.json) process.stdout.write(JSON.stringify({ mode: f.plan ? 'plan' : 'apply', hosts: results }, null, 2) + '\n');
   else {
@@ -33,11 +32,10 @@ export async function tuneCommand(inv: Inventory, f: { limit?: string; plan?: bo
   return results.some((r) => r.error) ? 1 : 0;
 }
 
-async function tuneHost(h: { name: string } & Parameters<typeof connect>[0], want: Want[], plan: boolean, conn: ConnectOptions): Promise<HostTune> {
-  const out: HostTune = { host: h.name, changes: [], inStep: [], notes: [] };
+async function tuneHost(name: string, t: Transport, want: Want[], plan: boolean): Promise<HostTune> {
+  const out: HostTune = { host: name, changes: [], inStep: [], notes: [] };
   try {
-    const t = await connect(h, conn);
-    try {
+    {
       const read = async () => {
         const r = await t.exec(readScript(want.map((w) => w.vm)), { sudo: true, timeoutMs: 120_000 });
         if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit ${r.code}`);
@@ -70,8 +68,6 @@ async function tuneHost(h: { name: string } & Parameters<typeof connect>[0], wan
         }
       }
       if (problems.length) out.error = problems.join('; ');
-    } finally {
-      await t.close();
     }
   } catch (e) {
     out.error = (e as Error).message;

@@ -47,6 +47,14 @@ export class HostError extends Error {
   }
 }
 
+/** A host's key is unknown or has changed: never retried, never accepted behind the user's back. */
+export class HostKeyError extends HostError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostKeyError';
+  }
+}
+
 export function describeExit(code: number | null): string {
   if (code === null) return 'killed (no exit code)';
   if (code === 124) return 'timed out (exit 124)';

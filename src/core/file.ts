@@ -1,7 +1,7 @@
 // One helper for every file a step manages: compare, diff, and an atomic replace that keeps a backup.
 import { createTwoFilesPatch } from 'diff';
 import { quote } from './sh.ts';
-import type { Change, FileSpec, StepContext } from './types.ts';
+import { strictFact, type Change, type Fact, type FileSpec, type StepContext } from './types.ts';
 
 export const BACKUP_SUFFIX = '.kvmforge.bak';
 
@@ -33,14 +33,19 @@ export function unifiedDiff(path: string, before: string, after: string): string
     .trimEnd();
 }
 
+/** A file as it is on the host: exists, mode, owner, content. */
+export const fileState = (path: string): Fact<FileState> => strictFact(`file:${path}`, fileProbe(path), (out) => parseFileProbe(out));
+
+/** A file's text, or null when it does not exist. */
+export const fileText = (path: string): Fact<string | null> => strictFact(`text:${path}`, fileProbe(path), (out) => parseFileProbe(out).content ?? null);
+
 /** Plans files in one round trip: a change for each file whose content, mode or owner differ. */
 export async function planFiles(ctx: StepContext, specs: FileSpec[], summary?: (spec: FileSpec, exists: boolean) => string): Promise<Change[]> {
   if (!specs.length) return [];
-  const out = await ctx.probe(specs.map((s, i) => `echo '@@file${i}'; ${fileProbe(s.path)}`).join('\n'));
-  const parts = out.split(/^@@file\d+\n/m).slice(1);
+  const states = await ctx.read(...specs.map((s) => fileState(s.path)));
   const changes: Change[] = [];
   specs.forEach((spec, i) => {
-    const c = compareFile(spec, parseFileProbe(parts[i] ?? ''), summary);
+    const c = compareFile(spec, states[i], summary);
     if (c) changes.push(c);
   });
   return changes;
@@ -62,6 +67,7 @@ export function compareFile(spec: FileSpec, state: FileState, summary?: (spec: F
   if (state.exists && state.owner !== owner) parts.push(`owner ${state.owner} → ${owner}`);
   if (!parts.length) return null;
   return {
+    kind: 'file',
     summary: summary ? summary(spec, state.exists) : `${state.exists ? 'update' : 'create'} ${spec.path}`,
     diff: parts.join('\n'),
     file: { ...spec, mode, owner },

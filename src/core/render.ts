@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ejs from 'ejs';
-import { PROJECT } from '../lab/paths.ts';
+import { PROJECT } from './paths.ts';
 
 const compiled = new Map<string, ejs.TemplateFunction>();
 

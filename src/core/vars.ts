@@ -1,10 +1,17 @@
-// Small helpers for steps' params(): defaults and errors that point at the var's file:line.
+// Small helpers for steps' params(): a var's value or its declared default, and errors that point at the
+// var's file:line.
 import { ConfigError } from './errors.ts';
-import type { Host } from './types.ts';
+import type { Host, VarSpec } from './types.ts';
 
 export function varOr<T>(host: Host, name: string, dflt: T): T {
   const v = host.vars[name];
   return v === undefined || v === null ? dflt : (v as T);
+}
+
+/** A step's var for a host: set in the inventory, else the default its declaration holds (written only there). */
+export function varOf<T>(host: Host, vars: Record<string, VarSpec>, name: string): T {
+  if (!(name in vars)) throw new Error(`var ${name} is not declared`);
+  return varOr(host, name, vars[name].default as T);
 }
 
 /** An error at a var, or inside one with a dotted path ('domains_vms.0.memory'): the nearest known position. */

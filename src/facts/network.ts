@@ -2,6 +2,7 @@
 // families), policy rules, DNS and search domains, plus which stack manages it and from which files.
 // One probe (read-only, one round trip) and pure parsers; the bridge step records it before a switch and
 // checks the same things after.
+import { fact } from '../core/types.ts';
 
 export type Family = 4 | 6;
 
@@ -342,3 +343,6 @@ export function parseNetwork(out: string): NetState {
     dhcpClientIds: pairs(s.clientid),
   };
 }
+
+/** The host's network as a named fact, with the config files of these interfaces (the port, the bridge). */
+export const network = (names: string[]) => fact(`network:${names.join(',')}`, networkProbe(names), (out) => parseNetwork(out));

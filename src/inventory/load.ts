@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, isScalar, visit } from 'yaml';
 import { ConfigError, type Problem } from '../core/errors.ts';
 import type { Host, Position } from '../core/types.ts';
 import { SourceMap } from './positions.ts';
-import { buildSchema, HOSTNAME } from './schema.ts';
+import { buildSchema, HOSTNAME, NO_STEPS, type VarCatalog } from './schema.ts';
 
 type Vars = Record<string, unknown>;
 
@@ -27,14 +27,19 @@ export interface Inventory {
   groups: Map<string, Group>;
 }
 
-let validator: ReturnType<Ajv['compile']> | undefined;
-function validate(data: unknown) {
-  validator ??= new Ajv({ allErrors: true, strict: false }).compile(buildSchema());
-  validator(data);
-  return validator.errors ?? [];
+const validators = new WeakMap<VarCatalog, ReturnType<Ajv['compile']>>();
+function validate(data: unknown, catalog: VarCatalog) {
+  let v = validators.get(catalog);
+  if (!v) {
+    v = new Ajv({ allErrors: true, strict: false }).compile(buildSchema(catalog));
+    validators.set(catalog, v);
+  }
+  v(data);
+  return v.errors ?? [];
 }
 
-export function loadInventory(path: string): Inventory {
+/** Reads an inventory; `catalog` holds the steps' vars (checked here, before any connection). */
+export function loadInventory(path: string, catalog: VarCatalog = NO_STEPS): Inventory {
   const file = resolve(path);
   let text: string;
   try {
@@ -42,10 +47,10 @@ export function loadInventory(path: string): Inventory {
   } catch (e) {
     throw ConfigError.one(`cannot read inventory: ${(e as NodeJS.ErrnoException).code ?? e}`, { file: path });
   }
-  return parseInventory(text, path);
+  return parseInventory(text, path, catalog);
 }
 
-export function parseInventory(text: string, file: string): Inventory {
+export function parseInventory(text: string, file: string, catalog: VarCatalog = NO_STEPS): Inventory {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   const src = new SourceMap(file, doc, lines);
@@ -77,7 +82,7 @@ export function parseInventory(text: string, file: string): Inventory {
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw ConfigError.one('expected a mapping with an `all:` group at the top', src.at(0));
   }
-  for (const e of validate(data)) problems.push(describe(e, src));
+  for (const e of validate(data, catalog)) problems.push(describe(e, src));
   if (problems.length) throw new ConfigError(dedupe(problems));
   return build(data as Record<string, unknown>, src, dirname(resolve(file)));
 }

@@ -1,5 +1,6 @@
-// The inventory's JSON Schema, built from the core connection vars and every step's own vars.
-import { steps } from '../../steps/index.ts';
+// The inventory's JSON Schema, built from the core connection vars and the steps' own vars (handed in by
+// the caller as a catalog: the inventory layer knows no step).
+import type { VarSpec } from '../core/types.ts';
 
 export const HOSTNAME = '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$';
 
@@ -29,20 +30,38 @@ export const coreVars: Record<string, object> = {
   kvmforge_secrets: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Names of further vars whose values are masked in every log and report (vars named *password*, *secret*, *token*, *passphrase* are masked anyway).' },
 };
 
-/** Var names in kvmforge's own namespaces: a typo there is an error, other names pass (Ansible vars). */
-export function ownNamespaces(): string[] {
-  return ['kvmforge', ...steps.map((s) => s.name.replace(/-/g, '_'))];
+/** The vars kvmforge knows besides the connection vars: each step's, with the namespaces it owns. */
+export interface VarCatalog {
+  vars: Record<string, object>;
+  /** Prefixes (step names with _, and kvmforge) under which an unknown name is a typo. */
+  namespaces: string[];
 }
 
-export function allVars(): Record<string, object> {
-  const out: Record<string, object> = { ...coreVars };
-  for (const s of steps) Object.assign(out, s.vars);
-  return out;
+/** The JSON Schema of one declared var: its schema, its description with the default (written once, in the step). */
+export function varSchema(spec: VarSpec): object {
+  const dflt = spec.defaultText ?? (spec.default === undefined ? undefined : JSON.stringify(spec.default));
+  return { ...spec.schema, description: `${spec.description}${dflt !== undefined ? ` (default: ${dflt.replace(/`/g, '')})` : ''}` };
 }
 
-export function buildSchema(): object {
-  const vars = allVars();
-  const ns = ownNamespaces().join('|');
+/** The catalog of a list of steps: their vars, and `<step>_enabled` for each. */
+export function catalogOf(steps: { name: string; vars: Record<string, VarSpec> }[]): VarCatalog {
+  const vars: Record<string, object> = {};
+  for (const s of steps) {
+    vars[`${s.name.replace(/-/g, '_')}_enabled`] = { type: 'boolean', description: 'Run this step (default: true).' };
+    for (const [k, v] of Object.entries(s.vars)) vars[k] = varSchema(v);
+  }
+  return { vars, namespaces: ['kvmforge', ...steps.map((s) => s.name.replace(/-/g, '_'))] };
+}
+
+export const NO_STEPS: VarCatalog = { vars: {}, namespaces: ['kvmforge'] };
+
+export function allVars(catalog: VarCatalog): Record<string, object> {
+  return { ...coreVars, ...catalog.vars };
+}
+
+export function buildSchema(catalog: VarCatalog): object {
+  const vars = allVars(catalog);
+  const ns = catalog.namespaces.join('|');
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://kvmforge.dev/inventory.schema.json',

@@ -2,7 +2,8 @@
 // sets a resumed guest's clock in a fraction of a second, where an SSH login under TCG takes 3–4 s.
 import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
-import type { Vm } from './vm.ts';
+/** What the agent needs of a lab VM (its name and where its monitor socket lives). */
+type Vm = { name: string; monitor: string };
 
 export function agentSocket(vm: Pick<Vm, 'name' | 'monitor'>): string {
   return join(dirname(vm.monitor), `${vm.name}.qga`);

@@ -1,19 +1,13 @@
 // Where the lab keeps its cache (base tree, images, key) and how the shared Debian tree is built.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { cacheDir, PROJECT } from '../core/paths.ts';
 
-export const HERE = dirname(fileURLToPath(import.meta.url));
-export const PROJECT = join(HERE, '..', '..');
-
-export function cacheDir(): string {
-  const d = process.env.KVMFORGE_CACHE ?? join(homedir(), '.cache', 'kvmforge');
-  mkdirSync(d, { recursive: true });
-  return d;
-}
+export { cacheDir, PROJECT };
+/** The lab's scripts (shell, and the relay in plain JavaScript): kept as they are, beside the sources. */
+export const HERE = join(PROJECT, 'src', 'lab');
 
 /** The lab's SSH key pair (made once). */
 export function labKey(): string {

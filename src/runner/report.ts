@@ -14,6 +14,8 @@ export interface StepReport {
   status: StepStatus;
   changes: ChangeReport[];
   error?: string;
+  /** Why a step was skipped (off by its var, or not asked for). */
+  note?: string;
   ms: number;
 }
 

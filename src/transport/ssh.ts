@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
-import { HostError } from '../core/errors.ts';
+import { HostError, HostKeyError } from '../core/errors.ts';
 import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
 import { check, fingerprint, hostPattern, record } from './known-hosts.ts';
@@ -35,8 +35,7 @@ function parseJump(spec: string, fallbackUser: string) {
   return { user: m[1] ?? fallbackUser, address: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3] ?? 22) };
 }
 
-function explain(e: Error & { level?: string; code?: string }, target: string, hostKeyProblem?: string): string {
-  if (hostKeyProblem) return hostKeyProblem;
+function explain(e: Error & { level?: string; code?: string }, target: string): string {
   if (e.level === 'client-authentication') return `authentication failed for ${target} (key refused)`;
   if (e.code === 'ECONNREFUSED') return `connection refused by ${target} (is sshd running?)`;
   if (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') return `${target} is unreachable (${e.code})`;
@@ -51,10 +50,10 @@ function openClient(conn: { address: string; port: number; user: string }, auth:
     const client = new Client();
     let hostKeyProblem: string | undefined;
     client.on('ready', () => resolve(client));
-    client.on('error', (e) => reject(new HostError(explain(e, target, hostKeyProblem))));
+    client.on('error', (e) => reject(hostKeyProblem ? new HostKeyError(hostKeyProblem) : new HostError(explain(e, target))));
     // A port that accepts and then closes (a rebooting VM behind a forwarded port, an sshd going
     // down) ends with 'close' and no 'error': without this the promise would never settle.
-    client.on('close', () => reject(new HostError(hostKeyProblem ?? `${target} closed the connection before the SSH handshake finished`)));
+    client.on('close', () => reject(hostKeyProblem ? new HostKeyError(hostKeyProblem) : new HostError(`${target} closed the connection before the SSH handshake finished`)));
     client.connect({
       host: conn.address,
       port: conn.port,

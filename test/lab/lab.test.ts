@@ -6,6 +6,7 @@ import { loadInventory } from '../../src/inventory/load.ts';
 import { Journal, Secrets } from '../../src/runner/journal.ts';
 import { run } from '../../src/runner/run.ts';
 import type { Step } from '../../src/core/types.ts';
+import { fileText } from '../../src/core/file.ts';
 import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, labState, resetLab } from '../harness/lab.ts';
 
 const MARK = '/etc/kvmforge-reboot-test';
@@ -14,10 +15,11 @@ const MARK = '/etc/kvmforge-reboot-test';
 const rebootStep: Step<true> = {
   name: 'reboot-test',
   description: 'test step',
+  doc: '',
   vars: {},
   params: () => true,
   async plan(ctx) {
-    return (await ctx.readFile(MARK)) === null ? [{ summary: `create ${MARK} and reboot`, script: `echo "$(cat /proc/sys/kernel/random/boot_id)" > ${MARK}`, reboot: true }] : [];
+    return (await ctx.read(fileText(MARK)))[0] === null ? [{ kind: 'reboot', summary: `create ${MARK} and reboot`, script: `echo "$(cat /proc/sys/kernel/random/boot_id)" > ${MARK}` }] : [];
   },
 };
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../src/core/errors.ts';
-import { parseInventory } from '../../src/inventory/load.ts';
+import { parseInv } from '../harness/fake-host.ts';
 import { parseNetwork, type NetState, type Route, type Rule } from '../../src/facts/network.ts';
 import { carry, type BridgeParams } from '../../src/bridge/carry.ts';
 import { checkScript, expectations } from '../../src/bridge/check.ts';
@@ -17,7 +17,7 @@ import bridge, { switchScript } from '../../steps/bridge.ts';
 import { resolveParams } from '../../src/runner/run.ts';
 import { debianFacts, fakeCtx } from '../harness/fake-host.ts';
 
-const hostOf = (vars: string[] = []) => parseInventory(['all:', '  hosts:', '    h1:', ...vars.map((v) => `      ${v}`), ''].join('\n'), 'inv.yaml').hosts[0];
+const hostOf = (vars: string[] = []) => parseInv(['all:', '  hosts:', '    h1:', ...vars.map((v) => `      ${v}`), ''].join('\n'), 'inv.yaml').hosts[0];
 const paramsOf = (vars: string[] = []) => bridge.params(hostOf(vars))!;
 
 const MAC = '52:54:00:12:34:56';
@@ -186,7 +186,7 @@ describe('bridge: refused before any change, with the reason', () => {
   it('on the host: exit 2 for that host (a ConfigError at the var), the plan changes nothing', async () => {
     const h = hostOf(['bridge_port: eth0']);
     const n = bondNet();
-    const err = await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@addr/, probeOut(n)]] }, h), bridge.params(h)!).catch((e) => e);
+    const err = await bridge.plan(fakeCtx(debianFacts(), { outputs: { 'network:*': probeOut(n) } }, h), bridge.params(h)!).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/inv\.yaml:4:20: h1\.bridge_port: 'eth0' is a slave of bond bond0/);
   });
@@ -436,10 +436,10 @@ describe('bridge: plan', () => {
     const h = hostOf();
     const p = bridge.params(h)!;
     const n = serverNet();
-    const changes = await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@addr/, probeOut(n)]] }, h), p);
+    const changes = await bridge.plan(fakeCtx(debianFacts(), { outputs: { 'network:*': probeOut(n) } }, h), p);
     expect(changes).toHaveLength(1);
     expect(changes[0].summary).toBe(`br0 takes over eth0 (networkd; 192.168.10.5/24, 192.168.10.6/24, 2001:db8::5/64; via 192.168.10.1; via 2001:db8::1; 1 route; 2 rules; DNS 192.168.10.53; search lab.example; MTU 9000; MAC ${MAC})`);
-    expect(changes[0].confirm).toMatchObject({ timeoutS: 90 });
+    expect(changes[0]).toMatchObject({ kind: 'switch', timeoutS: 90 });
     expect(changes[0].diff).toContain('+Address=192.168.10.5/24');
     expect(changes[0].diff).toContain('check after the switch (15):\n  eth0 is a port of br0');
     // converted: eth0 in br0, the network on br0, the files in place
@@ -449,7 +449,7 @@ describe('bridge: plan', () => {
     for (const x of [...c.addrs, ...c.routes]) if (x.dev === 'eth0') x.dev = 'br0';
     c.rules = c.rules.map((r) => (r.iif === 'eth0' ? { ...r, iif: 'br0' } : r));
     const placed = Object.fromEntries(configFiles('networkd', carry(p, c), c).map((x) => [x.path, x.content]));
-    expect(await bridge.plan(fakeCtx(debianFacts(), { probes: [[/@@addr/, probeOut(c)]], files: placed }, h), p)).toEqual([]);
+    expect(await bridge.plan(fakeCtx(debianFacts(), { outputs: { 'network:*': probeOut(c) }, files: placed }, h), p)).toEqual([]);
   });
 });
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.ts';
-import { parseInventory } from '../../src/inventory/load.ts';
+import { parseInv } from '../harness/fake-host.ts';
 import { resolveParams } from '../../src/runner/run.ts';
 import { defaultEntry, entryOf, parseGrubCfg } from '../../src/artifacts/grub.ts';
 import { artifactKey, buildScript, kernelRelease, packageBody, packageVersion, type BuildSpec } from '../../src/artifacts/recipes.ts';
@@ -16,7 +16,7 @@ import kernel, { checkFragment, trialScript, trialCheck, HOLD_DROPIN } from '../
 import qemu from '../../steps/qemu.ts';
 import libvirt, { qemuConfWarnings, setConf } from '../../steps/libvirt.ts';
 import { debScripts, LIBVIRT_CHECK, qemuAccounts, qemuCheck, rpmScriptlets } from '../../src/artifacts/maintainer.ts';
-import { debianFacts, fakeCtx, host } from '../harness/fake-host.ts';
+import { debianFacts, fakeCtx, host, loose } from '../harness/fake-host.ts';
 
 const LAB_GRUB = readFileSync('test/fixtures/grub/debian12-lab.cfg', 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-builds-'));
@@ -127,7 +127,7 @@ describe('unreachable sources', () => {
 
 describe('build host', () => {
   it('must be a host of the inventory (exit 2 before any connection)', () => {
-    const inv = parseInventory(['all:', '  hosts:', '    a:', `      qemu_version: 7.2.0`, `      qemu_source: ${tarball}`, '      build_host: builder'].join('\n') + '\n', join(dir, 'inv.yaml'));
+    const inv = parseInv(['all:', '  hosts:', '    a:', `      qemu_version: 7.2.0`, `      qemu_source: ${tarball}`, '      build_host: builder'].join('\n') + '\n', join(dir, 'inv.yaml'));
     expect(() => resolveParams(inv.hosts, [qemu], inv.hosts)).toThrow(/inv\.yaml:6:\d+: a\.build_host: 'builder' is not a host of the inventory; hosts are: a/);
   });
 });
@@ -137,21 +137,21 @@ const kernelHost = () => host(['kernel_version: 6.1.192', `kernel_source: ${tarb
 describe('kernel step plans', () => {
   const p = kernel.params(kernelHost())!;
   const release = async () => {
-    const ctx = fakeCtx(debianFacts(), { probes: [[/uname -r/, 'running=6.1.0-50-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB]] }, kernelHost());
+    const ctx = fakeCtx(debianFacts(), { outputs: { 'grub-state:*': 'running=6.1.0-50-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB } }, kernelHost());
     const changes = await kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p);
     return { changes, release: /install kernel (\S+);/.exec(changes[0].summary)![1] };
   };
   it('a fresh host: install with the old kernel held as default, then a trial boot', async () => {
     const { changes, release: rel } = await release();
     expect(changes.map((c) => c.summary)).toEqual([`install kernel ${rel}; 6.1.0-50-amd64 stays the default`, `trial boot of ${rel} (panic=10); default only if healthy`]);
-    expect(changes[1].reboot).toBe(true);
-    expect(changes[1].afterReboot?.commit).toContain(`grub-set-default 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root'`);
-    expect(changes[0].prepare).toBeTypeOf('function');
+    expect(changes[1].kind).toBe('reboot');
+    expect(loose(changes)[1].check?.commit).toContain(`grub-set-default 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root'`);
+    expect(changes[0].kind).toBe('install'); // the artifact is built or fetched when the change is applied
   });
   it('running the new kernel from its trial: make it the default; default already: nothing', async () => {
     const { release: rel } = await release();
     const withNew = LAB_GRUB.replace(/6\.1\.0-50-amd64/g, rel);
-    const at = (saved: string) => fakeCtx(debianFacts(), { probes: [[/uname -r/, `running=${rel}\ninstalled=install ok installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}`]] }, kernelHost());
+    const at = (saved: string) => fakeCtx(debianFacts(), { outputs: { 'grub-state:*': `running=${rel}\ninstalled=install ok installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}` } }, kernelHost());
     const old = 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root';
     const c1 = await kernel.plan(at(old), p);
     expect(c1.map((c) => c.summary)).toEqual([`make ${rel} the default kernel (its trial boot was healthy)`]);
@@ -179,7 +179,7 @@ describe('kernel step plans', () => {
     expect(spawnSync('sh', ['-n'], { input: trialCheck(rel, 7) }).status).toBe(0);
   });
   it('refuses a host whose running kernel has no GRUB entry', async () => {
-    const ctx = fakeCtx(debianFacts(), { probes: [[/uname -r/, 'running=5.10.0-9-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB]] }, kernelHost());
+    const ctx = fakeCtx(debianFacts(), { outputs: { 'grub-state:*': 'running=5.10.0-9-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB } }, kernelHost());
     await expect(kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p)).rejects.toThrow(/no GRUB entry boots the running kernel 5\.10\.0-9-amd64/);
   });
   it('bad fragments and bases are bad input', () => {
@@ -194,12 +194,12 @@ describe('qemu and libvirt step plans', () => {
   const qh = () => host(['qemu_version: 7.2.0', `qemu_source: ${tarball}`]);
   it('qemu: installed at the artifact version and starting → nothing; not starting → reinstall; else one install, each checked', async () => {
     const p = qemu.params(qh())!;
-    const ctx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, 'version=\n']] }, qh());
+    const ctx = fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': 'version=\n' } }, qh());
     const c = await qemu.plan(ctx, p);
     expect(c.map((x) => x.summary)).toEqual([expect.stringMatching(/^install QEMU 7\.2\.0 \(7\.2\.0-kvmforge\.[0-9a-f]{12}\)$/)]);
     const version = /\((\S+)\)/.exec(c[0].summary)![1];
-    expect(await qemu.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nstarts=yes\n`]] }, qh()), p)).toEqual([]);
-    const broken = await qemu.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nstarts=no\n`]] }, qh()), p);
+    expect(await qemu.plan(fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': `version=${version}\nstarts=yes\n` } }, qh()), p)).toEqual([]);
+    const broken = await qemu.plan(fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': `version=${version}\nstarts=no\n` } }, qh()), p);
     expect(broken.map((x) => x.summary)).toEqual([`reinstall QEMU 7.2.0 (${version}): the installed binary does not start`]);
     // the probe itself runs under sh -eu (read-only: dpkg-query / rpm, qemu -version)
     expect(spawnSync('sh', ['-eu'], { input: ctx.probed[0] }).stdout.toString()).toMatch(/^version=/);
@@ -221,16 +221,16 @@ describe('qemu and libvirt step plans', () => {
   const lh = (conf = '{user: root, group: root, vnc_listen: 0.0.0.0}') => host(['libvirt_version: 9.0.0', `libvirt_source: ${tarball}`, `libvirt_qemu_conf: ${conf}`]);
   it('libvirt: qemu.conf settings with warnings; enabled and its QEMU driver answering → nothing more; not answering → not converged', async () => {
     const p = libvirt.params(lh())!;
-    const firstCtx = fakeCtx(debianFacts(), { probes: [[/dpkg-query/, 'version=\nenabled=\nactive=\nuser=yes\ngroup=yes\n']] }, lh());
+    const firstCtx = fakeCtx(debianFacts(), { outputs: { 'libvirt-state:*': 'version=\nenabled=\nactive=\nuser=yes\ngroup=yes\n' } }, lh());
     const first = await libvirt.plan(firstCtx, p);
     expect(spawnSync('sh', ['-eu'], { input: firstCtx.probed[0] }).stdout.toString()).toMatch(/^version=.*\nenabled=.*\nactive=.*\nuser=yes\ngroup=yes\n$/);
     expect(first.map((c) => c.summary)).toEqual([expect.stringMatching(/^install libvirt 9\.0\.0/), '/etc/libvirt/qemu.conf: user = "root", group = "root", vnc_listen = "0.0.0.0"', 'libvirtd enabled, started and answering']);
-    expect(first[2].script).toContain('virsh -c qemu:///system capabilities');
+    expect(loose(first)[2].script).toContain('virsh -c qemu:///system capabilities');
     expect(first.find((c) => c.warning)?.warning).toMatch(/QEMU runs as root.*vnc_listen on every address/);
     const version = /\((\S+)\)/.exec(first[0].summary)![1];
     const conf = setConf('#user = "qemu"\n#vnc_listen = "127.0.0.1"\n', { user: 'root', group: 'root', vnc_listen: '0.0.0.0' });
     expect(conf).toBe('user = "root"\nvnc_listen = "0.0.0.0"\ngroup = "root"\n');
-    const state = (works: string) => fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=${version}\nenabled=enabled\nactive=active\nuser=yes\ngroup=yes\nworks=${works}\n`]], files: { '/etc/libvirt/qemu.conf': conf } }, lh());
+    const state = (works: string) => fakeCtx(debianFacts(), { outputs: { 'libvirt-state:*': `version=${version}\nenabled=enabled\nactive=active\nuser=yes\ngroup=yes\nworks=${works}\n` }, files: { '/etc/libvirt/qemu.conf': conf } }, lh());
     expect(await libvirt.plan(state('yes'), p)).toEqual([]);
     // the unit is active, but the daemon can't start its QEMU driver (the fresh-host bug): not converged
     expect((await libvirt.plan(state('no'), p)).map((c) => c.summary)).toEqual(['libvirtd enabled, started and answering (its QEMU driver does not answer now: virsh -c qemu:///system capabilities)']);
@@ -238,7 +238,7 @@ describe('qemu and libvirt step plans', () => {
     expect(() => libvirt.params(host(['libvirt_qemu_conf: {user: "a\\"b"}']))).toThrow(/libvirt_qemu_conf\.user: a qemu\.conf string may not contain quotes/);
   });
   it('libvirt: a qemu.conf user or group that does not exist and that the package does not make is bad input, before anything is installed', async () => {
-    const plan = (conf: string, answer: string) => libvirt.plan(fakeCtx(debianFacts(), { probes: [[/dpkg-query/, `version=\nenabled=\nactive=\n${answer}`]] }, lh(conf)), libvirt.params(lh(conf))!);
+    const plan = (conf: string, answer: string) => libvirt.plan(fakeCtx(debianFacts(), { outputs: { 'libvirt-state:*': `version=\nenabled=\nactive=\n${answer}` } }, lh(conf)), libvirt.params(lh(conf))!);
     const err = await plan('{user: vmrunner, group: kvm}', 'user=no\ngroup=yes\n').catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.message).toMatch(/inv\.yaml:\d+:\d+: h1\.libvirt_qemu_conf\.user: qemu\.conf user 'vmrunner' does not exist on h1, and the kvmforge-libvirt package does not make it \(it makes the user libvirt-qemu and the groups libvirt-qemu, kvm, libvirt\)/);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.ts';
-import { parseInventory } from '../../src/inventory/load.ts';
+import { parseInv } from '../harness/fake-host.ts';
 import { resolveParams } from '../../src/runner/run.ts';
 import { renderDomain, validateDomains } from '../../src/domains/render.ts';
 import { BUILTIN_PROFILES, TIERS } from '../../src/domains/profiles.ts';
@@ -14,10 +14,10 @@ import { resolveVms, type Vm } from '../../src/domains/spec.ts';
 import { covers, differences, extras, matches, parseXml } from '../../src/domains/xml.ts';
 import domains, { parseProbe, preflight, probeScript } from '../../steps/domains.ts';
 import sriov, { MODPROBE_CONF, modprobeConf, UDEV_RULES, udevRules } from '../../steps/sriov.ts';
-import { debianFacts, fakeCtx } from '../harness/fake-host.ts';
+import { debianFacts, fakeCtx, loose } from '../harness/fake-host.ts';
 
 /** An inventory of one host whose domains_vms is the given YAML block (indented under the key). */
-const inv = (vms: string, extra = '') => parseInventory(`all:\n  hosts:\n    h1:\n${extra}      domains_vms:\n${vms}`, 'inv.yaml');
+const inv = (vms: string, extra = '') => parseInv(`all:\n  hosts:\n    h1:\n${extra}      domains_vms:\n${vms}`, 'inv.yaml');
 const vmsOf = (vms: string, extra = '') => resolveVms(inv(vms, extra).hosts[0]);
 const one = (yaml: string) => vmsOf(yaml)[0];
 
@@ -196,16 +196,16 @@ describe('pre-flight and plan (fixtures)', () => {
     const h = inv(yaml).hosts[0];
     const [planned] = domains.params(h)!;
     const script = probeScript([planned.vm]);
-    const fresh = fakeCtx(facts, { probes: [[/virsh/, probeOut('@@path creatable /var/lib/libvirt/images/web.qcow2\n')]] }, h);
-    const first = await domains.plan(fresh, [planned]);
+    const fresh = fakeCtx(facts, { outputs: { 'domains:*': probeOut('@@path creatable /var/lib/libvirt/images/web.qcow2\n') } }, h);
+    const first = loose(await domains.plan(fresh, [planned]));
     expect(first.map((c) => c.summary)).toEqual(['create disk /var/lib/libvirt/images/web.qcow2 (qcow2, 2G)', 'define VM web', 'autostart web on']);
     expect(first[0].script).toBe("qemu-img create -q -f qcow2 /var/lib/libvirt/images/web.qcow2 2G");
     expect(script).toContain("virsh -q dumpxml --inactive --domain web");
     const dumped = testDriverRoundTrip(planned.xml, 'web');
     const defined = probeOut(`@@path file /var/lib/libvirt/images/web.qcow2\n@@domain web\n@@state shut off\n@@autostart enable\n@@xml\n${dumped}\n@@end\n`);
-    expect(await domains.plan(fakeCtx(facts, { probes: [[/virsh/, defined]] }, h), [planned])).toEqual([]);
+    expect(await domains.plan(fakeCtx(facts, { outputs: { 'domains:*': defined } }, h), [planned])).toEqual([]);
     const bigger = domains.params(inv(yaml.replace('memory: 512', 'memory: 1024')).hosts[0])!;
-    const changes = await domains.plan(fakeCtx(facts, { probes: [[/virsh/, defined]] }, h), bigger);
+    const changes = loose(await domains.plan(fakeCtx(facts, { outputs: { 'domains:*': defined } }, h), bigger));
     expect(changes.map((c) => c.summary)).toEqual(['redefine VM web']);
     expect(changes[0].diff).toMatch(/\/domain\/memory: '524288' → '1048576'/);
     expect(changes[0].script).toMatch(/virsh -q dumpxml --inactive --domain web > \/var\/lib\/kvmforge\/domains\/web.xml.kvmforge.bak/);
@@ -216,28 +216,28 @@ describe('pre-flight and plan (fixtures)', () => {
 
   it('a failed pre-flight fails the host and defines nothing', async () => {
     const h = inv(`        - { name: web, nics: [{ bridge: br7 }] }\n`).hosts[0];
-    await expect(domains.plan(fakeCtx(facts, { probes: [[/virsh/, probeOut()]] }, h), domains.params(h)!)).rejects.toThrow(/pre-flight failed, nothing defined:\n  VM web: bridge br7 does not exist/);
+    await expect(domains.plan(fakeCtx(facts, { outputs: { 'domains:*': probeOut() } }, h), domains.params(h)!)).rejects.toThrow(/pre-flight failed, nothing defined:\n  VM web: bridge br7 does not exist/);
   });
 });
 
 describe('sriov (fixtures: no SR-IOV hardware here)', () => {
   const facts = debianFacts();
-  const sriovHost = (vars: string) => parseInventory(`all:\n  hosts:\n    h1:\n${vars}`, 'inv.yaml').hosts[0];
+  const sriovHost = (vars: string) => parseInv(`all:\n  hosts:\n    h1:\n${vars}`, 'inv.yaml').hosts[0];
   it('plans VFs through 0, a udev rule for boot, and max_vfs for old drivers; nothing when done', async () => {
     const h = sriovHost('      sriov_vfs: { eth1: 7, eth2: 4 }\n      sriov_max_vfs: { igb: 7 }\n');
     const p = sriov.params(h)!;
-    const changes = await sriov.plan(fakeCtx(facts, { probes: [[/sriov_totalvfs/, 'eth1 0 7\neth2 4 8\n']] }, h), p);
+    const changes = loose(await sriov.plan(fakeCtx(facts, { outputs: { 'sriov:*': 'eth1 0 7\neth2 4 8\n' } }, h), p));
     expect(changes.map((c) => c.summary)).toEqual(['eth1: VFs 0 → 7', `create ${UDEV_RULES}`, `create ${MODPROBE_CONF}`]);
     expect(changes[0].script).toBe('f=/sys/class/net/eth1/device/sriov_numvfs; echo 0 > "$f"; echo 7 > "$f"');
     expect(changes[1].file!.content).toContain('ACTION=="add", SUBSYSTEM=="net", KERNEL=="eth1", ATTR{device/sriov_numvfs}="7"');
     expect(changes[2].file!.content).toContain('options igb max_vfs=7');
     expect(changes[2].warning).toMatch(/takes effect when the driver is next loaded/);
-    const done = await sriov.plan(fakeCtx(facts, { probes: [[/sriov_totalvfs/, 'eth1 7 7\neth2 4 8\n']], files: { [UDEV_RULES]: udevRules(p.vfs), [MODPROBE_CONF]: modprobeConf(p.maxVfs) } }, h), p);
+    const done = await sriov.plan(fakeCtx(facts, { outputs: { 'sriov:*': 'eth1 7 7\neth2 4 8\n' }, files: { [UDEV_RULES]: udevRules(p.vfs), [MODPROBE_CONF]: modprobeConf(p.maxVfs) } }, h), p);
     expect(done).toEqual([]);
   });
   it('refuses a NIC without SR-IOV, a missing NIC, and more VFs than the NIC has', async () => {
     const h = sriovHost('      sriov_vfs: { eth0: 2, eth5: 1, eth1: 9 }\n');
-    await expect(sriov.plan(fakeCtx(facts, { probes: [[/sriov_totalvfs/, 'eth0 no-sriov\neth5 missing\neth1 0 7\n']] }, h), sriov.params(h)!)).rejects.toThrow(/eth0 has no SR-IOV capability.*; eth5 does not exist; eth1 supports at most 7 VFs, 9 asked/);
+    await expect(sriov.plan(fakeCtx(facts, { outputs: { 'sriov:*': 'eth0 no-sriov\neth5 missing\neth1 0 7\n' } }, h), sriov.params(h)!)).rejects.toThrow(/eth0 has no SR-IOV capability.*; eth5 does not exist; eth1 supports at most 7 VFs, 9 asked/);
   });
   it('a count that is not a number is exit 2 with file:line', () => {
     try {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseFacts, parseOsRelease, splitSections } from '../../src/facts/gather.ts';
+import { parseFacts, parseOsRelease, splitSections } from '../../src/facts/host.ts';
 
 const fixture = (n: string) => readFileSync(`test/fixtures/facts/${n}`, 'utf8');
 

@@ -4,12 +4,15 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileProbe, parseFileProbe, planFile, unifiedDiff, writeFileScript } from '../../src/core/file.ts';
-import type { StepContext } from '../../src/core/types.ts';
+import type { Change, Fact, StepContext } from '../../src/core/types.ts';
+import type { LooseChange } from '../harness/fake-host.ts';
 import { HOSTILE } from './sh.test.ts';
 
 const me = `${userInfo().username}:${execFileSync('id', ['-gn']).toString().trim()}`;
 const runSh = (script: string) => execFileSync('sh', ['-s'], { input: `set -eu\n${script}\n` }).toString();
-const ctx = { probe: async (s: string) => runSh(s) } as unknown as StepContext;
+// facts read by a real shell on this machine
+const ctx = { read: async (...fs: Fact<unknown>[]) => fs.map((f) => f.parse(runSh(f.command).replace(/\n$/, ''), 0, '')) } as unknown as StepContext;
+const fileOf = (c: Change | null) => (c as LooseChange).file!;
 
 describe('file helper', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvf-file-'));
@@ -19,7 +22,7 @@ describe('file helper', () => {
     const c = await planFile(ctx, { path, content: 'x=1\n', owner: me });
     expect(c?.summary).toBe(`create ${path}`);
     expect(c?.diff).toContain('+x=1');
-    runSh(writeFileScript(c!.file!));
+    runSh(writeFileScript(fileOf(c)));
     expect(readFileSync(path, 'utf8')).toBe('x=1\n');
     expect(statSync(path).mode & 0o777).toBe(0o644);
     expect(await planFile(ctx, { path, content: 'x=1\n', owner: me })).toBeNull();
@@ -30,7 +33,7 @@ describe('file helper', () => {
     writeFileSync(path, 'old\nsame\n');
     const c = await planFile(ctx, { path, content: 'new\nsame\n', owner: me });
     expect(c?.diff).toBe(`--- ${path}\n+++ ${path}\n@@ -1,2 +1,2 @@\n-old\n+new\n same`);
-    runSh(writeFileScript(c!.file!));
+    runSh(writeFileScript(fileOf(c)));
     expect(readFileSync(`${path}.kvmforge.bak`, 'utf8')).toBe('old\nsame\n');
     expect(readFileSync(path, 'utf8')).toBe('new\nsame\n');
     expect(readdirSync(dir).filter((f) => f.includes('kvmforge-'))).toEqual([]);

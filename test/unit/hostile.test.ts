@@ -19,7 +19,7 @@ import { trialScript, trialCheck, makeDefaultScript } from '../../steps/kernel.t
 import { buildScript, type BuildSpec } from '../../src/artifacts/recipes.ts';
 import { fetchScript } from '../../src/artifacts/sources.ts';
 import { parseXml } from '../../src/domains/xml.ts';
-import { debianFacts, fakeCtx, host } from '../harness/fake-host.ts';
+import { debianFacts, fakeCtx, host, loose } from '../harness/fake-host.ts';
 import { exposed } from '../harness/shell-lexer.ts';
 
 const PWN = 'touch kvmforge-pwned'; // no slash: VM names (which may not hold one) carry it whole too
@@ -35,8 +35,9 @@ function expectData(script: string, label: string) {
 }
 
 /** Every script a change would run on the host. */
-function scriptsOf(c: Change): string[] {
-  return [c.script, c.file && writeFileScript(c.file), c.confirm?.verify, c.confirm?.commit, c.confirm?.rollback, c.confirm?.rolledBack, c.afterReboot?.verify, c.afterReboot?.commit].filter((s): s is string => !!s);
+function scriptsOf(change: Change): string[] {
+  const [c] = loose([change]);
+  return [c.script, c.file && writeFileScript(c.file), c.verify, c.commit, c.rollback, c.rolledBack, c.check?.verify, c.check?.commit].filter((s): s is string => !!s);
 }
 
 /** Refused as bad input naming the var, or undefined when accepted. */
@@ -71,7 +72,7 @@ describe('the lexer that decides what a shell would run', () => {
 describe('hostile values in every free-text var', () => {
   it('the list of free-text vars is the list this file covers (a new one must be added here)', () => {
     const free = (x: any): boolean => !!x && ((x.type === 'string' && !x.pattern && !x.enum) || (x.type === 'array' && free(x.items)) || x.type === 'object');
-    const found = steps.flatMap((s) => Object.entries<any>(s.vars ?? {}).filter(([, v]) => free(v)).map(([k]) => `${s.name}.${k}`));
+    const found = steps.flatMap((s) => Object.entries(s.vars).filter(([, v]) => free(v.schema)).map(([k]) => `${s.name}.${k}`));
     expect(found.sort()).toEqual(
       [
         'files.files',
@@ -104,7 +105,7 @@ describe('hostile values in every free-text var', () => {
       const changes = await files.plan(ctx, files.params(host(vars)));
       expect(changes).toHaveLength(1);
       for (const s of [...ctx.probed, ...scriptsOf(changes[0])]) expectData(s, `files ${JSON.stringify(v)}`);
-      expect(writeFileScript(changes[0].file!)).not.toContain('kvmforge-content-marker'); // content travels as base64
+      expect(writeFileScript(loose(changes)[0].file!)).not.toContain('kvmforge-content-marker'); // content travels as base64
     }
   });
 
@@ -129,7 +130,7 @@ describe('hostile values in every free-text var', () => {
       const planned = domains.params(host(vars))!;
       const dom = parseXml(planned[0].xml);
       expect(dom.children.find((c) => c.tag === 'name')!.text).toBe(name);
-      const ctx = fakeCtx(debianFacts(), { probes: [[/@@virsh/, `@@virsh yes\n@@vhost yes\n@@bridge br0\n@@path creatable ${disk}\n`]] }, host(vars));
+      const ctx = fakeCtx(debianFacts(), { outputs: { 'domains:*': `@@virsh yes\n@@vhost yes\n@@bridge br0\n@@path creatable ${disk}\n` } }, host(vars));
       const changes = await domains.plan(ctx, planned);
       expect(changes.map((c) => c.summary)).toEqual([`create disk ${disk} (qcow2, 1G)`, `define VM ${name}`, `autostart ${name} on`, `start VM ${name}`]);
       for (const s of [...ctx.probed, ...changes.flatMap(scriptsOf)]) expectData(s, `domains ${JSON.stringify(v)}`);
@@ -168,7 +169,7 @@ describe('hostile values in every free-text var', () => {
 
   it('patterned vars (bridge, boot args, modules, …) refuse every hostile value with the key, before any host is touched', () => {
     for (const s of steps) {
-      for (const [k, schema] of Object.entries<any>(s.vars ?? {})) {
+      for (const [k, { schema }] of Object.entries<any>(s.vars)) {
         const target = schema.type === 'string' && schema.pattern ? 'string' : schema.type === 'array' && schema.items?.pattern ? 'array' : undefined;
         if (!target) continue;
         for (const v of HOSTILE) {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.ts';
 import { loadInventory, parseInventory, selectHosts } from '../../src/inventory/load.ts';
 import { buildSchema } from '../../src/inventory/schema.ts';
+import { catalog } from '../../steps/index.ts';
 import { inventoryList } from '../../src/cli/main.ts';
 
 const NESTED = 'test/fixtures/inventories/nested.yaml';
@@ -139,6 +140,14 @@ describe('inventory validation', () => {
   });
 
   it('ships the generated schema in inventories/schema.json', () => {
-    expect(JSON.parse(readFileSync('inventories/schema.json', 'utf8'))).toEqual(JSON.parse(JSON.stringify(buildSchema())));
+    expect(JSON.parse(readFileSync('inventories/schema.json', 'utf8'))).toEqual(JSON.parse(JSON.stringify(buildSchema(catalog))));
+  });
+});
+
+describe('docs made from the steps', () => {
+  it("README's step table is the one the steps make (kvmforge steps --markdown)", async () => {
+    const { stepTable } = await import('../../src/cli/docs.ts');
+    const { steps } = await import('../../steps/index.ts');
+    expect(readFileSync('README.md', 'utf8')).toContain(stepTable(steps));
   });
 });

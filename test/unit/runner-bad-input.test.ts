@@ -10,6 +10,7 @@ import { parseInventory } from '../../src/inventory/load.ts';
 import { Journal, Secrets } from '../../src/runner/journal.ts';
 import { run } from '../../src/runner/run.ts';
 import type { Step } from '../../src/core/types.ts';
+import { interfaces } from '../../src/facts/host.ts';
 
 describe('runner: bad input found on a host', () => {
   it('marks the host badInput with the var’s file:line and applies nothing', async () => {
@@ -18,11 +19,13 @@ describe('runner: bad input found on a host', () => {
     const step: Step<string> = {
       name: 'nic-check',
       description: 'fails on a NIC the host lacks',
+      doc: '',
       vars: {},
       params: (h) => String(h.vars.wanted_nic),
       async plan(ctx, nic) {
-        if (!ctx.facts.interfaces.some((i) => i.name === nic)) throw badVar(ctx.host, 'wanted_nic', `NIC '${nic}' does not exist on ${ctx.host.name}`);
-        return [{ summary: 'never', script: 'true' }];
+        const [ifs] = await ctx.read(interfaces);
+        if (!ifs.some((i) => i.name === nic)) throw badVar(ctx.host, 'wanted_nic', `NIC '${nic}' does not exist on ${ctx.host.name}`);
+        return [{ kind: 'script', summary: 'never', script: 'true' }];
       },
     };
     const journal = new Journal(mkdtempSync(join(tmpdir(), 'kvmforge-j-')), new Secrets());

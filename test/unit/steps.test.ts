@@ -6,12 +6,12 @@ import virtio, { MODULES_FILE, THESIS_MODULES } from '../../steps/virtio-modules
 import hugepages, { SYSCTL_FILE } from '../../steps/hugepages.ts';
 import ksm, { UNIT_FILE, thesisRun, unitText } from '../../steps/ksm.ts';
 import bootArgs, { DROPIN, dropinText, THESIS_ARGS } from '../../steps/boot-args.ts';
-import { debianFacts, fakeCtx, host, rockyFacts } from '../harness/fake-host.ts';
+import { debianFacts, fakeCtx, host, loose, rockyFacts } from '../harness/fake-host.ts';
 import type { Step } from '../../src/core/types.ts';
 
 const plan = async (step: Step<any>, vars: string[], facts = debianFacts(), fake = {}) => {
   const h = host(vars);
-  return step.plan(fakeCtx(facts, fake, h), step.params(h));
+  return loose(await step.plan(fakeCtx(facts, fake, h), step.params(h)));
 };
 const configError = (step: Step<any>, vars: string[]) => {
   try {
@@ -31,7 +31,7 @@ describe('virtio-modules', () => {
     f.modules = ['virtio_pci', 'virtio_blk', 'virtio_net'];
     return f;
   };
-  const exists = { probes: [[/modinfo -n/, 'vhost_net yes\nvirtio_balloon yes\n']] as [RegExp, string][] };
+  const exists = { outputs: { 'modinfo:*': 'vhost_net yes\nvirtio_balloon yes\n' } };
 
   it('unset: loads the missing modules with modprobe -a, in order, and persists them', async () => {
     const c = await plan(virtio, [], withBuiltins(), exists);
@@ -49,18 +49,18 @@ describe('virtio-modules', () => {
   it('partly set: file right, a module unloaded', async () => {
     const f = withBuiltins();
     f.modules.push('vhost_net');
-    const c = await plan(virtio, [], f, { files: { [MODULES_FILE]: modulesFile }, probes: [[/modinfo/, 'virtio_balloon yes\n']] });
+    const c = await plan(virtio, [], f, { files: { [MODULES_FILE]: modulesFile }, outputs: { 'modinfo:*': 'virtio_balloon yes\n' } });
     expect(c.map((x) => x.summary)).toEqual(['load module virtio_balloon']);
   });
 
   it('vhost_net off drops it from the list', async () => {
-    const c = await plan(virtio, ['virtio_modules_vhost_net: false'], withBuiltins(), { probes: [[/modinfo -n/, 'virtio_balloon yes\n']] });
+    const c = await plan(virtio, ['virtio_modules_vhost_net: false'], withBuiltins(), { outputs: { 'modinfo:*': 'virtio_balloon yes\n' } });
     expect(c[0].script).toBe('modprobe -a virtio_balloon');
     expect(c[1].file!.content).not.toContain('vhost_net');
   });
 
   it('a module missing for the running kernel fails the step with its name', async () => {
-    await expect(plan(virtio, ['virtio_modules_list: [virtio_net, no_such_mod]'], withBuiltins(), { probes: [[/modinfo/, 'no_such_mod no\n']] })).rejects.toThrow(/module no_such_mod not found for kernel/);
+    await expect(plan(virtio, ['virtio_modules_list: [virtio_net, no_such_mod]'], withBuiltins(), { outputs: { 'modinfo:*': 'no_such_mod no\n' } })).rejects.toThrow(/module no_such_mod not found for kernel/);
   });
 
   it('bad input: a module name with shell characters → file:line', () => {
@@ -134,11 +134,11 @@ describe('ksm', () => {
     x.ksm = { ...x.ksm, run, pages_to_scan: scan, sleep_millisecs: sleep };
     return x;
   };
-  const enabled = { probes: [[/is-enabled/, 'enabled\n']] as [RegExp, string][] };
+  const enabled = { outputs: { 'is-enabled:*': 'enabled\n' } };
   const unit = (run = 1, scan = 100, sleep = 20) => unitText({ run, pagesToScan: scan, sleepMs: sleep });
 
   it('unset: turns KSM on and installs + enables the unit', async () => {
-    const c = await plan(ksm, [], f(0), { probes: [[/is-enabled/, 'disabled\n']] });
+    const c = await plan(ksm, [], f(0), { outputs: { 'is-enabled:*': 'disabled\n' } });
     expect(c.map((x) => x.summary)).toEqual(['ksm run 0 → 1', `create ${UNIT_FILE}`, 'reload systemd for kvmforge-ksm.service', 'enable kvmforge-ksm.service']);
     expect(c[0].script).toBe('echo 1 > /sys/kernel/mm/ksm/run');
   });
@@ -163,7 +163,7 @@ describe('ksm', () => {
     expect(thesisRun('test', 5, 2, 70).run).toBe(1);
     expect(thesisRun('production', 1.8, 2, 70)).toMatchObject({ run: 0 });
     expect(thesisRun('production', 0.5, 2, 70)).toMatchObject({ run: 1 });
-    const c = await plan(ksm, ['ksm_policy: thesis', 'ksm_host_role: production'], f(1), { ...enabled, files: { [UNIT_FILE]: unit() }, probes: [[/loadavg/, '3.90 2.00 1.00 3/200 999\n'], [/is-enabled/, 'enabled\n']] });
+    const c = await plan(ksm, ['ksm_policy: thesis', 'ksm_host_role: production'], f(1), { ...enabled, files: { [UNIT_FILE]: unit() }, outputs: { loadavg: '3.90 2.00 1.00 3/200 999\n', 'is-enabled:*': 'enabled\n' } });
     expect(c[0].summary).toBe('ksm run 1 → 0');
     expect(c[0].diff).toMatch(/over 70%/);
   });
@@ -203,7 +203,7 @@ describe('boot-args', () => {
     expect(c.map((x) => x.summary)).toEqual([`create ${DROPIN}`, 'update-grub', 'reboot: /proc/cmdline lacks cgroup_disable=cpu,cpuset,memory']);
     expect(c[0].file!.content).toBe(dropinText({ add: THESIS_ARGS, remove: [] }));
     expect(c[0].warning).toMatch(/cgroup v2.*alternative/);
-    expect(c[2].reboot).toBe(true);
+    expect(c[2].kind).toBe('reboot');
   });
 
   it('Debian, already set and booted: nothing', async () => {
@@ -230,9 +230,9 @@ describe('boot-args', () => {
   });
 
   it('RHEL 9 (BLS): grubby for every kernel', async () => {
-    const c = await plan(bootArgs, ['boot_args_remove: [rhgb]'], rockyFacts(), { probes: [[/grubby --info=DEFAULT/, 'index=0\nkernel="/boot/vmlinuz"\nargs="ro crashkernel=1G-4G:192M rhgb quiet"\nroot="/dev/mapper/rl-root"\n']] });
+    const c = await plan(bootArgs, ['boot_args_remove: [rhgb]'], rockyFacts(), { outputs: { 'grubby-default': 'index=0\nkernel="/boot/vmlinuz"\nargs="ro crashkernel=1G-4G:192M rhgb quiet"\nroot="/dev/mapper/rl-root"\n' } });
     expect(c[0].script).toBe("grubby --update-kernel=ALL '--args=cgroup_disable=cpu,cpuset,memory' '--remove-args=rhgb'");
-    expect(c[1].reboot).toBe(true);
+    expect(c[1].kind).toBe('reboot');
   });
 
   it('CentOS 7: edits GRUB_CMDLINE_LINUX in /etc/default/grub and runs grub2-mkconfig', async () => {
@@ -240,10 +240,10 @@ describe('boot-args', () => {
     f.bootLoader = 'grub';
     f.os = { ...f.os, id: 'centos', versionId: '7' };
     const grub = 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="crashkernel=auto rhgb quiet"\nGRUB_DISABLE_RECOVERY="true"\n';
-    const c = await plan(bootArgs, [], f, { files: { '/etc/default/grub': grub }, probes: [[/grub\.cfg/, '/boot/grub2/grub.cfg\n']] });
+    const c = await plan(bootArgs, [], f, { files: { '/etc/default/grub': grub }, outputs: { 'grub2-cfg': '/boot/grub2/grub.cfg\n' } });
     expect(c[0].diff).toContain('+GRUB_CMDLINE_LINUX="crashkernel=auto rhgb quiet cgroup_disable=cpu,cpuset,memory"');
     expect(c[1].script).toBe('grub2-mkconfig -o /boot/grub2/grub.cfg');
-    expect(c[2].reboot).toBe(true);
+    expect(c[2].kind).toBe('reboot');
   });
 
   it('unsupported boot set-up fails the step', async () => {
