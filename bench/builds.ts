@@ -17,7 +17,10 @@ const components: Component[] = process.argv.includes('--kernel') ? ['kernel', '
 const keep = process.argv.includes('--keep-cache');
 const cache = keep ? BUILD_ENV.KVMFORGE_CACHE : join(BUILDS, 'bench-cache');
 const env = { KVMFORGE_CACHE: cache };
-if (!keep) rmSync(cache, { recursive: true, force: true }), rmSync(join(BUILD_DIR, 'artifacts'), { recursive: true, force: true });
+if (!keep) {
+  rmSync(cache, { recursive: true, force: true });
+  rmSync(join(BUILD_DIR, 'artifacts'), { recursive: true, force: true });
+}
 
 const secs = (ms: number) => (ms / 1000).toFixed(1);
 async function timed(args: string[]) {

@@ -46,7 +46,7 @@ function ansibleEnv(knownHosts: string, best: boolean): Record<string, string> {
 
 async function timed(fn: () => Promise<{ code: number | null; stdout: string; stderr: string }>, rounds = 3) {
   const ms: number[] = [];
-  let last;
+  let last: { code: number | null; stdout: string; stderr: string } | undefined;
   for (let i = 0; i < rounds; i++) {
     const t0 = performance.now();
     last = await fn();

@@ -1,8 +1,16 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx), so `npm install` is the only set-up step.
-import { register } from 'tsx/esm/api';
-register();
-const { main } = await import('../src/cli/main.ts');
+// The published package runs the compiled JavaScript in dist/ (npm run build); a source checkout without
+// dist/ (or with KVMFORGE_SOURCE=1) runs the TypeScript sources through tsx, a development dependency.
+import { existsSync } from 'node:fs';
+
+const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
+let main;
+if (existsSync(compiled) && !process.env.KVMFORGE_SOURCE) ({ main } = await import(compiled.href));
+else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import('../src/cli/main.ts'));
+}
 // If a bug ever leaves main() waiting on something with no open handle, Node would exit quietly
 // (code 13, no report); say so instead.
 let finished = false;

@@ -21,7 +21,7 @@ const IPV4 = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9
 const IPV6 = '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*';
 
 /** The interfaces whose config files the probe reads: the port (as far as facts tell) and the bridge. */
-function probeNames(host: Host, p: BridgeParams, net: { interfaces: { name: string }[]; defaultRoute?: { dev: string } }): string[] {
+function probeNames(_host: Host, p: BridgeParams, net: { interfaces: { name: string }[]; defaultRoute?: { dev: string } }): string[] {
   const dev = p.port ?? net.defaultRoute?.dev;
   const names = dev && dev !== p.bridge ? [dev, ...(dev.includes('.') ? [dev.slice(0, dev.lastIndexOf('.'))] : [])] : net.interfaces.map((i) => i.name).filter((n) => n !== 'lo');
   return [...new Set([...names, p.bridge])];

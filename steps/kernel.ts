@@ -129,7 +129,7 @@ const step: SourceBuildStep<Params> = {
       if (!existsSync(base)) throw badVar(host, 'kernel_config_base', `expected running, defconfig, tinyconfig or a config file; ${base} does not exist`);
     }
     const trialArgs = varOf<string>(host, vars, 'kernel_trial_args');
-    if (!/^[A-Za-z0-9_.,:=\/+@ -]*$/.test(trialArgs)) throw badVar(host, 'kernel_trial_args', 'expected kernel arguments (no quotes or shell characters)');
+    if (!/^[A-Za-z0-9_.,:=/+@ -]*$/.test(trialArgs)) throw badVar(host, 'kernel_trial_args', 'expected kernel arguments (no quotes or shell characters)');
     return {
       build,
       base,
@@ -144,7 +144,9 @@ const step: SourceBuildStep<Params> = {
   async artifact(ctx, p) {
     const params = p;
     const files: Record<string, string> = {};
-    params.fragments.forEach((f, i) => (files[`fragment-${i + 1}.config`] = f.content));
+    params.fragments.forEach((f, i) => {
+      files[`fragment-${i + 1}.config`] = f.content;
+    });
     let base = params.base;
     if (base === 'running') {
       const [cfg] = await ctx.read(runningConfig);

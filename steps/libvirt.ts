@@ -17,7 +17,7 @@ interface Params {
 }
 
 export const QEMU_CONF = '/etc/libvirt/qemu.conf';
-const ARG = /^-D[a-z0-9_]+=[A-Za-z0-9_.,:\/+-]*$/;
+const ARG = /^-D[a-z0-9_]+=[A-Za-z0-9_.,:/+-]*$/;
 
 /** What a qemu.conf setting gives up, shown in the plan. */
 export function qemuConfWarnings(conf: Record<string, string | number>): string[] {

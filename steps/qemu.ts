@@ -14,7 +14,7 @@ interface Params {
   configureArgs: string[];
 }
 
-const ARG = /^--[a-z0-9-]+(=[A-Za-z0-9_.,:\/+-]*)?$/;
+const ARG = /^--[a-z0-9-]+(=[A-Za-z0-9_.,:/+-]*)?$/;
 
 /** The installed kvmforge-qemu version, and whether that version's binary starts. */
 export const qemuInstalled = (name: string, want: string, prefix: string) =>
@@ -39,7 +39,7 @@ const step: SourceBuildStep<Params> = {
   params(host: Host) {
     const build = buildParams(host, 'qemu');
     const prefix = varOf<string>(host, vars, 'qemu_prefix');
-    if (!/^\/[A-Za-z0-9._\/-]*$/.test(prefix)) throw badVar(host, 'qemu_prefix', 'expected an absolute path of plain characters');
+    if (!/^\/[A-Za-z0-9._/-]*$/.test(prefix)) throw badVar(host, 'qemu_prefix', 'expected an absolute path of plain characters');
     const configureArgs = varOf<string[]>(host, vars, 'qemu_configure_args');
     for (const a of configureArgs) if (typeof a !== 'string' || !ARG.test(a)) throw badVar(host, 'qemu_configure_args', `'${a}' is not one configure option (--name or --name=value)`);
     return { build, prefix, configureArgs };

@@ -32,7 +32,7 @@ export function buildParams(host: Host, c: Component): BuildParams {
   const source = sourceOf(host, c, dirname(host.pos.file));
   if (!source) throw badVar(host, `${c}_version`, `${c}_version is needed to build ${c}`);
   const buildDir = varOf<string>(host, COMMON_BUILD_VARS, 'build_dir');
-  if (!/^\/[A-Za-z0-9._\/-]+$/.test(buildDir)) throw badVar(host, 'build_dir', 'expected an absolute path of plain characters');
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(buildDir)) throw badVar(host, 'build_dir', 'expected an absolute path of plain characters');
   return { source, buildHost: varOf<string | undefined>(host, COMMON_BUILD_VARS, 'build_host'), buildDir };
 }
 

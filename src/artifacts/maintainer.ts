@@ -126,7 +126,7 @@ if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then case " $types" in
 echo "libvirt answers after $(( $(date +%s) - t0 )) s: QEMU driver loaded ($arch domcapabilities), domain types: $types"`;
 
 /** The probe's part: does the installed libvirt's QEMU driver answer now (read-only, bounded)? */
-export const LIBVIRT_WORKS = String.raw`if timeout 30 virsh -c qemu:///system capabilities 2>/dev/null | grep -q "<domain type='"; then echo works=yes; else echo works=no; fi`;
+export const LIBVIRT_WORKS = `if timeout 30 virsh -c qemu:///system capabilities 2>/dev/null | grep -q "<domain type='"; then echo works=yes; else echo works=no; fi`;
 
 /** After a QEMU install: the binary starts (-version), and with KVM where /dev/kvm can be opened. */
 export function qemuCheck(prefix: string): string {

@@ -34,7 +34,7 @@ export function sourceOf(host: Host, c: Component, baseDir: string): Source | un
   if (sha !== undefined && (typeof sha !== 'string' || !SHA256.test(sha))) throw badVar(host, `${c}_sha256`, 'expected the tarball\'s sha256: 64 lowercase hex digits');
   const src: Source = { component: c, version, sha256: sha, fileName: '' };
   if (/^https?:\/\//.test(given)) {
-    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/[A-Za-z0-9._~\/+%-]*[A-Za-z0-9]$/.test(given)) throw badVar(host, `${c}_source`, `'${given}' is not a plain http(s) URL of a tarball`);
+    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/[A-Za-z0-9._~/+%-]*[A-Za-z0-9]$/.test(given)) throw badVar(host, `${c}_source`, `'${given}' is not a plain http(s) URL of a tarball`);
     if (!sha) throw badVar(host, `${c}_sha256`, `a download (${given}) needs its published sha256 in ${c}_sha256; a tarball that doesn't match is refused and deleted`);
     src.url = given;
   } else {

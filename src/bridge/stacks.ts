@@ -2,7 +2,8 @@
 // VLANs' existing files changed in place (their old versions kept by the switch, restored by a rollback).
 // Plus the commands that make each stack apply a switch or a rollback.
 import { posix } from 'node:path';
-import { parseDocument, isMap } from 'yaml';
+import type * as Yaml from 'yaml';
+import { lazy } from '../core/lazy.ts';
 import { renderTemplate } from '../core/render.ts';
 import { sh } from '../core/sh.ts';
 import type { FileSpec } from '../core/types.ts';
@@ -11,6 +12,7 @@ import { Refusal, type Bridge } from './carry.ts';
 
 export const STACKS: readonly Stack[] = ['networkd', 'ifupdown', 'networkmanager', 'netplan', 'ifcfg'];
 const MARK = '#kvmforge-bridge# ';
+const yaml = lazy<typeof Yaml>('yaml');
 
 const ifupdownFiles = (net: NetState) => Object.entries(net.files).filter(([p]) => p === '/etc/network/interfaces' || p.startsWith('/etc/network/interfaces.d/'));
 
@@ -74,7 +76,7 @@ export function iniSet(text: string, section: string, key: string, value: string
     }
   }
   if (secEnd < 0) {
-    const at = lines.findIndex((l) => l === `[${section}]`);
+    const at = lines.indexOf(`[${section}]`);
     if (at >= 0) secEnd = at;
   }
   if (secEnd >= 0) {
@@ -147,13 +149,18 @@ function netplanFiles(b: Bridge, net: NetState): { files: FileSpec[]; declared: 
   const vlanNames = new Set(b.vlans.map((v) => v.name));
   const found = new Set<string>();
   for (const [path, text] of Object.entries(net.files).filter(([p]) => p.startsWith('/etc/netplan/'))) {
+    const { parseDocument, isMap } = yaml();
     const doc = parseDocument(text);
     let changed = false;
     for (const kind of ['ethernets', 'bonds']) {
       const port = doc.getIn(['network', kind, b.port]);
       if (!isMap(port)) continue;
       declared = true;
-      for (const k of ADDRESSING) if (port.has(k)) (port.delete(k), (changed = true));
+      for (const k of ADDRESSING) {
+        if (!port.has(k)) continue;
+        port.delete(k);
+        changed = true;
+      }
     }
     const vlans = doc.getIn(['network', 'vlans']);
     if (isMap(vlans)) {

@@ -1,7 +1,10 @@
 // One helper for every file a step manages: compare, diff, and an atomic replace that keeps a backup.
-import { createTwoFilesPatch } from 'diff';
+import type * as Diff from 'diff';
+import { lazy } from './lazy.ts';
 import { quote } from './sh.ts';
 import { strictFact, type Change, type Fact, type FileSpec, type StepContext } from './types.ts';
+
+const diff = lazy<typeof Diff>('diff');
 
 export const BACKUP_SUFFIX = '.kvmforge.bak';
 
@@ -25,7 +28,7 @@ export function parseFileProbe(out: string): FileState {
 }
 
 export function unifiedDiff(path: string, before: string, after: string): string {
-  return createTwoFilesPatch(path, path, before, after, '', '', { context: 3 })
+  return diff().createTwoFilesPatch(path, path, before, after, '', '', { context: 3 })
     .split('\n')
     .slice(2)
     .map((l) => l.replace(/\t$/, ''))

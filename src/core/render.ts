@@ -3,17 +3,20 @@
 // patterns before they get here.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ejs from 'ejs';
+import type Ejs from 'ejs';
+import { lazy } from './lazy.ts';
 import { PROJECT } from './paths.ts';
 
-const compiled = new Map<string, ejs.TemplateFunction>();
+const ejs = lazy<typeof Ejs>('ejs');
+
+const compiled = new Map<string, Ejs.TemplateFunction>();
 
 export function renderTemplate(name: string, data: Record<string, unknown>): string {
   let fn = compiled.get(name);
   if (!fn) {
     const file = join(PROJECT, 'templates', name);
     const xml = /\.xml\.ejs$/.test(name);
-    fn = ejs.compile(readFileSync(file, 'utf8'), { filename: file, ...(xml ? {} : { escape: (s: unknown) => (s == null ? '' : String(s)) }) });
+    fn = ejs().compile(readFileSync(file, 'utf8'), { filename: file, ...(xml ? {} : { escape: (s: unknown) => (s == null ? '' : String(s)) }) });
     compiled.set(name, fn);
   }
   return fn(data);

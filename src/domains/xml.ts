@@ -1,6 +1,9 @@
 // Just enough XML for comparing a render with what libvirt reports: parse, and find what the render
 // asks for that the defined domain lacks (libvirt adds uuid, addresses, controllers… — those are ignored).
-import { XMLParser } from 'fast-xml-parser';
+import type * as Fxp from 'fast-xml-parser';
+import { lazy } from '../core/lazy.ts';
+
+const fxp = lazy<typeof Fxp>('fast-xml-parser');
 
 export interface El {
   tag: string;
@@ -9,7 +12,8 @@ export interface El {
   children: El[];
 }
 
-const parser = new XMLParser({ preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', parseAttributeValue: false, parseTagValue: false, trimValues: true, commentPropName: '#comment' });
+let parser: Fxp.XMLParser | undefined;
+const xmlParser = () => (parser ??= new (fxp().XMLParser)({ preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', parseAttributeValue: false, parseTagValue: false, trimValues: true, commentPropName: '#comment' }));
 
 type Raw = Record<string, unknown>;
 
@@ -27,7 +31,7 @@ function convert(node: Raw): El | undefined {
 }
 
 export function parseXml(xml: string): El {
-  const top = (parser.parse(xml) as Raw[]).map(convert).filter((c): c is El => !!c);
+  const top = (xmlParser().parse(xml) as Raw[]).map(convert).filter((c): c is El => !!c);
   if (top.length !== 1) throw new Error(`expected one root element, found ${top.length}`);
   return top[0];
 }

@@ -66,7 +66,9 @@ export class FactReader {
       const r = await this.transport().exec(script, { sudo: this.host.conn.become, timeoutMs: commandLimitMs(this.host, 120_000) });
       this.log?.(`facts: ${missing.map((f) => f.name).join(', ')}`, { ...r, stdout: r.stdout.length > 4000 ? `${r.stdout.slice(0, 4000)}…` : r.stdout }, Date.now() - t0);
       if (r.code !== 0) throw new CommandError(this.host.name, script, r.code, r.stderr, `reading facts (${missing.map((f) => f.name).join(', ')}) failed: exit ${r.code}: ${r.stderr.trim().slice(-200)}`);
-      splitBatch(r.stdout, missing.length).forEach((p, i) => this.known.set(missing[i].name, missing[i].parse(p.out.replace(/\n$/, ''), p.code, p.stderr)));
+      splitBatch(r.stdout, missing.length).forEach((p, i) => {
+        this.known.set(missing[i].name, missing[i].parse(p.out.replace(/\n$/, ''), p.code, p.stderr));
+      });
     }
     return facts.map((f) => this.known.get(f.name)) as FactValues<F>;
   }

@@ -1,5 +1,5 @@
 // Maps YAML nodes and key paths to file:line:col.
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, type LineCounter, type Document, type Node } from 'yaml';
 import type { Position } from '../core/types.ts';
 
 export class SourceMap {

@@ -172,7 +172,7 @@ async function carriesOver(inv: string, from: string, alsoAfter: { addrs?: strin
 describe.each([
   ['systemd-networkd', false, ROUNDS, ROUNDS],
   ['ifupdown', true, Math.min(ROUNDS, 3), Math.min(ROUNDS, 2)],
-])('bridge on %s', (stack, ifupdown, rounds, broken) => {
+])('bridge on %s', (_stack, ifupdown, rounds, broken) => {
   const prepare = async () => {
     await resetLab();
     if (ifupdown) toIfupdown();

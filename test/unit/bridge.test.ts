@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../src/core/errors.ts';
 import { parseInv } from '../harness/fake-host.ts';
 import { parseNetwork, type NetState, type Route, type Rule } from '../../src/facts/network.ts';
-import { carry, type BridgeParams } from '../../src/bridge/carry.ts';
+import { carry, } from '../../src/bridge/carry.ts';
 import { checkScript, expectations } from '../../src/bridge/check.ts';
 import { configFiles, ifupdownEdit, stackCommands, STACKS } from '../../src/bridge/stacks.ts';
 import bridge, { switchScript } from '../../steps/bridge.ts';
@@ -172,12 +172,29 @@ describe('bridge: refused before any change, with the reason', () => {
     throw new Error('expected a refusal');
   };
   it.each([
-    ['a NIC already in another bridge', (n: NetState) => (n.links[1] = { ...n.links[1], master: 'virbr1', slaveKind: 'bridge' }, n.links.push({ name: 'virbr1', kind: 'bridge', up: true }), n), [], /'eth0' is already a port of bridge virbr1/],
+    ['a NIC already in another bridge', (n: NetState) => {
+      n.links[1] = { ...n.links[1], master: 'virbr1', slaveKind: 'bridge' };
+      n.links.push({ name: 'virbr1', kind: 'bridge', up: true });
+      return n;
+    }, [], /'eth0' is already a port of bridge virbr1/],
     ['a bond slave named as the port', () => bondNet(), ['bridge_port: eth0'], /'eth0' is a slave of bond bond0: bridge the bond instead \(bridge_port: bond0\)/],
-    ['a macvlan child', (n: NetState) => (n.links.push({ name: 'mv0', kind: 'macvlan', parent: 'eth0', up: true }), n), [], /mv0 is a macvlan on eth0; kvmforge does not know how to move it/],
-    ['WireGuard routed through the NIC', (n: NetState) => (n.links.push({ name: 'wg0', kind: 'wireguard', up: true }), n.routes.push(route({ dst: '10.99.0.0/24', gateway: '192.168.10.7', dev: 'wg0' })), n), [], /wg0 \(WireGuard\) routes through eth0/],
-    ['a multipath route', (n: NetState) => (n.routes.push(route({ dst: '10.30.0.0/16', dev: 'eth0', unsupported: 'a multipath route' })), n), [], /route to 10\.30\.0\.0\/16 dev eth0 on eth0 is a multipath route/],
-    ['a rule with an action it does not know', (n: NetState) => (n.rules.push(rule({ priority: 5, iif: 'eth0', unsupported: 'a rule with action blackhole' })), n), [], /rule 5: from all iif eth0 lookup main is a rule with action blackhole/],
+    ['a macvlan child', (n: NetState) => {
+      n.links.push({ name: 'mv0', kind: 'macvlan', parent: 'eth0', up: true });
+      return n;
+    }, [], /mv0 is a macvlan on eth0; kvmforge does not know how to move it/],
+    ['WireGuard routed through the NIC', (n: NetState) => {
+      n.links.push({ name: 'wg0', kind: 'wireguard', up: true });
+      n.routes.push(route({ dst: '10.99.0.0/24', gateway: '192.168.10.7', dev: 'wg0' }));
+      return n;
+    }, [], /wg0 \(WireGuard\) routes through eth0/],
+    ['a multipath route', (n: NetState) => {
+      n.routes.push(route({ dst: '10.30.0.0/16', dev: 'eth0', unsupported: 'a multipath route' }));
+      return n;
+    }, [], /route to 10\.30\.0\.0\/16 dev eth0 on eth0 is a multipath route/],
+    ['a rule with an action it does not know', (n: NetState) => {
+      n.rules.push(rule({ priority: 5, iif: 'eth0', unsupported: 'a rule with action blackhole' }));
+      return n;
+    }, [], /rule 5: from all iif eth0 lookup main is a rule with action blackhole/],
     ['a port that does not exist', (n: NetState) => n, ['bridge_port: eth9'], /NIC 'eth9' does not exist \(the host has eth0, eth1\)/],
   ])('%s', (_w, mutate, vars, re) => {
     expect(refuse((mutate as (n: NetState) => NetState)(serverNet()), vars as string[])).toMatch(re);

@@ -216,7 +216,7 @@ describe('pre-flight and plan (fixtures)', () => {
 
   it('a failed pre-flight fails the host and defines nothing', async () => {
     const h = inv(`        - { name: web, nics: [{ bridge: br7 }] }\n`).hosts[0];
-    await expect(domains.plan(fakeCtx(facts, { outputs: { 'domains:*': probeOut() } }, h), domains.params(h)!)).rejects.toThrow(/pre-flight failed, nothing defined:\n  VM web: bridge br7 does not exist/);
+    await expect(domains.plan(fakeCtx(facts, { outputs: { 'domains:*': probeOut() } }, h), domains.params(h)!)).rejects.toThrow(/pre-flight failed, nothing defined:\n {2}VM web: bridge br7 does not exist/);
   });
 });
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { fileProbe, parseFileProbe, planFile, unifiedDiff, writeFileScript } from '../../src/core/file.ts';
 import type { Change, Fact, StepContext } from '../../src/core/types.ts';
 import type { LooseChange } from '../harness/fake-host.ts';
-import { HOSTILE } from './sh.test.ts';
+import { HOSTILE } from '../harness/hostile-values.ts';
 
 const me = `${userInfo().username}:${execFileSync('id', ['-gn']).toString().trim()}`;
 const runSh = (script: string) => execFileSync('sh', ['-s'], { input: `set -eu\n${script}\n` }).toString();

@@ -5,7 +5,7 @@ import { ConfigError } from '../../src/core/errors.ts';
 import { loadInventory, parseInventory, selectHosts } from '../../src/inventory/load.ts';
 import { buildSchema } from '../../src/inventory/schema.ts';
 import { catalog } from '../../steps/index.ts';
-import { inventoryList } from '../../src/cli/main.ts';
+import { inventoryList } from '../../src/cli/commands.ts';
 
 const NESTED = 'test/fixtures/inventories/nested.yaml';
 

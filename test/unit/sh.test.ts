@@ -5,25 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quote, raw, sh, wholeScript } from '../../src/core/sh.ts';
 
-export const HOSTILE = [
-  "it's",
-  'a"b',
-  'x; touch /tmp/kvmforge-pwned',
-  '$(touch /tmp/kvmforge-pwned)',
-  '`touch /tmp/kvmforge-pwned`',
-  'line1\nline2',
-  '-rf',
-  '--help',
-  '../../etc/passwd',
-  '<tag attr="&amp;">',
-  '',
-  ' spaced  out ',
-  '*',
-  '$HOME',
-  '\\',
-  "'",
-  "''\\''",
-];
+
+import { HOSTILE } from '../harness/hostile-values.ts';
 
 describe('quote', () => {
   it('passes safe words unchanged', () => {

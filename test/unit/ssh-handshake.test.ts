@@ -13,7 +13,9 @@ function server(onSocket: (s: Socket) => void): Promise<{ srv: Server; port: num
 }
 
 const servers: Server[] = [];
-afterAll(() => servers.forEach((s) => s.close()));
+afterAll(() => {
+  for (const s of servers) s.close();
+});
 
 async function attempt(onSocket: (s: Socket) => void) {
   const { srv, port } = await server(onSocket);

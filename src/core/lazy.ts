@@ -1,0 +1,10 @@
+// A library loaded on first use, not when its importer loads: `kvmforge steps` or `--help` should not pay for
+// a template engine, a diff or a YAML parser it never calls.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export function lazy<T>(id: string): () => T {
+  let mod: T | undefined;
+  return () => (mod ??= require(id) as T);
+}

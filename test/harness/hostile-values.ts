@@ -1,0 +1,20 @@
+// Values that break out of quoting, run code, or look like options or paths: every free-text var is tried with them.
+export const HOSTILE = [
+  "it's",
+  'a"b',
+  'x; touch /tmp/kvmforge-pwned',
+  '$(touch /tmp/kvmforge-pwned)',
+  '`touch /tmp/kvmforge-pwned`',
+  'line1\nline2',
+  '-rf',
+  '--help',
+  '../../etc/passwd',
+  '<tag attr="&amp;">',
+  '',
+  ' spaced  out ',
+  '*',
+  '$HOME',
+  '\\',
+  "'",
+  "''\\''",
+];
