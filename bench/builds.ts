@@ -27,8 +27,14 @@ async function timed(args: string[]) {
   const t0 = performance.now();
   const r = await kvmforge([...args, '--json', '--journal', join(BUILDS, 'bench-journal')], env, 4 * 3600_000);
   const ms = performance.now() - t0;
-  if (r.code !== 0) throw new Error(`kvmforge ${args.join(' ')} exited ${r.code}: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
-  return { ms, report: JSON.parse(r.stdout) as { hosts: { host: string; ms: number; steps: { step: string; ms: number; changes: unknown[] }[] }[] } };
+  if (r.code !== 0)
+    throw new Error(`kvmforge ${args.join(' ')} exited ${r.code}: ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
+  return {
+    ms,
+    report: JSON.parse(r.stdout) as {
+      hosts: { host: string; ms: number; steps: { step: string; ms: number; changes: unknown[] }[] }[];
+    },
+  };
 }
 
 const up = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048'], {}, 1_200_000);
@@ -47,7 +53,9 @@ const hostLines = (cs: Component[]) => [
   ...versionVars(cs).map((l) => `      ${l}`),
 ];
 
-const rows: string[][] = [['component', 'build (1st host)', 'install (2nd host)', 'install/build', 'no-op apply', 'target']];
+const rows: string[][] = [
+  ['component', 'build (1st host)', 'install (2nd host)', 'install/build', 'no-op apply', 'target'],
+];
 for (const c of components) {
   const inv = buildInventory(`bench-${c}.yaml`, hostLines([c]));
   const b = await timed(['build', '-i', inv, '--limit', 'localhost', '--steps', c]);
@@ -58,7 +66,14 @@ for (const c of components) {
   const recorded = listArtifacts(cache).find((a) => a.component === c)?.buildSeconds;
   const build = keep && recorded ? recorded * 1000 : built.ms;
   const install = i.report.hosts[0].steps.find((s) => s.step === c)!.ms;
-  rows.push([c, `${secs(build)} s`, `${secs(install)} s`, `${((install / build) * 100).toFixed(1)}%`, `${secs(n.ms)} s (host ${secs(n.report.hosts[0].ms)} s)`, install / build <= 0.05 && n.ms <= 3000 ? 'met' : 'missed']);
+  rows.push([
+    c,
+    `${secs(build)} s`,
+    `${secs(install)} s`,
+    `${((install / build) * 100).toFixed(1)}%`,
+    `${secs(n.ms)} s (host ${secs(n.report.hosts[0].ms)} s)`,
+    install / build <= 0.05 && n.ms <= 3000 ? 'met' : 'missed',
+  ]);
 }
 const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
 console.log(rows.map((r) => r.map((x, i) => x.padEnd(w[i])).join('  ')).join('\n'));

@@ -33,16 +33,25 @@ const boot = async (n: number, golden = true) => {
 };
 
 let r = await boot(1, false);
-rows.push(['1 VM, cold boot through GRUB: overlay + boot to SSH (+ savevm)', `${secs(r.total)} (${r.perVm.join('; ')})`]);
+rows.push([
+  '1 VM, cold boot through GRUB: overlay + boot to SSH (+ savevm)',
+  `${secs(r.total)} (${r.perVm.join('; ')})`,
+]);
 const accel = readState()!.accel;
 labDown(log);
 rmSync(goldenDir(baseImagePath(), accel, 2048, 2, { devices: 'virtio' }), { recursive: true, force: true });
 t0 = Date.now();
 r = await boot(1);
-rows.push(['1 VM, first time: golden state made (one cold boot) + VM resumed from it', `${secs(r.total)} (${r.perVm.join('; ')})`]);
+rows.push([
+  '1 VM, first time: golden state made (one cold boot) + VM resumed from it',
+  `${secs(r.total)} (${r.perVm.join('; ')})`,
+]);
 labDown(log);
 r = await boot(1);
-rows.push(['1 VM from the golden state: lab up total (resume, clock, savevm)', `${secs(r.total)} (${r.perVm.join('; ')})`]);
+rows.push([
+  '1 VM from the golden state: lab up total (resume, clock, savevm)',
+  `${secs(r.total)} (${r.perVm.join('; ')})`,
+]);
 const resets: number[] = [];
 for (let i = 0; i < 3; i++) resets.push(await labReset('lab1', log));
 rows.push(['reset (loadvm) to SSH, 3 runs', resets.map(secs).join(', ')]);
@@ -50,8 +59,15 @@ labDown(log);
 
 r = await boot(2);
 rows.push(['2 VMs at once: boot to SSH', `${secs(r.total)} (${r.perVm.join('; ')})`]);
-const facts = spawnSync(process.execPath, ['bin/kvmforge.js', 'facts', '-i', `${inventoryDir}/lab.yaml`], { encoding: 'utf8' });
-rows.push(['2 VMs usable at once (kvmforge facts on both)', facts.status === 0 ? `yes (${(facts.stdout.match(/Debian GNU\/Linux 12/g) ?? []).length} hosts answered)` : `no: ${facts.stdout}${facts.stderr}`]);
+const facts = spawnSync(process.execPath, ['bin/kvmforge.js', 'facts', '-i', `${inventoryDir}/lab.yaml`], {
+  encoding: 'utf8',
+});
+rows.push([
+  '2 VMs usable at once (kvmforge facts on both)',
+  facts.status === 0
+    ? `yes (${(facts.stdout.match(/Debian GNU\/Linux 12/g) ?? []).length} hosts answered)`
+    : `no: ${facts.stdout}${facts.stderr}`,
+]);
 rows.push(['accelerator', readState()?.accelNote ?? '?']);
 labDown(log);
 

@@ -11,13 +11,26 @@ const SIZES = sizes.length ? sizes : [5, 20, 50];
 const ROUNDS = 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-interface Row { hosts: number; floorMs: number; planMs: number; perHostMs: number; ratio: number; rssMB: number }
+interface Row {
+  hosts: number;
+  floorMs: number;
+  planMs: number;
+  perHostMs: number;
+  ratio: number;
+  rssMB: number;
+}
 const rows: Row[] = [];
 
 for (const n of SIZES) {
   const lab = new NsLab(n).up();
   try {
-    const files = ['files:', '  - path: /etc/kvmforge-bench-a.conf', '    content: "a\\n"', '  - path: /etc/kvmforge-bench-b.conf', '    content: "b\\n"'];
+    const files = [
+      'files:',
+      '  - path: /etc/kvmforge-bench-a.conf',
+      '    content: "a\\n"',
+      '  - path: /etc/kvmforge-bench-b.conf',
+      '    content: "b\\n"',
+    ];
     const inv = lab.inventory(join(lab.dir, 'inv.yaml'), {}, files);
     const forks = String(n);
     const first = await lab.cli(['apply', '-i', inv, '--forks', forks, '--json']);
@@ -42,16 +55,30 @@ for (const n of SIZES) {
       perHost.push(rep.hosts.reduce((a, h) => a + h.ms, 0) / rep.hosts.length);
       rss.push(Number(readFileSync(rssFile, 'utf8')) / 1024);
     }
-    const row = { hosts: n, floorMs: median(floor), planMs: median(plan), perHostMs: median(perHost), ratio: median(plan) / median(floor), rssMB: Math.max(...rss) };
+    const row = {
+      hosts: n,
+      floorMs: median(floor),
+      planMs: median(plan),
+      perHostMs: median(perHost),
+      ratio: median(plan) / median(floor),
+      rssMB: Math.max(...rss),
+    };
     rows.push(row);
-    console.error(`${n} hosts: floor ${row.floorMs.toFixed(0)} ms, plan ${row.planMs.toFixed(0)} ms (×${row.ratio.toFixed(2)}), per host ${row.perHostMs.toFixed(0)} ms, RSS ${row.rssMB.toFixed(0)} MB`);
+    console.error(
+      `${n} hosts: floor ${row.floorMs.toFixed(0)} ms, plan ${row.planMs.toFixed(0)} ms (×${row.ratio.toFixed(2)}), per host ${row.perHostMs.toFixed(0)} ms, RSS ${row.rssMB.toFixed(0)} MB`,
+    );
   } finally {
     lab.down();
   }
 }
 
-console.log('| hosts | floor: ssh true ×N (ms) | kvmforge plan (ms) | ratio to floor | per-host (ms) | peak RSS (MB) |');
+console.log(
+  '| hosts | floor: ssh true ×N (ms) | kvmforge plan (ms) | ratio to floor | per-host (ms) | peak RSS (MB) |',
+);
 console.log('|---:|---:|---:|---:|---:|---:|');
-for (const r of rows) console.log(`| ${r.hosts} | ${r.floorMs.toFixed(0)} | ${r.planMs.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.perHostMs.toFixed(0)} | ${r.rssMB.toFixed(0)} |`);
+for (const r of rows)
+  console.log(
+    `| ${r.hosts} | ${r.floorMs.toFixed(0)} | ${r.planMs.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.perHostMs.toFixed(0)} | ${r.rssMB.toFixed(0)} |`,
+  );
 const by = (n: number) => rows.find((r) => r.hosts === n);
 if (by(5) && by(50)) console.log(`50 hosts / 5 hosts wall time: ${(by(50)!.planMs / by(5)!.planMs).toFixed(2)}`);

@@ -15,7 +15,11 @@ writeFileSync(join(dir, 'inv.yaml'), 'all:\n  hosts:\n    here:\n      ansible_c
 
 /** user+sys CPU seconds of one run, from the kernel's accounting (GNU time). */
 function cpu(args: string[], env: Record<string, string> = {}): number {
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', ...args], { cwd: dir, env: { ...process.env, ...env, NO_COLOR: '1' }, encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', ...args], {
+    cwd: dir,
+    env: { ...process.env, ...env, NO_COLOR: '1' },
+    encoding: 'utf8',
+  });
   const [u, s] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
   return u + s;
 }
@@ -38,6 +42,8 @@ for (const [name, args] of commands) {
     source.push(cpu([process.execPath, bin, ...args], { KVMFORGE_SOURCE: '1' }));
   }
   const f = median(floor);
-  rows.push(`${name.padEnd(28)} node -e 0 ${f.toFixed(3)} s | compiled ${median(compiled).toFixed(3)} s (${(median(compiled) / f).toFixed(2)}×) | tsx ${median(source).toFixed(3)} s (${(median(source) / f).toFixed(2)}×)`);
+  rows.push(
+    `${name.padEnd(28)} node -e 0 ${f.toFixed(3)} s | compiled ${median(compiled).toFixed(3)} s (${(median(compiled) / f).toFixed(2)}×) | tsx ${median(source).toFixed(3)} s (${(median(source) / f).toFixed(2)}×)`,
+  );
 }
 process.stdout.write(`CPU per run, median of ${RUNS}:\n${rows.join('\n')}\n`);

@@ -15,7 +15,10 @@ else {
 // (code 13, no report); say so instead.
 let finished = false;
 process.on('exit', (c) => {
-  if (!finished) process.stderr.write(`kvmforge: internal error: the run stopped with work still pending (exit ${c}); the journal shows how far it got\n`);
+  if (!finished)
+    process.stderr.write(
+      `kvmforge: internal error: the run stopped with work still pending (exit ${c}); the journal shows how far it got\n`,
+    );
 });
 const code = await main(process.argv.slice(2));
 finished = true;

@@ -4,13 +4,25 @@ import { HostError } from '../src/core/errors.ts';
 import { compareFile, fileState, planFile } from '../src/core/file.ts';
 import { sh } from '../src/core/sh.ts';
 import { badVar, varOf } from '../src/core/vars.ts';
-import { fact, strictFact, type Change, type Host, type Step, type StepContext, type VarSpec } from '../src/core/types.ts';
+import {
+  fact,
+  strictFact,
+  type Change,
+  type Host,
+  type Step,
+  type StepContext,
+  type VarSpec,
+} from '../src/core/types.ts';
 import { bootLoader, cmdline, mounts, osRelease } from '../src/facts/host.ts';
 
 /** grubby's view of the default entry (RHEL BLS). */
 export const grubbyDefault = strictFact('grubby-default', 'grubby --info=DEFAULT', (out) => out);
 /** Where grub2-mkconfig writes (EFI or BIOS). */
-export const grub2Cfg = fact('grub2-cfg', 'for f in /boot/efi/EFI/*/grub.cfg /boot/grub2/grub.cfg; do [ -e "$f" ] && { echo "$f"; break; }; done; true', (out) => out.trim() || '/boot/grub2/grub.cfg');
+export const grub2Cfg = fact(
+  'grub2-cfg',
+  'for f in /boot/efi/EFI/*/grub.cfg /boot/grub2/grub.cfg; do [ -e "$f" ] && { echo "$f"; break; }; done; true',
+  (out) => out.trim() || '/boot/grub2/grub.cfg',
+);
 
 export const THESIS_ARGS = ['cgroup_disable=cpu,cpuset,memory'];
 export const DROPIN = '/etc/default/grub.d/80-kvmforge.cfg';
@@ -24,8 +36,12 @@ interface Params {
 const keyOf = (a: string) => a.split('=')[0];
 
 export function dropinText(p: Params): string {
-  const lines = ['# kvmforge boot-args: sourced by update-grub after /etc/default/grub', `GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX ${p.add.join(' ')}"`];
-  for (const r of p.remove) lines.push(`GRUB_CMDLINE_LINUX="$(echo " $GRUB_CMDLINE_LINUX " | sed 's| ${r} | |g; s|^ *||; s| *$||')"`);
+  const lines = [
+    '# kvmforge boot-args: sourced by update-grub after /etc/default/grub',
+    `GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX ${p.add.join(' ')}"`,
+  ];
+  for (const r of p.remove)
+    lines.push(`GRUB_CMDLINE_LINUX="$(echo " $GRUB_CMDLINE_LINUX " | sed 's| ${r} | |g; s|^ *||; s| *$||')"`);
   return lines.join('\n') + '\n';
 }
 
@@ -47,7 +63,10 @@ async function planGrubDefault(ctx: StepContext, p: Params): Promise<Change[]> {
   if (!state.exists) throw new HostError('boot-args: /etc/default/grub not found');
   const text = state.content!;
   const m = /^GRUB_CMDLINE_LINUX="([^"]*)"$/m.exec(text);
-  const words = (m?.[1] ?? '').split(/\s+/).filter(Boolean).filter((w) => !p.remove.includes(w) && !p.add.some((a) => keyOf(a) === keyOf(w) && a !== w));
+  const words = (m?.[1] ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .filter((w) => !p.remove.includes(w) && !p.add.some((a) => keyOf(a) === keyOf(w) && a !== w));
   for (const a of p.add) if (!words.includes(a)) words.push(a);
   const line = `GRUB_CMDLINE_LINUX="${words.join(' ')}"`;
   const next = m ? text.replace(m[0], line) : `${text.trimEnd()}\n${line}\n`;
@@ -58,18 +77,42 @@ async function planGrubDefault(ctx: StepContext, p: Params): Promise<Change[]> {
 }
 
 const vars: Record<string, VarSpec> = {
-  boot_args_add: { schema: { type: 'array', items: { type: 'string', pattern: ARG.source } }, default: THESIS_ARGS, defaultText: "`cgroup_disable=cpu,cpuset,memory`, the thesis's", description: 'Arguments to add.' },
-  boot_args_remove: { schema: { type: 'array', items: { type: 'string', pattern: ARG.source } }, default: [], description: 'Arguments to remove.' },
-  boot_args_iommu: { schema: { type: 'boolean' }, default: false, defaultText: 'false: adds `intel_iommu=on iommu=pt`', description: 'Add intel_iommu=on iommu=pt for PCI passthrough.' },
+  boot_args_add: {
+    schema: { type: 'array', items: { type: 'string', pattern: ARG.source } },
+    default: THESIS_ARGS,
+    defaultText: "`cgroup_disable=cpu,cpuset,memory`, the thesis's",
+    description: 'Arguments to add.',
+  },
+  boot_args_remove: {
+    schema: { type: 'array', items: { type: 'string', pattern: ARG.source } },
+    default: [],
+    description: 'Arguments to remove.',
+  },
+  boot_args_iommu: {
+    schema: { type: 'boolean' },
+    default: false,
+    defaultText: 'false: adds `intel_iommu=on iommu=pt`',
+    description: 'Add intel_iommu=on iommu=pt for PCI passthrough.',
+  },
   // declared here, where it is applied (1 GiB pages can only be reserved on the kernel command line)
-  hugepages_1g_count: { schema: { type: 'integer', minimum: 0 }, default: 0, defaultText: '0: 1 GiB pages go on the kernel command line', description: '1 GiB hugepages, reserved at boot by boot-args (hugepagesz=1G hugepages=N).' },
+  hugepages_1g_count: {
+    schema: { type: 'integer', minimum: 0 },
+    default: 0,
+    defaultText: '0: 1 GiB pages go on the kernel command line',
+    description: '1 GiB hugepages, reserved at boot by boot-args (hugepagesz=1G hugepages=N).',
+  },
 };
 
 function argsOf(host: Host): Params {
   const add = [...varOf<string[]>(host, vars, 'boot_args_add')];
   const remove = varOf<string[]>(host, vars, 'boot_args_remove');
-  for (const [name, list] of [['boot_args_add', add], ['boot_args_remove', remove]] as const) {
-    for (const a of list) if (!ARG.test(a)) throw badVar(host, name, `'${a}' is not one kernel argument (no spaces, quotes or shell characters)`);
+  for (const [name, list] of [
+    ['boot_args_add', add],
+    ['boot_args_remove', remove],
+  ] as const) {
+    for (const a of list)
+      if (!ARG.test(a))
+        throw badVar(host, name, `'${a}' is not one kernel argument (no spaces, quotes or shell characters)`);
   }
   if (varOf(host, vars, 'boot_args_iommu')) add.push('intel_iommu=on', 'iommu=pt');
   const gib = varOf<number>(host, vars, 'hugepages_1g_count');
@@ -81,8 +124,13 @@ function argsOf(host: Host): Params {
 
 const step: Step<Params> = {
   name: 'boot-args',
-  description: 'Kernel command-line arguments (GRUB drop-in, grubby on BLS, /etc/default/grub on CentOS 7); reboots and checks /proc/cmdline',
-  doc: 'kernel arguments: Debian/Ubuntu a drop-in `/etc/default/grub.d/80-kvmforge.cfg` + `update-grub`; RHEL 8/9 (BLS) `grubby --update-kernel=ALL`; CentOS 7 `GRUB_CMDLINE_LINUX` in `/etc/default/grub` + `grub2-mkconfig`. Then a reboot; after it `/proc/cmdline` must show the change or the step fails',
+  description:
+    'Kernel command-line arguments (GRUB drop-in, grubby on BLS, /etc/default/grub on CentOS 7); reboots and checks ' +
+    '/proc/cmdline',
+  doc:
+    'kernel arguments: Debian/Ubuntu a drop-in `/etc/default/grub.d/80-kvmforge.cfg` + `update-grub`; RHEL 8/9 ' +
+    '(BLS) `grubby --update-kernel=ALL`; CentOS 7 `GRUB_CMDLINE_LINUX` in `/etc/default/grub` + `grub2-mkconfig`. ' +
+    'Then a reboot; after it `/proc/cmdline` must show the change or the step fails',
   vars,
   wanted(host) {
     const p = argsOf(host);
@@ -113,7 +161,9 @@ const step: Step<Params> = {
     } else if (loader === 'grub' && os.family === 'rhel') {
       changes = await planGrubDefault(ctx, params);
     } else {
-      throw new HostError(`boot-args: unsupported boot set-up (${os.prettyName}, boot loader ${loader}): supported are Debian/Ubuntu GRUB, RHEL 8/9 BLS (grubby), CentOS 7 GRUB`);
+      throw new HostError(
+        `boot-args: unsupported boot set-up (${os.prettyName}, boot loader ${loader}): supported are Debian/Ubuntu GRUB, RHEL 8/9 BLS (grubby), CentOS 7 GRUB`,
+      );
     }
     const gaps = cmdlineGaps(line, params);
     if (changes.length || gaps.missing.length || gaps.extra.length) {
@@ -122,7 +172,10 @@ const step: Step<Params> = {
         summary: `reboot: /proc/cmdline ${[...gaps.missing.map((a) => `lacks ${a}`), ...gaps.extra.map((a) => `still has ${a}`)].join(', ') || 'will change'}`,
       });
     }
-    const warning = cgroupWarning(params, mnt.some((m) => m.fstype === 'cgroup2' && m.target === '/sys/fs/cgroup'));
+    const warning = cgroupWarning(
+      params,
+      mnt.some((m) => m.fstype === 'cgroup2' && m.target === '/sys/fs/cgroup'),
+    );
     if (warning && changes.length) changes[0].warning = warning;
     return changes;
   },

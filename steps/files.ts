@@ -21,7 +21,8 @@ const vars: Record<string, VarSpec> = {
     },
     default: [],
     defaultText: '[{path, content, mode: "644", owner: root:root}]',
-    description: 'Files to manage: path (absolute), content, mode (octal string, default "644"), owner (default root:root).',
+    description:
+      'Files to manage: path (absolute), content, mode (octal string, default "644"), owner (default root:root).',
   },
 };
 
@@ -35,8 +36,13 @@ const files: Step<FileSpec[]> = {
     const list = host.vars.files as FileSpec[];
     const seen = new Set<string>();
     for (const f of list) {
-      if (f.path.split('/').includes('..')) throw ConfigError.one(`path '${f.path}' contains '..': give the real path`, { ...host.varPos.files, key: `${host.name}.files` });
-      if (seen.has(f.path)) throw ConfigError.one(`path '${f.path}' is listed twice`, { ...host.varPos.files, key: `${host.name}.files` });
+      if (f.path.split('/').includes('..'))
+        throw ConfigError.one(`path '${f.path}' contains '..': give the real path`, {
+          ...host.varPos.files,
+          key: `${host.name}.files`,
+        });
+      if (seen.has(f.path))
+        throw ConfigError.one(`path '${f.path}' is listed twice`, { ...host.varPos.files, key: `${host.name}.files` });
       seen.add(f.path);
     }
     return list;

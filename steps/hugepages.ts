@@ -22,25 +22,53 @@ export function wantedPages(p: Params, totalKiB: number, pageKiB: number): numbe
 
 const vars: Record<string, VarSpec> = {
   hugepages_count: {
-    schema: { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^[0-9]{1,2}%$' }] },
+    schema: {
+      oneOf: [
+        { type: 'integer', minimum: 0 },
+        { type: 'string', pattern: '^[0-9]{1,2}%$' },
+      ],
+    },
     default: 1024,
     defaultText: '1024, or `"10%"` of memory — the thesis\'s guidance',
-    description: 'Number of 2 MiB pages (the thesis: 2 GiB), or a share of memory like "10%" (the thesis guidance). 0 releases them.',
+    description:
+      'Number of 2 MiB pages (the thesis: 2 GiB), or a share of memory like "10%" (the thesis guidance). 0 releases ' +
+      'them.',
   },
-  hugepages_min_free_mib: { schema: { type: 'integer', minimum: 0 }, default: 1024, description: 'Refuse a count that leaves less memory than this.' },
-  hugepages_allow_shortfall: { schema: { type: 'boolean' }, default: false, description: 'Accept fewer pages than asked when memory is fragmented (false: fail).' },
-  hugepages_mount: { schema: { type: 'string', pattern: '^/[^\\s]*$' }, default: '/dev/hugepages', description: 'hugetlbfs mount point.' },
+  hugepages_min_free_mib: {
+    schema: { type: 'integer', minimum: 0 },
+    default: 1024,
+    description: 'Refuse a count that leaves less memory than this.',
+  },
+  hugepages_allow_shortfall: {
+    schema: { type: 'boolean' },
+    default: false,
+    description: 'Accept fewer pages than asked when memory is fragmented (false: fail).',
+  },
+  hugepages_mount: {
+    schema: { type: 'string', pattern: '^/[^\\s]*$' },
+    default: '/dev/hugepages',
+    description: 'hugetlbfs mount point.',
+  },
 };
 
 const step: Step<Params> = {
   name: 'hugepages',
   description: 'Reserve 2 MiB hugepages (sysctl now + sysctl.d at boot) and mount hugetlbfs',
-  doc: '`vm.nr_hugepages` now and in `/etc/sysctl.d/80-kvmforge-hugepages.conf`; reads `/proc/meminfo` back and fails if the kernel gave fewer pages; hugetlbfs on `/dev/hugepages`; refuses a count that leaves less than `hugepages_min_free_mib`',
+  doc:
+    '`vm.nr_hugepages` now and in `/etc/sysctl.d/80-kvmforge-hugepages.conf`; reads `/proc/meminfo` back and ' +
+    'fails if the kernel gave fewer pages; hugetlbfs on `/dev/hugepages`; refuses a count that leaves less than ' +
+    '`hugepages_min_free_mib`',
   vars,
   params(host: Host) {
     const raw = varOf<number | string>(host, vars, 'hugepages_count');
-    if (typeof raw === 'string' && !/^\d{1,2}%$/.test(raw)) throw badVar(host, 'hugepages_count', `expected a whole number of pages or a percentage like "10%", got '${raw}'`);
-    if (typeof raw === 'number' && (!Number.isInteger(raw) || raw < 0)) throw badVar(host, 'hugepages_count', `expected a whole number ≥ 0, got ${raw}`);
+    if (typeof raw === 'string' && !/^\d{1,2}%$/.test(raw))
+      throw badVar(
+        host,
+        'hugepages_count',
+        `expected a whole number of pages or a percentage like "10%", got '${raw}'`,
+      );
+    if (typeof raw === 'number' && (!Number.isInteger(raw) || raw < 0))
+      throw badVar(host, 'hugepages_count', `expected a whole number ≥ 0, got ${raw}`);
     return {
       count: typeof raw === 'string' ? { percent: Number(raw.slice(0, -1)) } : raw,
       minFreeMiB: varOf(host, vars, 'hugepages_min_free_mib'),
@@ -57,10 +85,17 @@ const step: Step<Params> = {
     if (want > current) {
       const leftMiB = (mem.totalKiB - want * pageKiB) / 1024;
       if (leftMiB < p.minFreeMiB) {
-        throw new HostError(`${want} hugepages (${(want * pageKiB) / 1024} MiB) would leave ${Math.floor(leftMiB)} MiB of ${Math.floor(mem.totalKiB / 1024)} MiB, under hugepages_min_free_mib (${p.minFreeMiB}); ask for fewer or lower that limit`);
+        throw new HostError(
+          `${want} hugepages (${(want * pageKiB) / 1024} MiB) would leave ${Math.floor(leftMiB)} MiB of ${Math.floor(mem.totalKiB / 1024)} MiB, under hugepages_min_free_mib (${p.minFreeMiB}); ask for fewer or lower that limit`,
+        );
       }
     }
-    const shortfallAccepted = p.allowShortfall && current < want && current === mem.hugePagesTotal && sys['vm.nr_hugepages'] !== undefined && (await ctx.read(fileText(SYSCTL_FILE)))[0]?.includes(`= ${want}\n`);
+    const shortfallAccepted =
+      p.allowShortfall &&
+      current < want &&
+      current === mem.hugePagesTotal &&
+      sys['vm.nr_hugepages'] !== undefined &&
+      (await ctx.read(fileText(SYSCTL_FILE)))[0]?.includes(`= ${want}\n`);
     if (current !== want && !shortfallAccepted) {
       const check = p.allowShortfall
         ? `[ "$got" -ge ${want} ] || echo "kvmforge: the kernel gave $got of ${want} hugepages (shortfall allowed)" >&2`
@@ -69,10 +104,17 @@ const step: Step<Params> = {
         kind: 'script',
         summary: `vm.nr_hugepages ${current} → ${want}`,
         diff: `vm.nr_hugepages ${current} → ${want} (${(want * pageKiB) / 1024} MiB)`,
-        script: [`sysctl -q -w vm.nr_hugepages=${want}`, `got=$(awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo)`, check].join('\n'),
+        script: [
+          `sysctl -q -w vm.nr_hugepages=${want}`,
+          `got=$(awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo)`,
+          check,
+        ].join('\n'),
       });
     }
-    const file = await planFile(ctx, { path: SYSCTL_FILE, content: `# kvmforge hugepages\nvm.nr_hugepages = ${want}\n` });
+    const file = await planFile(ctx, {
+      path: SYSCTL_FILE,
+      content: `# kvmforge hugepages\nvm.nr_hugepages = ${want}\n`,
+    });
     if (file) changes.push(file);
     if (want > 0 && !mnt.some((m) => m.fstype === 'hugetlbfs' && m.target === p.mount)) {
       const persist =

@@ -14,7 +14,19 @@ import sriov from './sriov.ts';
 import domains from './domains.ts';
 
 // source builds first (the thesis built kernel, QEMU and libvirt before configuring anything)
-export const steps: Step<any>[] = [files, kernel, qemu, libvirt, bridge, virtioModules, hugepages, ksm, bootArgs, sriov, domains];
+export const steps: Step<any>[] = [
+  files,
+  kernel,
+  qemu,
+  libvirt,
+  bridge,
+  virtioModules,
+  hugepages,
+  ksm,
+  bootArgs,
+  sriov,
+  domains,
+];
 
 export function stepByName(name: string): Step<any> | undefined {
   return steps.find((s) => s.name === name);

@@ -18,7 +18,12 @@ interface Params {
 }
 
 /** The thesis's policy (§5.2.1): on for test and desktop hosts; on production hosts only while CPU stays under ~70%. */
-export function thesisRun(role: Params['role'], load1: number, cpus: number, limit: number): { run: 0 | 1; why: string } {
+export function thesisRun(
+  role: Params['role'],
+  load1: number,
+  cpus: number,
+  limit: number,
+): { run: 0 | 1; why: string } {
   if (role !== 'production') return { run: 1, why: `${role} host: KSM on` };
   const busy = load1 / Math.max(1, cpus);
   return busy > limit / 100
@@ -45,21 +50,54 @@ WantedBy=multi-user.target
 /** The 1-minute load average. */
 export const loadavg = strictFact('loadavg', 'cat /proc/loadavg', (out) => Number(out.split(' ')[0]));
 /** `systemctl is-enabled UNIT` ('' when the unit is not installed). */
-export const unitEnabled = (unit: string) => fact(`is-enabled:${unit}`, `systemctl is-enabled ${unit} 2>/dev/null || true`, (out) => out.trim());
+export const unitEnabled = (unit: string) =>
+  fact(`is-enabled:${unit}`, `systemctl is-enabled ${unit} 2>/dev/null || true`, (out) => out.trim());
 
 const vars: Record<string, VarSpec> = {
-  ksm_run: { schema: { enum: [0, 1, 2] }, default: 1, defaultText: '1; 0 off, 2 off and unmerge', description: '1 merge, 0 stop, 2 stop and unmerge all pages.' },
-  ksm_pages_to_scan: { schema: { type: 'integer', minimum: 1, maximum: 100000 }, default: 100, description: 'Pages scanned per wake-up.' },
-  ksm_sleep_millisecs: { schema: { type: 'integer', minimum: 1, maximum: 60000 }, default: 20, description: 'Sleep between scans.' },
-  ksm_policy: { schema: { enum: ['manual', 'thesis'] }, default: 'manual', defaultText: '`manual`, or `thesis`: on for `ksm_host_role` test/desktop, on production hosts only below `ksm_cpu_limit_percent` CPU load', description: 'manual: ksm_run as given; thesis: on for test/desktop hosts, on production hosts only under ksm_cpu_limit_percent CPU.' },
-  ksm_host_role: { schema: { enum: ['test', 'desktop', 'production'] }, default: 'test', description: 'For ksm_policy: thesis.' },
-  ksm_cpu_limit_percent: { schema: { type: 'integer', minimum: 1, maximum: 100 }, default: 70, description: 'For ksm_policy: thesis.' },
+  ksm_run: {
+    schema: { enum: [0, 1, 2] },
+    default: 1,
+    defaultText: '1; 0 off, 2 off and unmerge',
+    description: '1 merge, 0 stop, 2 stop and unmerge all pages.',
+  },
+  ksm_pages_to_scan: {
+    schema: { type: 'integer', minimum: 1, maximum: 100000 },
+    default: 100,
+    description: 'Pages scanned per wake-up.',
+  },
+  ksm_sleep_millisecs: {
+    schema: { type: 'integer', minimum: 1, maximum: 60000 },
+    default: 20,
+    description: 'Sleep between scans.',
+  },
+  ksm_policy: {
+    schema: { enum: ['manual', 'thesis'] },
+    default: 'manual',
+    defaultText:
+      '`manual`, or `thesis`: on for `ksm_host_role` test/desktop, on production hosts only below ' +
+      '`ksm_cpu_limit_percent` CPU load',
+    description:
+      'manual: ksm_run as given; thesis: on for test/desktop hosts, on production hosts only under ' +
+      'ksm_cpu_limit_percent CPU.',
+  },
+  ksm_host_role: {
+    schema: { enum: ['test', 'desktop', 'production'] },
+    default: 'test',
+    description: 'For ksm_policy: thesis.',
+  },
+  ksm_cpu_limit_percent: {
+    schema: { type: 'integer', minimum: 1, maximum: 100 },
+    default: 70,
+    description: 'For ksm_policy: thesis.',
+  },
 };
 
 const step: Step<Params> = {
   name: 'ksm',
   description: 'Kernel Samepage Merging: run, pages_to_scan, sleep_millisecs; persisted by a systemd unit',
-  doc: '`/sys/kernel/mm/ksm/{pages_to_scan,sleep_millisecs,run}` now, and `kvmforge-ksm.service` to set them at every boot',
+  doc:
+    '`/sys/kernel/mm/ksm/{pages_to_scan,sleep_millisecs,run}` now, and `kvmforge-ksm.service` to set them at ' +
+    'every boot',
   vars,
   params(host: Host) {
     return {
@@ -89,7 +127,8 @@ const step: Step<Params> = {
       changes.push({
         kind: 'script',
         summary: diffs.map(([key, v]) => `ksm ${key} ${k[key]} → ${v}`).join(', '),
-        diff: diffs.map(([key, v]) => `/sys/kernel/mm/ksm/${key}: ${k[key]} → ${v}`).join('\n') + (why ? `\n(${why})` : ''),
+        diff:
+          diffs.map(([key, v]) => `/sys/kernel/mm/ksm/${key}: ${k[key]} → ${v}`).join('\n') + (why ? `\n(${why})` : ''),
         script: diffs.map(([key, v]) => `echo ${v} > /sys/kernel/mm/ksm/${key}`).join('\n'),
       });
     }
@@ -97,12 +136,21 @@ const step: Step<Params> = {
       if (changes.length) changes[0].warning = 'no systemd on this host: the KSM settings will not survive a reboot';
       return changes;
     }
-    const unit = await planFile(ctx, { path: UNIT_FILE, content: unitText({ run: run === 2 ? 0 : run, pagesToScan: p.pagesToScan, sleepMs: p.sleepMs }) });
+    const unit = await planFile(ctx, {
+      path: UNIT_FILE,
+      content: unitText({ run: run === 2 ? 0 : run, pagesToScan: p.pagesToScan, sleepMs: p.sleepMs }),
+    });
     if (unit) {
       changes.push(unit, { kind: 'script', summary: `reload systemd for ${UNIT}`, script: 'systemctl daemon-reload' });
     }
     const [enabled] = await ctx.read(unitEnabled(UNIT));
-    if (enabled !== 'enabled') changes.push({ kind: 'script', summary: `enable ${UNIT}`, diff: `${UNIT}: ${enabled || 'not installed'} → enabled`, script: `systemctl daemon-reload; systemctl enable ${UNIT}` });
+    if (enabled !== 'enabled')
+      changes.push({
+        kind: 'script',
+        summary: `enable ${UNIT}`,
+        diff: `${UNIT}: ${enabled || 'not installed'} → enabled`,
+        script: `systemctl daemon-reload; systemctl enable ${UNIT}`,
+      });
     return changes;
   },
 };

@@ -28,7 +28,8 @@ export interface ArtifactMeta {
   objects?: number;
 }
 
-export const artifactDir = (spec: BuildSpec, key: string) => join(cacheDir(), 'artifacts', `${spec.component}-${spec.version}-${shortKey(key)}`);
+export const artifactDir = (spec: BuildSpec, key: string) =>
+  join(cacheDir(), 'artifacts', `${spec.component}-${spec.version}-${shortKey(key)}`);
 
 export function readMeta(dir: string): ArtifactMeta | undefined {
   const f = join(dir, 'meta.json');
@@ -120,7 +121,8 @@ export async function pushFile(t: Transport, localPath: string, remote: string) 
 }
 
 /** Run as root on a host: prints the package manager's name. */
-const PM_PROBE = 'for pm in apt-get dnf yum; do command -v $pm >/dev/null 2>&1 && { echo ${pm%-get}; exit 0; }; done; echo unknown';
+const PM_PROBE =
+  'for pm in apt-get dnf yum; do command -v $pm >/dev/null 2>&1 && { echo ${pm%-get}; exit 0; }; done; echo unknown';
 
 async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactIO): Promise<ArtifactMeta> {
   const { spec, key, source, buildHost } = req;
@@ -128,22 +130,44 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   const [os, a] = await new FactReader(buildHost, () => t).read(osRelease, arch);
   const pm = (await t.exec(PM_PROBE)).stdout.trim() as PackageManager | 'unknown';
   const same = os.id === spec.distro.id && os.versionId === spec.distro.versionId && a === spec.distro.arch;
-  if (!same) throw new HostError(`build host ${buildHost.name} runs ${os.id} ${os.versionId} ${a}; the target runs ${spec.distro.id} ${spec.distro.versionId} ${spec.distro.arch}: name a build host of the same distro, version and arch (build_host)`);
+  if (!same)
+    throw new HostError(
+      `build host ${buildHost.name} runs ${os.id} ${os.versionId} ${a}; the target runs ${spec.distro.id} ${spec.distro.versionId} ${spec.distro.arch}: name a build host of the same distro, version and arch (build_host)`,
+    );
   if (pm === 'unknown') throw new HostError(`build host ${buildHost.name}: no apt-get, dnf or yum`);
   const work = `${req.buildDir}/build/${c}-${spec.version}-${shortKey(key)}`;
   // disk first: a build that runs out of space halfway wastes the most time
   const need = MIN_FREE_GIB[c];
-  const df = await t.exec(sh`mkdir -p ${req.buildDir} && df -Pk ${req.buildDir} | awk 'NR==2 {print $4}'`, { sudo: true });
+  const df = await t.exec(sh`mkdir -p ${req.buildDir} && df -Pk ${req.buildDir} | awk 'NR==2 {print $4}'`, {
+    sudo: true,
+  });
   const freeGiB = Number(df.stdout.trim()) / 1024 / 1024;
-  if (!(freeGiB >= need)) throw new HostError(`build host ${buildHost.name}: ${freeGiB.toFixed(1)} GiB free in ${req.buildDir}, the ${c} build needs ${need} GiB; free some space or set build_dir`);
+  if (!(freeGiB >= need))
+    throw new HostError(
+      `build host ${buildHost.name}: ${freeGiB.toFixed(1)} GiB free in ${req.buildDir}, the ${c} build needs ${need} GiB; free some space or set build_dir`,
+    );
   const deps = BUILD_DEPS[pm][c];
   io.progress(`installing ${deps.length} build dependencies on ${buildHost.name}`);
-  const installCmd = pkgInstall(pm, (pm === 'apt' ? '--no-install-recommends ' : '') + sh`${deps}`, lockTimeoutOf(buildHost.vars));
-  const missing = pm === 'apt' ? sh`dpkg-query -W -f ${'${db:Status-Abbrev} ${Package}\n'} ${deps} 2>/dev/null | grep -c '^ii ' || true` : 'echo 0';
+  const installCmd = pkgInstall(
+    pm,
+    (pm === 'apt' ? '--no-install-recommends ' : '') + sh`${deps}`,
+    lockTimeoutOf(buildHost.vars),
+  );
+  const missing =
+    pm === 'apt'
+      ? sh`dpkg-query -W -f ${'${db:Status-Abbrev} ${Package}\n'} ${deps} 2>/dev/null | grep -c '^ii ' || true`
+      : 'echo 0';
   const present = Number((await t.exec(missing, { sudo: true })).stdout.trim());
   if (present !== deps.length) {
     const r = await t.exec(installCmd, { sudo: true, timeoutMs: 1_800_000 });
-    if (r.code !== 0) throw new CommandError(buildHost.name, installCmd, r.code, r.stderr, `installing build dependencies on ${buildHost.name} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+    if (r.code !== 0)
+      throw new CommandError(
+        buildHost.name,
+        installCmd,
+        r.code,
+        r.stderr,
+        `installing build dependencies on ${buildHost.name} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+      );
   }
   // the source, verified on the build host
   io.progress(`getting the ${c} source on ${buildHost.name}`);
@@ -152,16 +176,23 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   let sig: string | undefined;
   await t.exec(sh`mkdir -p ${srcDir} ${work}`, { sudo: true });
   if (source.path) {
-    const there = await t.exec(sh`sha256sum ${`${srcDir}/${source.fileName}`} 2>/dev/null | cut -d' ' -f1`, { sudo: true });
+    const there = await t.exec(sh`sha256sum ${`${srcDir}/${source.fileName}`} 2>/dev/null | cut -d' ' -f1`, {
+      sudo: true,
+    });
     if (there.stdout.trim() !== spec.sourceSha) await pushFile(t, source.path, `${srcDir}/${source.fileName}`);
   }
   if (source.keyring) {
     keyring = `${work}/keyring.gpg`;
     await pushFile(t, source.keyring, keyring);
-    if (source.signature && !/^https?:/.test(source.signature)) await pushFile(t, source.signature, (sig = `${work}/source.sig`));
+    if (source.signature && !/^https?:/.test(source.signature))
+      await pushFile(t, source.signature, (sig = `${work}/source.sig`));
   }
-  const fetched = await t.exec(fetchScript(source, spec.sourceSha, srcDir, keyring, sig), { sudo: true, timeoutMs: 1_800_000 });
-  if (fetched.code !== 0) throw new HostError(`${c} source on ${buildHost.name}: ${fetched.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  const fetched = await t.exec(fetchScript(source, spec.sourceSha, srcDir, keyring, sig), {
+    sudo: true,
+    timeoutMs: 1_800_000,
+  });
+  if (fetched.code !== 0)
+    throw new HostError(`${c} source on ${buildHost.name}: ${fetched.stderr.trim().split('\n').slice(-2).join(' | ')}`);
   const tarball = fetched.stdout.trim().split('\n').pop()!;
   for (const [name, content] of Object.entries(spec.files)) await t.put(`${work}/${name}`, content);
   // the build, streamed to the journal and the live view
@@ -192,11 +223,18 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   const seconds = Math.round((Date.now() - started) / 1000);
   if (r.code !== 0) {
     const unknown = /KVMFORGE_UNKNOWN (.*)/.exec(r.stderr)?.[1];
-    if (unknown) throw new HostError(`kernel config: the fragments name options this kernel doesn't have: ${unknown.trim()} (check the spelling against the kernel's Kconfig)`);
+    if (unknown)
+      throw new HostError(
+        `kernel config: the fragments name options this kernel doesn't have: ${unknown.trim()} (check the spelling against the kernel's Kconfig)`,
+      );
     const last = [...tailLines, ...r.stderr.trim().split('\n')].filter(Boolean).slice(-12);
-    throw new HostError(`the ${c} build on ${buildHost.name} failed after ${seconds} s (exit ${r.code}); build directory kept: ${work}; full log: ${logFile.path}\n${last.map((l) => `  | ${l}`).join('\n')}`);
+    throw new HostError(
+      `the ${c} build on ${buildHost.name} failed after ${seconds} s (exit ${r.code}); build directory kept: ${work}; full log: ${logFile.path}\n${last.map((l) => `  | ${l}`).join('\n')}`,
+    );
   }
-  const files = await t.exec(sh`cd ${out} && for f in *; do printf '%s %s\n' "$(stat -c %s "$f")" "$f"; done`, { sudo: true });
+  const files = await t.exec(sh`cd ${out} && for f in *; do printf '%s %s\n' "$(stat -c %s "$f")" "$f"; done`, {
+    sudo: true,
+  });
   const meta: ArtifactMeta = {
     component: c,
     version: spec.version,
@@ -215,7 +253,9 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   };
   await t.put(`${out}/meta.json`, JSON.stringify(meta, null, 2));
   await t.exec(sh`rm -rf ${work}`, { sudo: true });
-  io.log(`built ${c} ${spec.version} on ${buildHost.name} in ${seconds} s: ${meta.files.map((f) => f.name).join(', ')}${dropped.length ? `; options olddefconfig dropped: ${dropped.join(', ')}` : ''}`);
+  io.log(
+    `built ${c} ${spec.version} on ${buildHost.name} in ${seconds} s: ${meta.files.map((f) => f.name).join(', ')}${dropped.length ? `; options olddefconfig dropped: ${dropped.join(', ')}` : ''}`,
+  );
   return meta;
 }
 
@@ -254,4 +294,5 @@ export function progressMeter(c: string, expectedObjects: number | undefined, st
 }
 
 /** Size of a local artifact's files, for listings. */
-export const artifactBytes = (a: ArtifactMeta & { dir: string }) => a.files.reduce((n, f) => n + (existsSync(join(a.dir, f.name)) ? statSync(join(a.dir, f.name)).size : 0), 0);
+export const artifactBytes = (a: ArtifactMeta & { dir: string }) =>
+  a.files.reduce((n, f) => n + (existsSync(join(a.dir, f.name)) ? statSync(join(a.dir, f.name)).size : 0), 0);

@@ -25,7 +25,12 @@ export function parseGrubCfg(text: string): GrubEntry[] {
       if (depth === 0) top++;
       if (m[1] === 'submenu') stack.push({ id: m[3], title: m[2] });
       else {
-        current = { path: [...stack.map((s) => s.id), m[3]].join('>'), title: m[2], recovery: /recovery/.test(m[3]), index: top };
+        current = {
+          path: [...stack.map((s) => s.id), m[3]].join('>'),
+          title: m[2],
+          recovery: /recovery/.test(m[3]),
+          index: top,
+        };
         out.push(current);
       }
       depth++;
@@ -50,4 +55,6 @@ export function defaultEntry(entries: GrubEntry[], grubDefault: string, savedEnt
 }
 
 /** The normal (non-recovery) entry of a release. */
-export const entryOf = (entries: GrubEntry[], release: string) => entries.find((e) => e.release === release && !e.recovery && e.path.includes('>')) ?? entries.find((e) => e.release === release && !e.recovery);
+export const entryOf = (entries: GrubEntry[], release: string) =>
+  entries.find((e) => e.release === release && !e.recovery && e.path.includes('>')) ??
+  entries.find((e) => e.release === release && !e.recovery);

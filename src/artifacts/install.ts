@@ -9,16 +9,30 @@ import { lockTimeoutOf, pkgInstall } from './pkg-install.ts';
 import { shortKey } from './recipes.ts';
 
 /** Gets the artifact's packages onto the target; returns the script that installs them (run by the caller). */
-export async function installArtifact(c: Extract<Change, { kind: 'install' }>, ctx: StepContext, io: ArtifactIO): Promise<string> {
+export async function installArtifact(
+  c: Extract<Change, { kind: 'install' }>,
+  ctx: StepContext,
+  io: ArtifactIO,
+): Promise<string> {
   const { spec, key } = c.artifact;
   const meta = await ensureArtifact(requestOf(ctx, c.artifact), io);
   const files = meta.files.map((f) => f.name).filter((f) => c.packages.some((p) => f.startsWith(p)));
-  if (!files.length) throw new HostError(`artifact ${shortKey(key)} has no package to install (files: ${meta.files.map((f) => f.name).join(', ')})`);
+  if (!files.length)
+    throw new HostError(
+      `artifact ${shortKey(key)} has no package to install (files: ${meta.files.map((f) => f.name).join(', ')})`,
+    );
   const dir = `${PKG_DIR}/${spec.component}-${spec.version}-${shortKey(key)}`;
   io.progress(`pushing ${files.join(', ')}`);
   await io.transport.exec(sh`mkdir -p ${dir}`, { sudo: true });
   for (const f of files) await pushFile(io.transport, `${artifactDir(spec, key)}/${f}`, `${dir}/${f}`);
-  const aptOptions = spec.distro.pm === 'apt' ? `--no-install-recommends --allow-downgrades${c.reinstall ? ' --reinstall' : ''} -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef ` : '';
-  const install = pkgInstall(spec.distro.pm, aptOptions + files.map((f) => sh`./${f}`).join(' '), lockTimeoutOf(ctx.host.vars));
+  const aptOptions =
+    spec.distro.pm === 'apt'
+      ? `--no-install-recommends --allow-downgrades${c.reinstall ? ' --reinstall' : ''} -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef `
+      : '';
+  const install = pkgInstall(
+    spec.distro.pm,
+    aptOptions + files.map((f) => sh`./${f}`).join(' '),
+    lockTimeoutOf(ctx.host.vars),
+  );
   return [c.before, `cd ${sh`${dir}`}`, install, c.after].filter(Boolean).join('\n');
 }

@@ -4,7 +4,17 @@ import { dirname } from 'node:path';
 import { HostError } from '../core/errors.ts';
 import { sh } from '../core/sh.ts';
 import { badVar, varOf } from '../core/vars.ts';
-import type { ArtifactRef, BuildParams, Change, Component, Host, PackageManager, Step, StepContext, VarSpec } from '../core/types.ts';
+import type {
+  ArtifactRef,
+  BuildParams,
+  Change,
+  Component,
+  Host,
+  PackageManager,
+  Step,
+  StepContext,
+  VarSpec,
+} from '../core/types.ts';
 import type { Problem } from '../core/errors.ts';
 import { artifactDir } from './artifacts.ts';
 import { arch, osRelease, packageManager } from '../facts/host.ts';
@@ -12,38 +22,76 @@ import { artifactKey, BUILD_TIMEOUT_S, shortKey, type BuildSpec } from './recipe
 import { sourceOf, sourceSha } from './sources.ts';
 
 export const BUILD_VARS = (c: Component): Record<string, VarSpec> => ({
-  [`${c}_version`]: { schema: { type: 'string' }, description: `Build ${c} from source at this version (the step runs only when it is set).` },
-  [`${c}_source`]: { schema: { type: 'string' }, defaultText: 'the upstream release URL', description: 'Tarball: an http(s) URL or a file on the control machine (relative to the inventory).' },
-  [`${c}_sha256`]: { schema: { type: 'string', pattern: '^[0-9a-f]{64}$' }, description: 'sha256 of the tarball (required for a URL; a mismatching file is refused and deleted).' },
-  [`${c}_signature`]: { schema: { type: 'string' }, defaultText: 'where upstream publishes it', description: 'Detached signature (URL or file). Checked only with a keyring.' },
-  [`${c}_keyring`]: { schema: { type: 'string' }, description: 'Keyring file (gpg --export) to check the signature with gpgv.' },
+  [`${c}_version`]: {
+    schema: { type: 'string' },
+    description: `Build ${c} from source at this version (the step runs only when it is set).`,
+  },
+  [`${c}_source`]: {
+    schema: { type: 'string' },
+    defaultText: 'the upstream release URL',
+    description: 'Tarball: an http(s) URL or a file on the control machine (relative to the inventory).',
+  },
+  [`${c}_sha256`]: {
+    schema: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+    description: 'sha256 of the tarball (required for a URL; a mismatching file is refused and deleted).',
+  },
+  [`${c}_signature`]: {
+    schema: { type: 'string' },
+    defaultText: 'where upstream publishes it',
+    description: 'Detached signature (URL or file). Checked only with a keyring.',
+  },
+  [`${c}_keyring`]: {
+    schema: { type: 'string' },
+    description: 'Keyring file (gpg --export) to check the signature with gpgv.',
+  },
 });
 
 export const COMMON_BUILD_VARS: Record<string, VarSpec> = {
-  build_host: { schema: { type: 'string' }, defaultText: 'the first host of the run that needs them', description: 'Inventory host that builds the packages (identical distro, version and arch).' },
-  build_dir: { schema: { type: 'string' }, default: '/var/cache/kvmforge', description: 'Where builds, sources and artifacts live on the build host.' },
-  build_timeout: { schema: { type: 'integer', minimum: 60 }, default: BUILD_TIMEOUT_S, description: 'Seconds one build may take.' },
+  build_host: {
+    schema: { type: 'string' },
+    defaultText: 'the first host of the run that needs them',
+    description: 'Inventory host that builds the packages (identical distro, version and arch).',
+  },
+  build_dir: {
+    schema: { type: 'string' },
+    default: '/var/cache/kvmforge',
+    description: 'Where builds, sources and artifacts live on the build host.',
+  },
+  build_timeout: {
+    schema: { type: 'integer', minimum: 60 },
+    default: BUILD_TIMEOUT_S,
+    description: 'Seconds one build may take.',
+  },
 };
 
 /** A source build is asked for by its version var. */
-export const buildWanted = (c: Component) => (host: Host) => (host.vars[`${c}_version`] !== undefined && host.vars[`${c}_version`] !== null ? true : `no ${c}_version`);
+export const buildWanted = (c: Component) => (host: Host) =>
+  host.vars[`${c}_version`] !== undefined && host.vars[`${c}_version`] !== null ? true : `no ${c}_version`;
 
 export function buildParams(host: Host, c: Component): BuildParams {
   const source = sourceOf(host, c, dirname(host.pos.file));
   if (!source) throw badVar(host, `${c}_version`, `${c}_version is needed to build ${c}`);
   const buildDir = varOf<string>(host, COMMON_BUILD_VARS, 'build_dir');
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(buildDir)) throw badVar(host, 'build_dir', 'expected an absolute path of plain characters');
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(buildDir))
+    throw badVar(host, 'build_dir', 'expected an absolute path of plain characters');
   return { source, buildHost: varOf<string | undefined>(host, COMMON_BUILD_VARS, 'build_host'), buildDir };
 }
 
 /** A build host named in the inventory (checked before any connection). */
-export function checkBuildHosts(params: Map<string, { build: BuildParams } | BuildParams>, inventory: Host[]): Problem[] {
+export function checkBuildHosts(
+  params: Map<string, { build: BuildParams } | BuildParams>,
+  inventory: Host[],
+): Problem[] {
   const problems: Problem[] = [];
   for (const [name, p] of params) {
     const b = 'build' in p ? p.build : p;
     if (b.buildHost && !inventory.some((h) => h.name === b.buildHost)) {
       const h = inventory.find((x) => x.name === name)!;
-      problems.push({ ...(h.varPos.build_host ?? h.pos), key: `${name}.build_host`, message: `'${b.buildHost}' is not a host of the inventory; hosts are: ${inventory.map((x) => x.name).join(', ')}` });
+      problems.push({
+        ...(h.varPos.build_host ?? h.pos),
+        key: `${name}.build_host`,
+        message: `'${b.buildHost}' is not a host of the inventory; hosts are: ${inventory.map((x) => x.name).join(', ')}`,
+      });
     }
   }
   return problems;
@@ -51,12 +99,19 @@ export function checkBuildHosts(params: Map<string, { build: BuildParams } | Bui
 
 export async function packageManagerOf(ctx: StepContext): Promise<PackageManager> {
   const [pm] = await ctx.read(packageManager);
-  if (pm !== 'apt' && pm !== 'dnf' && pm !== 'yum') throw new HostError(`source builds support apt, dnf and yum hosts; this host has ${pm}`);
+  if (pm !== 'apt' && pm !== 'dnf' && pm !== 'yum')
+    throw new HostError(`source builds support apt, dnf and yum hosts; this host has ${pm}`);
   return pm;
 }
 
 /** The spec of what this target needs: inputs from the vars and the target's own distro. */
-export async function specFor(ctx: StepContext, c: Component, b: BuildParams, options: BuildSpec['options'], files: BuildSpec['files'] = {}): Promise<ArtifactRef> {
+export async function specFor(
+  ctx: StepContext,
+  c: Component,
+  b: BuildParams,
+  options: BuildSpec['options'],
+  files: BuildSpec['files'] = {},
+): Promise<ArtifactRef> {
   const [os, a] = await ctx.read(osRelease, arch);
   const spec: BuildSpec = {
     component: c,
@@ -73,18 +128,31 @@ export async function specFor(ctx: StepContext, c: Component, b: BuildParams, op
 export function requestOf(ctx: StepContext, a: ArtifactRef) {
   const buildHost = a.build.buildHost ? ctx.inventory?.find((h) => h.name === a.build.buildHost) : ctx.host;
   if (!buildHost || !ctx.connect) throw new HostError(`build host ${a.build.buildHost} is not in this run's inventory`);
-  return { spec: a.spec, key: a.key, source: a.build.source, buildHost, buildDir: a.build.buildDir, connect: ctx.connect };
+  return {
+    spec: a.spec,
+    key: a.key,
+    source: a.build.source,
+    buildHost,
+    buildDir: a.build.buildDir,
+    connect: ctx.connect,
+  };
 }
 
 /** Where packages are pushed on a target. */
 export const PKG_DIR = '/var/cache/kvmforge/packages';
 
 /** A shell command that prints the installed version of package `name` (dpkg or rpm), or nothing. */
-export const installedVersion = (name: string) => sh`dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true`;
+export const installedVersion = (name: string) =>
+  sh`dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true`;
 
 /** The change that installs the artifact's packages (their file names start with one of `packages`: `name_` for a
  * .deb, `name-` for an .rpm) on the target; the artifact is built or fetched when the change is applied. */
-export function installChange(a: ArtifactRef, packages: string[], summary: string, extra: { before?: string; after?: string; reinstall?: boolean } = {}): Change {
+export function installChange(
+  a: ArtifactRef,
+  packages: string[],
+  summary: string,
+  extra: { before?: string; after?: string; reinstall?: boolean } = {},
+): Change {
   const { spec, key, build: b } = a;
   return {
     kind: 'install',
@@ -104,4 +172,5 @@ export interface SourceBuildStep<P> extends Step<P> {
   artifact(ctx: StepContext, params: P): Promise<ArtifactRef>;
 }
 
-export const isSourceBuild = <P>(s: Step<P>): s is SourceBuildStep<P> => 'artifact' in s && typeof (s as SourceBuildStep<P>).artifact === 'function';
+export const isSourceBuild = <P>(s: Step<P>): s is SourceBuildStep<P> =>
+  'artifact' in s && typeof (s as SourceBuildStep<P>).artifact === 'function';

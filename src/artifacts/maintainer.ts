@@ -6,7 +6,16 @@
 import type { Component } from './sources.ts';
 
 /** libvirt's system units: the sockets first, then the daemon (what Debian's package enables). */
-export const LIBVIRT_UNITS = ['virtlogd.socket', 'virtlogd-admin.socket', 'virtlockd.socket', 'virtlockd-admin.socket', 'libvirtd.socket', 'libvirtd-ro.socket', 'libvirtd-admin.socket', 'libvirtd.service'];
+export const LIBVIRT_UNITS = [
+  'virtlogd.socket',
+  'virtlogd-admin.socket',
+  'virtlockd.socket',
+  'virtlockd-admin.socket',
+  'libvirtd.socket',
+  'libvirtd-ro.socket',
+  'libvirtd-admin.socket',
+  'libvirtd.service',
+];
 
 /** Directories libvirt's QEMU driver needs; the QEMU user owns the `qemu` ones, root the others (0711). */
 const QEMU_DIRS = ['/var/lib/libvirt/qemu', '/var/lib/libvirt/qemu/channel', '/var/lib/libvirt/qemu/channel/target'];
@@ -26,7 +35,8 @@ const ACCOUNTS = [
   'getent group libvirt >/dev/null || groupadd --system libvirt',
   'if [ "$QEMU_USER" != root ]; then',
   '  getent group "$QEMU_GROUP" >/dev/null || groupadd --system "$QEMU_GROUP"',
-  '  getent passwd "$QEMU_USER" >/dev/null || useradd --system --gid "$QEMU_GROUP" --groups kvm --home-dir /var/lib/libvirt --no-create-home --shell /usr/sbin/nologin --comment "Libvirt Qemu" "$QEMU_USER"',
+  '  getent passwd "$QEMU_USER" >/dev/null || useradd --system --gid "$QEMU_GROUP" --groups kvm --home-dir ' +
+    '/var/lib/libvirt --no-create-home --shell /usr/sbin/nologin --comment "Libvirt Qemu" "$QEMU_USER"',
   '  id -nG "$QEMU_USER" | tr " " "\\n" | grep -qx kvm || usermod -a -G kvm "$QEMU_USER"',
   'fi',
   `for d in ${QEMU_DIRS.join(' ')}; do mkdir -p "$d"; chown "$QEMU_USER:$QEMU_GROUP" "$d"; chmod 0750 "$d"; done`,
@@ -45,7 +55,14 @@ export function debScripts(c: Component): { postinst: string; prerm: string; pos
   if (c === 'qemu') {
     return {
       // /dev/kvm belongs to group kvm (udev's rule); a host without the group gets it, and the node its owner
-      postinst: ['if [ "$1" = configure ]; then', '  getent group kvm >/dev/null || groupadd --system kvm', '  [ ! -e /dev/kvm ] || udevadm trigger --sysname-match=kvm 2>/dev/null || true', '  ldconfig', 'fi', ''].join('\n'),
+      postinst: [
+        'if [ "$1" = configure ]; then',
+        '  getent group kvm >/dev/null || groupadd --system kvm',
+        '  [ ! -e /dev/kvm ] || udevadm trigger --sysname-match=kvm 2>/dev/null || true',
+        '  ldconfig',
+        'fi',
+        '',
+      ].join('\n'),
       prerm: 'true\n',
       postrm: ['if [ "$1" = remove ] || [ "$1" = purge ]; then ldconfig; fi', ''].join('\n'),
     };
@@ -58,16 +75,26 @@ export function debScripts(c: Component): { postinst: string; prerm: string; pos
       'ldconfig',
       SYSTEMD(`systemctl daemon-reload || true; systemctl enable ${units} >/dev/null 2>&1 || true`),
       // an upgrade restarts a running daemon; a first install starts it
-      SYSTEMD(`if [ -n "$2" ]; then systemctl try-restart libvirtd.service || true; fi; systemctl start ${units} || true`),
+      SYSTEMD(
+        `if [ -n "$2" ]; then systemctl try-restart libvirtd.service || true; fi; systemctl start ${units} || true`,
+      ),
       'fi',
       '',
     ].join('\n'),
-    prerm: ['if [ "$1" = remove ]; then', SYSTEMD(`systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} virtlogd.service virtlockd.service 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`), 'fi', ''].join('\n'),
+    prerm: [
+      'if [ "$1" = remove ]; then',
+      SYSTEMD(
+        `systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} virtlogd.service virtlockd.service 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`,
+      ),
+      'fi',
+      '',
+    ].join('\n'),
     postrm: [
       'if [ "$1" = remove ] || [ "$1" = purge ]; then ldconfig; ' + SYSTEMD('systemctl daemon-reload || true') + '; fi',
       'if [ "$1" = purge ]; then',
       '  if [ "$QEMU_USER" != root ]; then getent passwd "$QEMU_USER" >/dev/null && userdel "$QEMU_USER" || true; fi',
-      '  case "$QEMU_GROUP" in root|kvm) ;; *) getent group "$QEMU_GROUP" >/dev/null && groupdel "$QEMU_GROUP" || true;; esac',
+      '  case "$QEMU_GROUP" in root|kvm) ;; *) getent group "$QEMU_GROUP" >/dev/null && groupdel "$QEMU_GROUP" || ' +
+        'true;; esac',
       '  getent group libvirt >/dev/null && groupdel libvirt || true',
       '  rm -rf /var/log/libvirt /var/cache/libvirt/qemu/capabilities',
       'fi',
@@ -80,12 +107,33 @@ export function debScripts(c: Component): { postinst: string; prerm: string; pos
  * owns the directories and enables the units, %preun stops them on erase. The packaging puts the build's
  * QEMU_USER/QEMU_GROUP at the top of each body. */
 export function rpmScriptlets(c: Component): [string, string][] {
-  if (c === 'qemu') return [['%post', 'getent group kvm >/dev/null || groupadd --system kvm\n/sbin/ldconfig'], ['%postun', '/sbin/ldconfig']];
+  if (c === 'qemu')
+    return [
+      ['%post', 'getent group kvm >/dev/null || groupadd --system kvm\n/sbin/ldconfig'],
+      ['%postun', '/sbin/ldconfig'],
+    ];
   const units = LIBVIRT_UNITS.join(' ');
   return [
-    ['%pre', ACCOUNTS.split('\n').filter((l) => !/^(for d|mkdir|\[ !|rm -f)/.test(l)).join('\n')],
-    ['%post', [ACCOUNTS, '/sbin/ldconfig', SYSTEMD(`systemctl daemon-reload || true; systemctl enable ${units} >/dev/null 2>&1 || true; if [ "$1" -gt 1 ]; then systemctl try-restart libvirtd.service || true; fi; systemctl start ${units} || true`)].join('\n')],
-    ['%preun', `if [ "$1" -eq 0 ]; then ${SYSTEMD(`systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`)}; fi`],
+    [
+      '%pre',
+      ACCOUNTS.split('\n')
+        .filter((l) => !/^(for d|mkdir|\[ !|rm -f)/.test(l))
+        .join('\n'),
+    ],
+    [
+      '%post',
+      [
+        ACCOUNTS,
+        '/sbin/ldconfig',
+        SYSTEMD(
+          `systemctl daemon-reload || true; systemctl enable ${units} >/dev/null 2>&1 || true; if [ "$1" -gt 1 ]; then systemctl try-restart libvirtd.service || true; fi; systemctl start ${units} || true`,
+        ),
+      ].join('\n'),
+    ],
+    [
+      '%preun',
+      `if [ "$1" -eq 0 ]; then ${SYSTEMD(`systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`)}; fi`,
+    ],
     ['%postun', ['/sbin/ldconfig', SYSTEMD('systemctl daemon-reload || true')].join('\n')],
   ];
 }
@@ -99,7 +147,8 @@ export function qemuAccounts(os: { id: string; like: string[] }, mesonArgs: stri
   if (u && g) return { user: u, group: g };
   const ids = [os.id, ...os.like];
   if (ids.includes('arch')) return { user: 'nobody', group: 'nobody' };
-  if (ids.some((x) => ['fedora', 'gentoo', 'suse', 'rhel', 'centos'].includes(x) || x.includes('suse'))) return { user: 'qemu', group: 'qemu' };
+  if (ids.some((x) => ['fedora', 'gentoo', 'suse', 'rhel', 'centos'].includes(x) || x.includes('suse')))
+    return { user: 'qemu', group: 'qemu' };
   if (ids.includes('ubuntu')) return { user: 'libvirt-qemu', group: 'kvm' };
   if (ids.includes('debian')) return { user: 'libvirt-qemu', group: 'libvirt-qemu' };
   return { user: 'root', group: 'root' };

@@ -1,7 +1,8 @@
 // Installing packages on a host the way the package manager wants it: apt-get waits a bounded time
 // for the dpkg lock (another apt, unattended-upgrades) and, if it gives up, its own error names the
 // lock's holder only in its progress lines ("Waiting for cache lock: Could not get lock … It is held
-// by process 1234 (unattended-upgr)"), so the last of those becomes the failure's reason. dnf/yum wait for their lock themselves.
+// by process 1234 (unattended-upgr)"), so the last of those becomes the failure's reason. dnf/yum wait for their lock
+// themselves.
 import type { PackageManager } from './recipes.ts';
 
 /** Default seconds to wait for the dpkg lock (`kvmforge_lock_timeout`). */
@@ -22,8 +23,10 @@ export function pkgInstall(pm: PackageManager, args: string, lockTimeoutS: numbe
   return [
     'kvmforge_out=$(mktemp)',
     `if ${apt} >"$kvmforge_out" 2>&1; then kvmforge_rc=0; else kvmforge_rc=$?; fi`,
-    'if [ $kvmforge_rc != 0 ] && grep -qE "Unable to locate|has no installation candidate|Unmet dependencies|but it is not (going to be )?installable|Failed to fetch|is not available" "$kvmforge_out"; then',
-    '  cat "$kvmforge_out"; echo "kvmforge: dependencies missing from the package lists: updating them (apt-get update) and trying again"',
+    'if [ $kvmforge_rc != 0 ] && grep -qE "Unable to locate|has no installation candidate|Unmet dependencies|but it ' +
+      'is not (going to be )?installable|Failed to fetch|is not available" "$kvmforge_out"; then',
+    '  cat "$kvmforge_out"; echo "kvmforge: dependencies missing from the package lists: updating them (apt-get ' +
+      'update) and trying again"',
     `  if DEBIAN_FRONTEND=noninteractive apt-get ${lock} update -q >"$kvmforge_out" 2>&1 && ${apt} >"$kvmforge_out" 2>&1; then kvmforge_rc=0; else kvmforge_rc=$?; fi`,
     'fi',
     'if [ $kvmforge_rc = 0 ]; then cat "$kvmforge_out"; rm -f "$kvmforge_out"; else',

@@ -10,14 +10,113 @@ export type { BuildSpec, PackageManager };
 /** Build dependencies, per package manager and component. */
 export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
   apt: {
-    kernel: ['build-essential', 'bc', 'bison', 'flex', 'libssl-dev', 'libelf-dev', 'cpio', 'rsync', 'dwarves', 'kmod', 'dpkg-dev', 'debhelper', 'xz-utils'],
-    qemu: ['build-essential', 'ninja-build', 'meson', 'pkg-config', 'libglib2.0-dev', 'libpixman-1-dev', 'python3-venv', 'libslirp-dev', 'libfdt-dev', 'zlib1g-dev', 'dpkg-dev', 'xz-utils', 'bzip2'],
-    libvirt: ['build-essential', 'ninja-build', 'meson', 'pkg-config', 'libglib2.0-dev', 'libxml2-dev', 'libxml2-utils', 'xsltproc', 'libgnutls28-dev', 'libtirpc-dev', 'libnl-3-dev', 'libnl-route-3-dev', 'libyajl-dev', 'libpciaccess-dev', 'libdevmapper-dev', 'libcap-ng-dev', 'libudev-dev', 'python3-docutils', 'dpkg-dev', 'xz-utils'],
+    kernel: [
+      'build-essential',
+      'bc',
+      'bison',
+      'flex',
+      'libssl-dev',
+      'libelf-dev',
+      'cpio',
+      'rsync',
+      'dwarves',
+      'kmod',
+      'dpkg-dev',
+      'debhelper',
+      'xz-utils',
+    ],
+    qemu: [
+      'build-essential',
+      'ninja-build',
+      'meson',
+      'pkg-config',
+      'libglib2.0-dev',
+      'libpixman-1-dev',
+      'python3-venv',
+      'libslirp-dev',
+      'libfdt-dev',
+      'zlib1g-dev',
+      'dpkg-dev',
+      'xz-utils',
+      'bzip2',
+    ],
+    libvirt: [
+      'build-essential',
+      'ninja-build',
+      'meson',
+      'pkg-config',
+      'libglib2.0-dev',
+      'libxml2-dev',
+      'libxml2-utils',
+      'xsltproc',
+      'libgnutls28-dev',
+      'libtirpc-dev',
+      'libnl-3-dev',
+      'libnl-route-3-dev',
+      'libyajl-dev',
+      'libpciaccess-dev',
+      'libdevmapper-dev',
+      'libcap-ng-dev',
+      'libudev-dev',
+      'python3-docutils',
+      'dpkg-dev',
+      'xz-utils',
+    ],
   },
   dnf: {
-    kernel: ['gcc', 'make', 'bc', 'bison', 'flex', 'openssl-devel', 'elfutils-libelf-devel', 'cpio', 'rsync', 'dwarves', 'kmod', 'rpm-build', 'perl', 'xz'],
-    qemu: ['gcc', 'make', 'ninja-build', 'meson', 'pkgconf-pkg-config', 'glib2-devel', 'pixman-devel', 'python3', 'libslirp-devel', 'libfdt-devel', 'zlib-devel', 'rpm-build', 'xz', 'bzip2'],
-    libvirt: ['gcc', 'make', 'ninja-build', 'meson', 'pkgconf-pkg-config', 'glib2-devel', 'libxml2-devel', 'libxslt', 'gnutls-devel', 'libtirpc-devel', 'libnl3-devel', 'json-c-devel', 'libpciaccess-devel', 'device-mapper-devel', 'libcap-ng-devel', 'systemd-devel', 'python3-docutils', 'rpm-build', 'xz'],
+    kernel: [
+      'gcc',
+      'make',
+      'bc',
+      'bison',
+      'flex',
+      'openssl-devel',
+      'elfutils-libelf-devel',
+      'cpio',
+      'rsync',
+      'dwarves',
+      'kmod',
+      'rpm-build',
+      'perl',
+      'xz',
+    ],
+    qemu: [
+      'gcc',
+      'make',
+      'ninja-build',
+      'meson',
+      'pkgconf-pkg-config',
+      'glib2-devel',
+      'pixman-devel',
+      'python3',
+      'libslirp-devel',
+      'libfdt-devel',
+      'zlib-devel',
+      'rpm-build',
+      'xz',
+      'bzip2',
+    ],
+    libvirt: [
+      'gcc',
+      'make',
+      'ninja-build',
+      'meson',
+      'pkgconf-pkg-config',
+      'glib2-devel',
+      'libxml2-devel',
+      'libxslt',
+      'gnutls-devel',
+      'libtirpc-devel',
+      'libnl3-devel',
+      'json-c-devel',
+      'libpciaccess-devel',
+      'device-mapper-devel',
+      'libcap-ng-devel',
+      'systemd-devel',
+      'python3-docutils',
+      'rpm-build',
+      'xz',
+    ],
   },
   yum: { kernel: [], qemu: [], libvirt: [] },
 };
@@ -30,15 +129,43 @@ export const BUILD_TIMEOUT_S = 14_400;
 export const MIN_FREE_GIB: Record<Component, number> = { kernel: 6, qemu: 3, libvirt: 2 };
 
 /** The package a component becomes, and the distro packages it takes over (they share its files). */
-export const PACKAGES: Record<Component, { name: (release: string) => string; replaces: Record<PackageManager, string[]> }> = {
+export const PACKAGES: Record<
+  Component,
+  { name: (release: string) => string; replaces: Record<PackageManager, string[]> }
+> = {
   kernel: { name: (r) => `linux-image-${r}`, replaces: { apt: [], dnf: [], yum: [] } },
   qemu: { name: () => 'kvmforge-qemu', replaces: { apt: [], dnf: [], yum: [] } },
   libvirt: {
     name: () => 'kvmforge-libvirt',
     replaces: {
-      apt: ['libvirt0', 'libvirt-clients', 'libvirt-daemon', 'libvirt-daemon-system', 'libvirt-daemon-system-systemd', 'libvirt-daemon-system-sysv', 'libvirt-daemon-driver-qemu', 'libvirt-daemon-config-network', 'libvirt-daemon-config-nwfilter', 'libvirt-l10n'],
-      dnf: ['libvirt', 'libvirt-libs', 'libvirt-client', 'libvirt-daemon', 'libvirt-daemon-driver-qemu', 'libvirt-daemon-kvm'],
-      yum: ['libvirt', 'libvirt-libs', 'libvirt-client', 'libvirt-daemon', 'libvirt-daemon-driver-qemu', 'libvirt-daemon-kvm'],
+      apt: [
+        'libvirt0',
+        'libvirt-clients',
+        'libvirt-daemon',
+        'libvirt-daemon-system',
+        'libvirt-daemon-system-systemd',
+        'libvirt-daemon-system-sysv',
+        'libvirt-daemon-driver-qemu',
+        'libvirt-daemon-config-network',
+        'libvirt-daemon-config-nwfilter',
+        'libvirt-l10n',
+      ],
+      dnf: [
+        'libvirt',
+        'libvirt-libs',
+        'libvirt-client',
+        'libvirt-daemon',
+        'libvirt-daemon-driver-qemu',
+        'libvirt-daemon-kvm',
+      ],
+      yum: [
+        'libvirt',
+        'libvirt-libs',
+        'libvirt-client',
+        'libvirt-daemon',
+        'libvirt-daemon-driver-qemu',
+        'libvirt-daemon-kvm',
+      ],
     },
   },
 };
@@ -69,7 +196,9 @@ function buildBody(spec: BuildSpec, key: string): string {
   const args = (name: string) => ((o[name] as string[] | undefined) ?? []).map((a) => quote(a)).join(' ');
   if (spec.component === 'kernel') {
     const base = o.base as string;
-    const frags = Object.keys(spec.files).filter((f) => f.startsWith('fragment-')).sort();
+    const frags = Object.keys(spec.files)
+      .filter((f) => f.startsWith('fragment-'))
+      .sort();
     const target = spec.distro.pm === 'apt' ? 'bindeb-pkg' : 'binrpm-pkg';
     return [
       base === 'tinyconfig' || base === 'defconfig' ? `make ${base} >/dev/null` : 'cp "$W/base.config" .config',
@@ -80,15 +209,19 @@ function buildBody(spec: BuildSpec, key: string): string {
       // an option no Kconfig defines is bad input; one olddefconfig dropped is reported
       `find . -name 'Kconfig*' -type f -exec cat {} + | sed -n 's/^[[:space:]]*\\(menu\\)\\{0,1\\}config[[:space:]]\\{1,\\}\\([A-Za-z0-9_]*\\).*/CONFIG_\\2/p' | sort -u > "$W/symbols"`,
       `unknown=$(cat ${frags.map((f) => `"$W/${f}"`).join(' ')} | sed -n 's/^\\(CONFIG_[A-Za-z0-9_]*\\)=.*/\\1/p; s/^# \\(CONFIG_[A-Za-z0-9_]*\\) is not set.*/\\1/p' | sort -u | comm -23 - "$W/symbols" | tr '\\n' ' ')`,
-      'if [ -n "$unknown" ]; then echo "KVMFORGE_UNKNOWN $unknown" >&2; echo "config fragment names options this kernel does not have: $unknown" >&2; exit 6; fi',
+      'if [ -n "$unknown" ]; then echo "KVMFORGE_UNKNOWN $unknown" >&2; echo "config fragment names options this ' +
+        'kernel does not have: $unknown" >&2; exit 6; fi',
       `cat ${frags.map((f) => `"$W/${f}"`).join(' ')} | grep -E '^(CONFIG_|# CONFIG_)' | while IFS= read -r want; do`,
       '  sym=$(echo "$want" | sed -n "s/^\\(# \\)\\{0,1\\}\\(CONFIG_[A-Za-z0-9_]*\\).*/\\2/p")',
       '  now=$(grep -E "^($sym=|# $sym is not set)" .config || echo "# $sym is not set")',
-      '  case "$want" in "# "*) [ "${now#"$sym="}" = "$now" ] || [ "$now" = "$sym=n" ] || echo "KVMFORGE_DROPPED $want (now: $now)";; *) [ "$want" = "$now" ] || { [ "$want" = "$sym=n" ] && [ "$now" = "# $sym is not set" ]; } || echo "KVMFORGE_DROPPED $want (now: $now)";; esac',
+      '  case "$want" in "# "*) [ "${now#"$sym="}" = "$now" ] || [ "$now" = "$sym=n" ] || echo "KVMFORGE_DROPPED ' +
+        '$want (now: $now)";; *) [ "$want" = "$now" ] || { [ "$want" = "$sym=n" ] && [ "$now" = "# $sym is not set" ' +
+        ']; } || echo "KVMFORGE_DROPPED $want (now: $now)";; esac',
       'done',
       'echo "KVMFORGE_OBJECTS_ESTIMATE $(grep -cE "=(y|m)$" .config)"',
       `nice make -j"$(nproc)" ${target} LOCALVERSION=${quote(`-kvmforge-${key.slice(0, 8)}`)} KDEB_PKGVERSION=${quote(`${spec.version}-1`)} KBUILD_BUILD_USER=kvmforge KBUILD_BUILD_HOST=kvmforge`,
-      'find "$W" ~/rpmbuild/RPMS -maxdepth 2 \\( -name "*.deb" -o -name "*.rpm" \\) 2>/dev/null | grep -- "-kvmforge-" | xargs -r mv -t "$OUT"',
+      'find "$W" ~/rpmbuild/RPMS -maxdepth 2 \\( -name "*.deb" -o -name "*.rpm" \\) 2>/dev/null | grep -- ' +
+        '"-kvmforge-" | xargs -r mv -t "$OUT"',
       'ls "$OUT" | grep -q . || { echo "the kernel build produced no package" >&2; exit 1; }',
     ].join('\n');
   }
@@ -114,7 +247,10 @@ function maintainer(c: Component): string[] {
   const scripts = debScripts(c);
   return [
     ...(c === 'libvirt' ? [READ_ACCOUNTS] : []),
-    ...(['postinst', 'prerm', 'postrm'] as const).map((n) => `{ printf '#!/bin/sh\\nset -e\\n'; ${c === 'libvirt' ? 'cat "$W/accounts"; ' : ''}printf '%s\\n' ${quote(scripts[n])}; } > "$STAGE/DEBIAN/${n}"; chmod 755 "$STAGE/DEBIAN/${n}"`),
+    ...(['postinst', 'prerm', 'postrm'] as const).map(
+      (n) =>
+        `{ printf '#!/bin/sh\\nset -e\\n'; ${c === 'libvirt' ? 'cat "$W/accounts"; ' : ''}printf '%s\\n' ${quote(scripts[n])}; } > "$STAGE/DEBIAN/${n}"; chmod 755 "$STAGE/DEBIAN/${n}"`,
+    ),
   ];
 }
 
@@ -125,26 +261,35 @@ export function packageBody(spec: BuildSpec, key: string): string {
   const version = packageVersion(spec, key);
   const replaces = p.replaces[spec.distro.pm].join(', ');
   const summary = `${spec.component === 'qemu' ? 'QEMU' : 'libvirt'} ${spec.version} built by kvmforge (artifact ${shortKey(key)})`;
-  const elfs = 'find "$STAGE" -type f | while IFS= read -r f; do if [ "$(od -An -tx1 -N4 "$f" | tr -d " ")" = 7f454c46 ]; then echo "$f"; fi; done > "$W/elfs"';
+  const elfs =
+    'find "$STAGE" -type f | while IFS= read -r f; do if [ "$(od -An -tx1 -N4 "$f" | tr -d " ")" = 7f454c46 ]; then ' +
+    'echo "$f"; fi; done > "$W/elfs"';
   const strip = 'xargs -r strip --strip-unneeded < "$W/elfs" 2>/dev/null || true';
   if (spec.distro.pm === 'apt') {
     return [
       elfs,
       strip,
       'mkdir -p "$W/shl/debian" "$STAGE/DEBIAN"',
-      "printf 'Source: kvmforge\\n\\nPackage: kvmforge\\nArchitecture: any\\n' > \"$W/shl/debian/control\"",
+      'printf \'Source: kvmforge\\n\\nPackage: kvmforge\\nArchitecture: any\\n\' > "$W/shl/debian/control"',
       'libdirs=$(find "$STAGE" -name "*.so*" -type f -exec dirname {} \\; | sort -u | sed "s/^/-l/" | tr "\\n" " ")',
-      'deps=$(cd "$W/shl" && xargs dpkg-shlibdeps -O --ignore-missing-info $libdirs < "$W/elfs" 2>"$W/shlibdeps.log" | sed -n "s/^shlibs:Depends=//p")',
-      '[ -n "$deps" ] || { cat "$W/shlibdeps.log" >&2; echo "could not work out the package\'s library dependencies (dpkg-shlibdeps)" >&2; exit 1; }',
+      'deps=$(cd "$W/shl" && xargs dpkg-shlibdeps -O --ignore-missing-info $libdirs < "$W/elfs" 2>"$W/shlibdeps.log" ' +
+        '| sed -n "s/^shlibs:Depends=//p")',
+      '[ -n "$deps" ] || { cat "$W/shlibdeps.log" >&2; echo "could not work out the package\'s library dependencies ' +
+        '(dpkg-shlibdeps)" >&2; exit 1; }',
       `extra=${quote(spec.component === 'qemu' ? 'seabios, ipxe-qemu' : 'dnsmasq-base, iptables')}`,
-      '( cd "$STAGE" && find etc -type f 2>/dev/null | sed "s|^|/|" ) > "$STAGE/DEBIAN/conffiles"; [ -s "$STAGE/DEBIAN/conffiles" ] || rm -f "$STAGE/DEBIAN/conffiles"',
+      '( cd "$STAGE" && find etc -type f 2>/dev/null | sed "s|^|/|" ) > "$STAGE/DEBIAN/conffiles"; [ -s ' +
+        '"$STAGE/DEBIAN/conffiles" ] || rm -f "$STAGE/DEBIAN/conffiles"',
       ...maintainer(spec.component),
       '{',
       `  echo ${quote(`Package: ${name}`)}; echo ${quote(`Version: ${version}`)}; echo "Architecture: $(dpkg --print-architecture)"`,
       "  echo 'Maintainer: kvmforge <root@localhost>'; echo 'Section: admin'; echo 'Priority: optional'",
       '  echo "Installed-Size: $(du -sk "$STAGE" | cut -f1)"',
       '  echo "Depends: ${deps:+$deps, }$extra"',
-      ...(replaces ? [`  echo ${quote(`Conflicts: ${replaces}`)}; echo ${quote(`Replaces: ${replaces}`)}; echo ${quote(`Provides: ${replaces}`)}`] : []),
+      ...(replaces
+        ? [
+            `  echo ${quote(`Conflicts: ${replaces}`)}; echo ${quote(`Replaces: ${replaces}`)}; echo ${quote(`Provides: ${replaces}`)}`,
+          ]
+        : []),
       `  echo ${quote(`Description: ${summary}`)}`,
       '} > "$STAGE/DEBIAN/control"',
       `dpkg-deb -Zgzip --root-owner-group -b "$STAGE" "$OUT/"${quote(`${name}_${version}_`)}"$(dpkg --print-architecture).deb" >/dev/null`,
@@ -162,10 +307,15 @@ export function packageBody(spec: BuildSpec, key: string): string {
     `  echo ${quote(`Summary: ${summary}`)}; echo 'License: GPL-2.0-or-later'`,
     ...(replaces ? [`  echo ${quote(`Obsoletes: ${replaces}`)}; echo ${quote(`Provides: ${replaces}`)}`] : []),
     "  echo '%description'; echo 'Built by kvmforge.'; echo '%install'",
-    ...rpmScriptlets(spec.component).flatMap(([h, body]) => [`  echo ${quote(h)}`, ...(spec.component === 'libvirt' ? ['  cat "$W/accounts"'] : []), `  printf '%s\\n' ${quote(body)}`]),
-    "  echo '%files'; cat \"$W/rpm/files\"",
+    ...rpmScriptlets(spec.component).flatMap(([h, body]) => [
+      `  echo ${quote(h)}`,
+      ...(spec.component === 'libvirt' ? ['  cat "$W/accounts"'] : []),
+      `  printf '%s\\n' ${quote(body)}`,
+    ]),
+    '  echo \'%files\'; cat "$W/rpm/files"',
     '} > "$W/rpm/pkg.spec"',
-    'rpmbuild -bb --define "_rpmdir $OUT" --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" --define "__spec_install_pre %{___build_pre}" --buildroot "$STAGE" "$W/rpm/pkg.spec" >/dev/null',
+    'rpmbuild -bb --define "_rpmdir $OUT" --define "_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm" ' +
+      '--define "__spec_install_pre %{___build_pre}" --buildroot "$STAGE" "$W/rpm/pkg.spec" >/dev/null',
   ].join('\n');
 }
 
@@ -177,7 +327,11 @@ function versionCheck(spec: BuildSpec): string {
       : spec.component === 'qemu'
         ? 'cat VERSION'
         : `sed -n "s/^  version: '\\([^']*\\)'.*/\\1/p" meson.build | head -n1`;
-  return [`have=$(${read})`, sh`want=${spec.version}`, `[ "$have" = "$want" ] || { echo "the tarball holds ${spec.component} $have, not $want (${spec.component}_version)" >&2; exit 7; }`].join('\n');
+  return [
+    `have=$(${read})`,
+    sh`want=${spec.version}`,
+    `[ "$have" = "$want" ] || { echo "the tarball holds ${spec.component} $have, not $want (${spec.component}_version)" >&2; exit 7; }`,
+  ].join('\n');
 }
 
 /** The whole build, run as root on the build host. $SRC is the verified tarball. Keeps $W on failure. */
@@ -188,7 +342,8 @@ export function buildScript(spec: BuildSpec, key: string, workDir: string, tarba
     'export LC_ALL=C',
     // two runs building one artifact on one host would share its directories
     'mkdir -p "$W"; exec 9>"$W.lock"',
-    'flock -n 9 || { echo "another kvmforge run is building this artifact here right now (lock $W.lock); run again when it has finished" >&2; exit 8; }',
+    'flock -n 9 || { echo "another kvmforge run is building this artifact here right now (lock $W.lock); run again ' +
+      'when it has finished" >&2; exit 8; }',
     'rm -rf "$W/src" "$STAGE" "$OUT.part"; mkdir -p "$W/src" "$STAGE" "$OUT.part"',
     'OUT="$OUT.part"',
     'echo "KVMFORGE_PHASE unpack"',

@@ -13,7 +13,8 @@ const SHA256 = /^[0-9a-f]{64}$/;
 
 /** The upstream tarball of a version. Kernel: kernel.org's v6.x directory layout. */
 export function upstreamUrl(c: Component, version: string): string {
-  if (c === 'kernel') return `https://cdn.kernel.org/pub/linux/kernel/v${version.split('.')[0]}.x/linux-${version}.tar.xz`;
+  if (c === 'kernel')
+    return `https://cdn.kernel.org/pub/linux/kernel/v${version.split('.')[0]}.x/linux-${version}.tar.xz`;
   if (c === 'qemu') return `https://download.qemu.org/qemu-${version}.tar.xz`;
   return `https://download.libvirt.org/libvirt-${version}.tar.xz`;
 }
@@ -28,28 +29,43 @@ export function upstreamSignature(c: Component, url: string): string {
 export function sourceOf(host: Host, c: Component, baseDir: string): Source | undefined {
   const version = host.vars[`${c}_version`];
   if (version === undefined || version === null) return undefined;
-  if (typeof version !== 'string' || !VERSION.test(version)) throw badVar(host, `${c}_version`, `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, got ${JSON.stringify(version)}`);
+  if (typeof version !== 'string' || !VERSION.test(version))
+    throw badVar(
+      host,
+      `${c}_version`,
+      `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, got ${JSON.stringify(version)}`,
+    );
   const given = varOr<string>(host, `${c}_source`, upstreamUrl(c, version));
   const sha = varOr<string | undefined>(host, `${c}_sha256`, undefined);
-  if (sha !== undefined && (typeof sha !== 'string' || !SHA256.test(sha))) throw badVar(host, `${c}_sha256`, 'expected the tarball\'s sha256: 64 lowercase hex digits');
+  if (sha !== undefined && (typeof sha !== 'string' || !SHA256.test(sha)))
+    throw badVar(host, `${c}_sha256`, "expected the tarball's sha256: 64 lowercase hex digits");
   const src: Source = { component: c, version, sha256: sha, fileName: '' };
   if (/^https?:\/\//.test(given)) {
-    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/[A-Za-z0-9._~/+%-]*[A-Za-z0-9]$/.test(given)) throw badVar(host, `${c}_source`, `'${given}' is not a plain http(s) URL of a tarball`);
-    if (!sha) throw badVar(host, `${c}_sha256`, `a download (${given}) needs its published sha256 in ${c}_sha256; a tarball that doesn't match is refused and deleted`);
+    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?\/[A-Za-z0-9._~/+%-]*[A-Za-z0-9]$/.test(given))
+      throw badVar(host, `${c}_source`, `'${given}' is not a plain http(s) URL of a tarball`);
+    if (!sha)
+      throw badVar(
+        host,
+        `${c}_sha256`,
+        `a download (${given}) needs its published sha256 in ${c}_sha256; a tarball that doesn't match is refused and deleted`,
+      );
     src.url = given;
   } else {
     const path = resolve(baseDir, given);
-    if (!existsSync(path) || !statSync(path).isFile()) throw badVar(host, `${c}_source`, `expected an http(s) URL or a tarball on this machine; ${path} does not exist`);
+    if (!existsSync(path) || !statSync(path).isFile())
+      throw badVar(host, `${c}_source`, `expected an http(s) URL or a tarball on this machine; ${path} does not exist`);
     src.path = path;
   }
   src.fileName = basename(src.url ?? src.path!).replace(/[^A-Za-z0-9._+~-]/g, '_');
   const keyring = varOr<string | undefined>(host, `${c}_keyring`, undefined);
   if (keyring !== undefined) {
     const k = resolve(baseDir, keyring);
-    if (!existsSync(k)) throw badVar(host, `${c}_keyring`, `expected a keyring file (gpg --export or .gpg); ${k} does not exist`);
+    if (!existsSync(k))
+      throw badVar(host, `${c}_keyring`, `expected a keyring file (gpg --export or .gpg); ${k} does not exist`);
     src.keyring = k;
     const sig = varOr<string | undefined>(host, `${c}_signature`, src.url ? upstreamSignature(c, src.url) : undefined);
-    if (!sig) throw badVar(host, `${c}_signature`, 'a keyring was given for a local tarball: name its detached signature too');
+    if (!sig)
+      throw badVar(host, `${c}_signature`, 'a keyring was given for a local tarball: name its detached signature too');
     src.signature = /^https?:\/\//.test(sig) ? sig : resolve(baseDir, sig);
   }
   return src;
@@ -98,15 +114,21 @@ export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?:
     );
   }
   lines.push(
-    '  if [ "$have" != "$want" ]; then rm -f "$f"; echo "checksum mismatch for $f: expected $want, got ${have:-nothing}; the file was deleted" >&2; exit 4; fi',
+    '  if [ "$have" != "$want" ]; then rm -f "$f"; echo "checksum mismatch for $f: expected $want, got ' +
+      '${have:-nothing}; the file was deleted" >&2; exit 4; fi',
     'fi',
   );
   if (keyringOnHost && s.signature) {
-    if (/^https?:/.test(s.signature)) lines.push(sh`curl -fsSL -o "$f.sig" ${s.signature} || { echo ${`cannot download the signature ${s.signature}`} >&2; exit 3; }`);
+    if (/^https?:/.test(s.signature))
+      lines.push(
+        sh`curl -fsSL -o "$f.sig" ${s.signature} || { echo ${`cannot download the signature ${s.signature}`} >&2; exit 3; }`,
+      );
     else lines.push(sh`cp ${sigOnHost!} "$f.sig"`);
     // the kernel signs the uncompressed tar
     const data = s.component === 'kernel' && /\.tar\.sign$/.test(s.signature) ? 'xz -dc "$f" |' : 'cat "$f" |';
-    lines.push(`if ! ${data} gpgv --keyring ${quote(keyringOnHost)} "$f.sig" - 2>"$f.gpgv"; then cat "$f.gpgv" >&2; rm -f "$f"; echo "bad signature on $f; the file was deleted" >&2; exit 5; fi`);
+    lines.push(
+      `if ! ${data} gpgv --keyring ${quote(keyringOnHost)} "$f.sig" - 2>"$f.gpgv"; then cat "$f.gpgv" >&2; rm -f "$f"; echo "bad signature on $f; the file was deleted" >&2; exit 5; fi`,
+    );
   }
   lines.push('echo "$f"');
   return lines.join('\n');

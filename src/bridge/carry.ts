@@ -102,7 +102,8 @@ export function inSubnet(ip: string, cidr: string): boolean {
 }
 
 /** The addresses a device has that someone configured or leased: not link-local, host-scoped or temporary ones. */
-export const carriedAddrs = (net: NetState, dev: string) => net.addrs.filter((a) => a.dev === dev && !isLinkLocal6(a) && a.scope !== 'host' && !a.temporary);
+export const carriedAddrs = (net: NetState, dev: string) =>
+  net.addrs.filter((a) => a.dev === dev && !isLinkLocal6(a) && a.scope !== 'host' && !a.temporary);
 const isLinkLocal6 = (a: Addr) => a.family === 6 && (a.scope === 'link' || a.address.toLowerCase().startsWith('fe80:'));
 const cidr = (a: Addr) => `${a.address}/${a.prefix}`;
 const PLAIN_KINDS = new Set([undefined, 'bond']);
@@ -110,7 +111,9 @@ const PLAIN_KINDS = new Set([undefined, 'bond']);
 /** The NIC to take over: the one asked for, else the default route's, else the only candidate. */
 export function choosePort(p: BridgeParams, net: NetState): string | undefined {
   if (p.port) return p.port;
-  const def = net.routes.find((r) => r.dst === 'default' && r.table === 'main' && r.family === 4 && r.dev) ?? net.routes.find((r) => r.dst === 'default' && r.table === 'main' && r.dev && !r.dev.startsWith('lo'));
+  const def =
+    net.routes.find((r) => r.dst === 'default' && r.table === 'main' && r.family === 4 && r.dev) ??
+    net.routes.find((r) => r.dst === 'default' && r.table === 'main' && r.dev && !r.dev.startsWith('lo'));
   if (def?.dev && def.dev !== p.bridge) {
     const l = net.links.find((x) => x.name === def.dev);
     // the default route through a VLAN on the NIC: the NIC is the port
@@ -120,14 +123,21 @@ export function choosePort(p: BridgeParams, net: NetState): string | undefined {
   // converted already: the bridge's own member
   const members = net.links.filter((l) => l.master === p.bridge && PLAIN_KINDS.has(l.kind));
   if (members.length === 1) return members[0].name;
-  const nics = net.links.filter((l) => l.name !== 'lo' && PLAIN_KINDS.has(l.kind) && !l.master && net.addrs.some((a) => a.dev === l.name && a.family === 4));
+  const nics = net.links.filter(
+    (l) =>
+      l.name !== 'lo' &&
+      PLAIN_KINDS.has(l.kind) &&
+      !l.master &&
+      net.addrs.some((a) => a.dev === l.name && a.family === 4),
+  );
   return nics.length === 1 ? nics[0].name : undefined;
 }
 
 /** Routes worth carrying and checking: not the kernel's own (local table, multicast, link-local). */
 export function ownRoute(r: Route): boolean {
   if (r.table === 'local') return false;
-  if (r.family === 6 && (r.dst.startsWith('fe80:') || r.dst.startsWith('ff00:') || r.type === 'multicast')) return false;
+  if (r.family === 6 && (r.dst.startsWith('fe80:') || r.dst.startsWith('ff00:') || r.type === 'multicast'))
+    return false;
   return true;
 }
 
@@ -135,18 +145,40 @@ export function ownRoute(r: Route): boolean {
 export function carry(p: BridgeParams, net: NetState): Bridge {
   const portName = choosePort(p, net);
   const names = net.links.filter((l) => l.name !== 'lo').map((l) => l.name);
-  if (!portName) throw new Refusal('bridge_port', `no default route and more than one NIC with an address (${net.links.filter((l) => l.name !== 'lo' && PLAIN_KINDS.has(l.kind)).map((l) => l.name).join(', ') || 'none'}): say which NIC the bridge takes over`);
+  if (!portName)
+    throw new Refusal(
+      'bridge_port',
+      `no default route and more than one NIC with an address (${
+        net.links
+          .filter((l) => l.name !== 'lo' && PLAIN_KINDS.has(l.kind))
+          .map((l) => l.name)
+          .join(', ') || 'none'
+      }): say which NIC the bridge takes over`,
+    );
   const port = net.links.find((l) => l.name === portName);
   if (!port) throw new Refusal('bridge_port', `NIC '${portName}' does not exist (the host has ${names.join(', ')})`);
-  if (port.kind === 'bridge') throw new Refusal('bridge_port', `'${portName}' is itself a bridge: name the NIC it should take over`);
-  if (!PLAIN_KINDS.has(port.kind)) throw new Refusal('bridge_port', `'${portName}' is a ${port.kind} interface: the bridge takes over a NIC or a bond`);
+  if (port.kind === 'bridge')
+    throw new Refusal('bridge_port', `'${portName}' is itself a bridge: name the NIC it should take over`);
+  if (!PLAIN_KINDS.has(port.kind))
+    throw new Refusal(
+      'bridge_port',
+      `'${portName}' is a ${port.kind} interface: the bridge takes over a NIC or a bond`,
+    );
   if (port.master && port.master !== p.bridge) {
     const m = net.links.find((l) => l.name === port.master);
-    if (m?.kind === 'bond' || port.slaveKind === 'bond') throw new Refusal('bridge_port', `'${portName}' is a slave of bond ${port.master}: bridge the bond instead (bridge_port: ${port.master}); its slaves stay as they are`);
-    throw new Refusal('bridge_port', `'${portName}' is already a port of ${m?.kind ?? port.slaveKind ?? 'another device'} ${port.master}: a NIC can be in one bridge only`);
+    if (m?.kind === 'bond' || port.slaveKind === 'bond')
+      throw new Refusal(
+        'bridge_port',
+        `'${portName}' is a slave of bond ${port.master}: bridge the bond instead (bridge_port: ${port.master}); its slaves stay as they are`,
+      );
+    throw new Refusal(
+      'bridge_port',
+      `'${portName}' is already a port of ${m?.kind ?? port.slaveKind ?? 'another device'} ${port.master}: a NIC can be in one bridge only`,
+    );
   }
   const bridgeLink = net.links.find((l) => l.name === p.bridge);
-  if (bridgeLink && bridgeLink.kind !== 'bridge') throw new Refusal('bridge_name', `'${p.bridge}' exists on the host as a ${bridgeLink.kind ?? 'NIC'}, not a bridge`);
+  if (bridgeLink && bridgeLink.kind !== 'bridge')
+    throw new Refusal('bridge_name', `'${p.bridge}' exists on the host as a ${bridgeLink.kind ?? 'NIC'}, not a bridge`);
   const converted = port.master === p.bridge && !!bridgeLink;
   // after a conversion the network lives on the bridge: read it from there, so a re-run plans the same
   const from = converted ? p.bridge : portName;
@@ -155,12 +187,34 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
   const children = net.links.filter((l) => l.parent === from || l.parent === portName);
   const vlans: VlanSpec[] = [];
   for (const c of children) {
-    if (c.kind === 'vlan' && c.vlanId !== undefined) vlans.push({ name: c.name, id: c.vlanId, protocol: c.vlanProtocol && c.vlanProtocol !== '802.1Q' ? c.vlanProtocol : undefined });
-    else throw new Refusal('bridge_port', `${c.name} is a ${c.kind ?? 'device'} on ${portName}; kvmforge does not know how to move it onto ${p.bridge} — move or remove it first`);
+    if (c.kind === 'vlan' && c.vlanId !== undefined)
+      vlans.push({
+        name: c.name,
+        id: c.vlanId,
+        protocol: c.vlanProtocol && c.vlanProtocol !== '802.1Q' ? c.vlanProtocol : undefined,
+      });
+    else
+      throw new Refusal(
+        'bridge_port',
+        `${c.name} is a ${c.kind ?? 'device'} on ${portName}; kvmforge does not know how to move it onto ${p.bridge} — move or remove it first`,
+      );
   }
-  const wg = net.links.filter((l) => l.kind === 'wireguard' && net.routes.some((r) => r.dev === l.name && r.gateway && net.addrs.some((a) => a.dev === from && inSubnet(r.gateway!, cidr(a)))));
-  if (wg.length) throw new Refusal('bridge_port', `${wg.map((l) => l.name).join(', ')} (WireGuard) routes through ${portName}; kvmforge does not carry it over`);
-  const bond = port.kind === 'bond' ? { mode: port.bondMode, slaves: net.links.filter((l) => l.master === portName).map((l) => l.name) } : undefined;
+  const wg = net.links.filter(
+    (l) =>
+      l.kind === 'wireguard' &&
+      net.routes.some(
+        (r) => r.dev === l.name && r.gateway && net.addrs.some((a) => a.dev === from && inSubnet(r.gateway!, cidr(a))),
+      ),
+  );
+  if (wg.length)
+    throw new Refusal(
+      'bridge_port',
+      `${wg.map((l) => l.name).join(', ')} (WireGuard) routes through ${portName}; kvmforge does not carry it over`,
+    );
+  const bond =
+    port.kind === 'bond'
+      ? { mode: port.bondMode, slaves: net.links.filter((l) => l.master === portName).map((l) => l.name) }
+      : undefined;
 
   // addresses: static ones are written; dynamic ones come back the way they came (DHCP, RA)
   const addrs = carriedAddrs(net, from);
@@ -168,12 +222,21 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
   const v6 = addrs.filter((a) => a.family === 6);
   const dhcp = p.dhcp ?? (p.addresses ? false : v4.some((a) => a.dynamic));
   const static4 = p.addresses ?? (dhcp ? [] : v4.filter((a) => !a.dynamic).map(cidr));
-  if (p.dhcp === false && !p.addresses && !static4.length && v4.some((a) => a.dynamic)) throw new Refusal('bridge_dhcp', `${portName} has only a DHCP address and bridge_dhcp is false: give bridge_addresses`);
-  if (!dhcp && !static4.length && !v6.length) throw new Refusal('bridge_addresses', `${portName} has no address to copy and DHCP is off: give bridge_addresses or bridge_dhcp: true`);
+  if (p.dhcp === false && !p.addresses && !static4.length && v4.some((a) => a.dynamic))
+    throw new Refusal(
+      'bridge_dhcp',
+      `${portName} has only a DHCP address and bridge_dhcp is false: give bridge_addresses`,
+    );
+  if (!dhcp && !static4.length && !v6.length)
+    throw new Refusal(
+      'bridge_addresses',
+      `${portName} has no address to copy and DHCP is off: give bridge_addresses or bridge_dhcp: true`,
+    );
   const static6 = v6.filter((a) => !a.dynamic).map(cidr);
   const dyn6 = v6.filter((a) => a.dynamic);
   const dhcp6 = dyn6.some((a) => a.prefix === 128);
-  const ra = dyn6.some((a) => a.prefix !== 128) || net.routes.some((r) => r.family === 6 && r.dev === from && r.proto === 'ra');
+  const ra =
+    dyn6.some((a) => a.prefix !== 128) || net.routes.some((r) => r.family === 6 && r.dev === from && r.proto === 'ra');
 
   // routes through the NIC in any table; what DHCP or RA hands out comes back by itself
   const routes: RouteSpec[] = [];
@@ -182,8 +245,26 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
     if (r.proto === 'dhcp' && r.family === 4 && dhcp) continue;
     if (r.proto === 'ra' && r.family === 6) continue;
     if ((r.proto === 'dhcp' || r.proto === 'ra') && r.family === 6 && (ra || dhcp6)) continue;
-    if (r.unsupported) throw new Refusal('bridge_port', `${describeRoute(r, r.dev!)} on ${portName} is ${r.unsupported}; kvmforge does not carry it over`);
-    routes.push({ family: r.family, dst: r.dst, gateway: r.gateway, dev: p.bridge, table: r.table === 'main' ? undefined : r.table, metric: r.family === 6 && r.metric === 1024 ? undefined : r.metric, onlink: r.onlink || undefined, type: r.type === 'unicast' ? undefined : r.type, scope: r.scope === 'global' || r.scope === 'universe' || r.scope === undefined || (r.scope === 'link' && !r.gateway) ? undefined : r.scope, prefsrc: r.prefsrc });
+    if (r.unsupported)
+      throw new Refusal(
+        'bridge_port',
+        `${describeRoute(r, r.dev!)} on ${portName} is ${r.unsupported}; kvmforge does not carry it over`,
+      );
+    routes.push({
+      family: r.family,
+      dst: r.dst,
+      gateway: r.gateway,
+      dev: p.bridge,
+      table: r.table === 'main' ? undefined : r.table,
+      metric: r.family === 6 && r.metric === 1024 ? undefined : r.metric,
+      onlink: r.onlink || undefined,
+      type: r.type === 'unicast' ? undefined : r.type,
+      scope:
+        r.scope === 'global' || r.scope === 'universe' || r.scope === undefined || (r.scope === 'link' && !r.gateway)
+          ? undefined
+          : r.scope,
+      prefsrc: r.prefsrc,
+    });
   }
   // an explicit gateway replaces the NIC's default route of that family
   if (p.gateway) {
@@ -193,13 +274,18 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
     else routes.unshift(g);
   }
   // onlink is what networkd itself adds to a Gateway= it can't reach yet (a DHCP address): still the gateway
-  const isMainDefault = (r: RouteSpec) => r.dst === 'default' && !r.table && r.gateway && !r.metric && !r.type && !r.prefsrc;
+  const isMainDefault = (r: RouteSpec) =>
+    r.dst === 'default' && !r.table && r.gateway && !r.metric && !r.type && !r.prefsrc;
   const gw4 = routes.find((r) => r.family === 4 && isMainDefault(r));
   const gw6 = routes.find((r) => r.family === 6 && isMainDefault(r));
   const v4Nets = [...static4, ...(dhcp ? v4.filter((a) => a.dynamic).map(cidr) : [])];
   if (p.addresses) {
     for (const r of routes.filter((x) => x.family === 4 && x.gateway && !x.onlink)) {
-      if (!v4Nets.some((n) => inSubnet(r.gateway!, n))) throw new Refusal('bridge_addresses', `${describeRoute({ ...r, table: r.table ?? 'main' }, p.bridge)} (from ${portName}) goes through ${r.gateway}, which none of bridge_addresses (${p.addresses.join(', ')}) reaches`);
+      if (!v4Nets.some((n) => inSubnet(r.gateway!, n)))
+        throw new Refusal(
+          'bridge_addresses',
+          `${describeRoute({ ...r, table: r.table ?? 'main' }, p.bridge)} (from ${portName}) goes through ${r.gateway}, which none of bridge_addresses (${p.addresses.join(', ')}) reaches`,
+        );
     }
   }
 
@@ -212,21 +298,44 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
     const srcOwn = r.src && addrs.some((a) => a.address === r.src!.split('/')[0]);
     const tableOwn = r.table && ownTables.has(r.table);
     if (!names && !srcOwn && !tableOwn) continue;
-    if (r.unsupported) throw new Refusal('bridge_port', `${describeRule(r)} is ${r.unsupported}; kvmforge does not carry it over`);
+    if (r.unsupported)
+      throw new Refusal('bridge_port', `${describeRule(r)} is ${r.unsupported}; kvmforge does not carry it over`);
     const rename = (n?: string) => (n === from ? p.bridge : n);
-    rules.push({ family: r.family, priority: r.priority, src: r.src, dst: r.dst, iif: rename(r.iif), oif: rename(r.oif), table: r.table, fwmark: r.fwmark, not: r.not || undefined });
+    rules.push({
+      family: r.family,
+      priority: r.priority,
+      src: r.src,
+      dst: r.dst,
+      iif: rename(r.iif),
+      oif: rename(r.oif),
+      table: r.table,
+      fwmark: r.fwmark,
+      not: r.not || undefined,
+    });
   }
 
   const linkDns = (link?: string) => link === undefined || link === from;
-  const dns = p.dns ?? [...new Set(net.dns.filter((d) => (dhcp ? d.link === from : linkDns(d.link))).map((d) => d.server))];
-  const domains = [...new Set(net.domains.filter((d) => (dhcp ? d.link === from : linkDns(d.link))).map((d) => d.domain))];
+  const dns = p.dns ?? [
+    ...new Set(net.dns.filter((d) => (dhcp ? d.link === from : linkDns(d.link))).map((d) => d.server)),
+  ];
+  const domains = [
+    ...new Set(net.domains.filter((d) => (dhcp ? d.link === from : linkDns(d.link))).map((d) => d.domain)),
+  ];
 
   const fromLink = (converted ? bridgeLink : port) as Link;
   const mtu = p.mtu ?? (fromLink.mtu && fromLink.mtu !== 1500 ? fromLink.mtu : undefined);
   const clientId = net.dhcpClientIds[from];
-  const dhcpClient = !dhcp || !clientId ? undefined : clientId.startsWith('01') ? ({ kind: 'mac' } as const) : clientId.startsWith('ff') && clientId.length >= 10 ? ({ kind: 'duid', iaid: parseInt(clientId.slice(2, 10), 16) } as const) : undefined;
+  const dhcpClient =
+    !dhcp || !clientId
+      ? undefined
+      : clientId.startsWith('01')
+        ? ({ kind: 'mac' } as const)
+        : clientId.startsWith('ff') && clientId.length >= 10
+          ? ({ kind: 'duid', iaid: parseInt(clientId.slice(2, 10), 16) } as const)
+          : undefined;
 
-  for (const id of p.vlans) if (!p.vlanFiltering) throw new Refusal('bridge_vlans', `bridge_vlans ${id} needs bridge_vlan_filtering: true`);
+  for (const id of p.vlans)
+    if (!p.vlanFiltering) throw new Refusal('bridge_vlans', `bridge_vlans ${id} needs bridge_vlan_filtering: true`);
   return {
     bridge: p.bridge,
     port: portName,
@@ -257,7 +366,9 @@ export function describeRoute(r: Pick<Route, 'dst' | 'gateway' | 'table' | 'fami
   return `${what}${r.gateway ? ` via ${r.gateway}` : ''} dev ${dev}${r.table && r.table !== 'main' ? ` table ${r.table}` : ''}`;
 }
 
-export function describeRule(r: Pick<Rule, 'priority' | 'src' | 'dst' | 'iif' | 'oif' | 'table' | 'fwmark' | 'not'>): string {
+export function describeRule(
+  r: Pick<Rule, 'priority' | 'src' | 'dst' | 'iif' | 'oif' | 'table' | 'fwmark' | 'not'>,
+): string {
   return `rule ${r.priority}: ${r.not ? 'not ' : ''}from ${r.src ?? 'all'}${r.dst ? ` to ${r.dst}` : ''}${r.iif ? ` iif ${r.iif}` : ''}${r.oif ? ` oif ${r.oif}` : ''}${r.fwmark ? ` fwmark ${r.fwmark}` : ''} lookup ${r.table ?? 'main'}`;
 }
 

@@ -14,18 +14,23 @@ export const STACKS: readonly Stack[] = ['networkd', 'ifupdown', 'networkmanager
 const MARK = '#kvmforge-bridge# ';
 const yaml = lazy<typeof Yaml>('yaml');
 
-const ifupdownFiles = (net: NetState) => Object.entries(net.files).filter(([p]) => p === '/etc/network/interfaces' || p.startsWith('/etc/network/interfaces.d/'));
+const ifupdownFiles = (net: NetState) =>
+  Object.entries(net.files).filter(
+    ([p]) => p === '/etc/network/interfaces' || p.startsWith('/etc/network/interfaces.d/'),
+  );
 
 /** An ifupdown file with the port's stanzas commented out (a bond's kept, as `inet manual`, so the bond is still made),
  * and the port and its VLANs taken off `auto`/`allow-*` lines (the bridge's stanza brings them up). */
 export function ifupdownEdit(text: string, nic: string, opts: { bond?: boolean; vlans?: string[] } = {}): string {
   const out: string[] = [];
-  // a bond stays on its auto line (it must exist before the bridge enslaves it); a NIC and its VLANs are brought up by the bridge
+  // a bond stays on its auto line (it must exist before the bridge enslaves it); a NIC and its VLANs are brought up by
+  // the bridge
   const takeOff = new Set([...(opts.bond ? [] : [nic]), ...(opts.vlans ?? [])]);
   let stanza: 'port' | 'port6' | 'other' = 'other';
   for (const line of text.split('\n')) {
     const words = line.trim().split(/\s+/);
-    const starts = !/^\s/.test(line) && /^(auto|allow-[a-z]+|iface|mapping|source|source-directory|rename)$/.test(words[0] ?? '');
+    const starts =
+      !/^\s/.test(line) && /^(auto|allow-[a-z]+|iface|mapping|source|source-directory|rename)$/.test(words[0] ?? '');
     if (starts) stanza = 'other';
     if (starts && /^(auto|allow-)/.test(words[0]) && words.slice(1).some((w) => takeOff.has(w))) {
       out.push(MARK + line);
@@ -114,13 +119,27 @@ const iniDrop = (text: string, sections: string[]) => {
 /** NetworkManager: our bridge and port profiles; the NIC's own profile stops autoconnecting; a bond's profile
  * becomes the bridge's port; VLAN profiles get the bridge as parent. */
 function networkManagerFiles(b: Bridge, net: NetState, t: (n: string) => string): FileSpec[] {
-  const files: FileSpec[] = [{ path: `/etc/NetworkManager/system-connections/kvmforge-${b.bridge}.nmconnection`, content: t('nm-bridge.nmconnection.ejs'), mode: '600' }];
+  const files: FileSpec[] = [
+    {
+      path: `/etc/NetworkManager/system-connections/kvmforge-${b.bridge}.nmconnection`,
+      content: t('nm-bridge.nmconnection.ejs'),
+      mode: '600',
+    },
+  ];
   const vlanNames = new Set(b.vlans.map((v) => v.name));
   const found = new Set<string>();
-  for (const [path, text] of Object.entries(net.files).filter(([p]) => p.startsWith('/etc/NetworkManager/system-connections/'))) {
+  for (const [path, text] of Object.entries(net.files).filter(([p]) =>
+    p.startsWith('/etc/NetworkManager/system-connections/'),
+  )) {
     const ifname = iniGet(text, 'connection', 'interface-name');
     const type = iniGet(text, 'connection', 'type');
-    if (type === 'vlan' && ifname && (iniGet(text, 'vlan', 'parent') === b.port || vlanNames.has(ifname) || iniGet(text, 'vlan', 'parent') === b.bridge)) {
+    if (
+      type === 'vlan' &&
+      ifname &&
+      (iniGet(text, 'vlan', 'parent') === b.port ||
+        vlanNames.has(ifname) ||
+        iniGet(text, 'vlan', 'parent') === b.bridge)
+    ) {
       found.add(ifname);
       files.push({ path, content: iniSet(text, 'vlan', 'parent', b.bridge), mode: '600' });
     } else if (ifname === b.port && b.bond && type === 'bond') {
@@ -128,19 +147,47 @@ function networkManagerFiles(b: Bridge, net: NetState, t: (n: string) => string)
       let c = iniDrop(text, ['ipv4', 'ipv6']);
       c = iniSet(iniSet(c, 'connection', 'master', b.bridge), 'connection', 'slave-type', 'bridge');
       files.push({ path, content: c, mode: '600' });
-    } else if (ifname === b.port) files.push({ path, content: iniSet(text, 'connection', 'autoconnect', 'false'), mode: '600' });
+    } else if (ifname === b.port)
+      files.push({ path, content: iniSet(text, 'connection', 'autoconnect', 'false'), mode: '600' });
   }
-  notFound('a NetworkManager profile', [...(b.bond ? [b.port] : []), ...vlanNames].filter((n) => !found.has(n)));
-  if (!b.bond) files.push({ path: `/etc/NetworkManager/system-connections/kvmforge-${b.bridge}-port-${b.port}.nmconnection`, content: t('nm-port.nmconnection.ejs'), mode: '600' });
+  notFound(
+    'a NetworkManager profile',
+    [...(b.bond ? [b.port] : []), ...vlanNames].filter((n) => !found.has(n)),
+  );
+  if (!b.bond)
+    files.push({
+      path: `/etc/NetworkManager/system-connections/kvmforge-${b.bridge}-port-${b.port}.nmconnection`,
+      content: t('nm-port.nmconnection.ejs'),
+      mode: '600',
+    });
   return files;
 }
 
 /** A bond or VLAN that must move but that no config file of the stack defines: refused (it would be lost). */
 function notFound(what: string, names: string[]) {
-  if (names.length) throw new Refusal('bridge_port', `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} in no ${what.replace(/^an? /, '')} kvmforge can find, so ${names.length === 1 ? 'it' : 'they'} cannot be moved onto the bridge: define ${names.length === 1 ? 'it' : 'them'} in ${what} first`);
+  if (names.length)
+    throw new Refusal(
+      'bridge_port',
+      `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} in no ${what.replace(/^an? /, '')} kvmforge can find, so ${names.length === 1 ? 'it' : 'they'} cannot be moved onto the bridge: define ${names.length === 1 ? 'it' : 'them'} in ${what} first`,
+    );
 }
 
-const ADDRESSING = ['dhcp4', 'dhcp6', 'addresses', 'gateway4', 'gateway6', 'routes', 'routing-policy', 'nameservers', 'accept-ra', 'ipv6-privacy', 'dhcp4-overrides', 'dhcp6-overrides', 'dhcp-identifier', 'mtu'];
+const ADDRESSING = [
+  'dhcp4',
+  'dhcp6',
+  'addresses',
+  'gateway4',
+  'gateway6',
+  'routes',
+  'routing-policy',
+  'nameservers',
+  'accept-ra',
+  'ipv6-privacy',
+  'dhcp4-overrides',
+  'dhcp6-overrides',
+  'dhcp-identifier',
+  'mtu',
+];
 
 /** netplan: the files that define the port lose its addressing (it moves to the bridge's file); VLANs get `link: BRIDGE`. */
 function netplanFiles(b: Bridge, net: NetState): { files: FileSpec[]; declared: boolean } {
@@ -177,21 +224,31 @@ function netplanFiles(b: Bridge, net: NetState): { files: FileSpec[]; declared: 
     }
     if (changed) files.push({ path, content: doc.toString(), mode: '600' });
   }
-  notFound('a netplan file', [...(b.bond && !declared ? [b.port] : []), ...[...vlanNames].filter((n) => !found.has(n))]);
+  notFound('a netplan file', [
+    ...(b.bond && !declared ? [b.port] : []),
+    ...[...vlanNames].filter((n) => !found.has(n)),
+  ]);
   return { files, declared };
 }
 
-const IFCFG_LINK_KEYS = /^(DEVICE|NAME|UUID|TYPE|HWADDR|MACADDR|ONBOOT|NM_CONTROLLED|BONDING_OPTS|BONDING_MASTER|MTU|ETHTOOL_OPTS|USERCTL)=/;
+const IFCFG_LINK_KEYS =
+  /^(DEVICE|NAME|UUID|TYPE|HWADDR|MACADDR|ONBOOT|NM_CONTROLLED|BONDING_OPTS|BONDING_MASTER|MTU|ETHTOOL_OPTS|USERCTL)=/;
 
 /** RHEL ifcfg: ifcfg-BRIDGE + its route/rule files; the port's ifcfg keeps only what makes the link; its old
  * route/rule files are emptied (they name the port); VLANs get PHYSDEV=BRIDGE. */
 function ifcfgFiles(b: Bridge, net: NetState, t: (n: string, extra?: object) => string): FileSpec[] {
   const dir = '/etc/sysconfig/network-scripts';
   const files: FileSpec[] = [{ path: `${dir}/ifcfg-${b.bridge}`, content: t('ifcfg-bridge.ejs') }];
-  for (const [kind, fam, name] of [['routes', 4, 'route'], ['routes', 6, 'route6'], ['rules', 4, 'rule'], ['rules', 6, 'rule6']] as const) {
+  for (const [kind, fam, name] of [
+    ['routes', 4, 'route'],
+    ['routes', 6, 'route6'],
+    ['rules', 4, 'rule'],
+    ['rules', 6, 'rule6'],
+  ] as const) {
     const some = kind === 'routes' ? b.routes.some((r) => r.family === fam) : b.rules.some((r) => r.family === fam);
     if (some) files.push({ path: `${dir}/${name}-${b.bridge}`, content: t('ifcfg-routes.ejs', { kind, family: fam }) });
-    if (net.files[`${dir}/${name}-${b.port}`] !== undefined) files.push({ path: `${dir}/${name}-${b.port}`, content: `# kvmforge bridge: moved to ${name}-${b.bridge}\n` });
+    if (net.files[`${dir}/${name}-${b.port}`] !== undefined)
+      files.push({ path: `${dir}/${name}-${b.port}`, content: `# kvmforge bridge: moved to ${name}-${b.bridge}\n` });
   }
   const old = net.files[`${dir}/ifcfg-${b.port}`] ?? '';
   const kept = old.split('\n').filter((l) => IFCFG_LINK_KEYS.test(l) && !/^(MTU)=/.test(l));
@@ -208,7 +265,10 @@ function ifcfgFiles(b: Bridge, net: NetState, t: (n: string, extra?: object) => 
     ...(b.mtu ? [`MTU=${b.mtu}`] : []),
   ];
   files.push({ path: `${dir}/ifcfg-${b.port}`, content: `${port.join('\n')}\n` });
-  notFound('an ifcfg file', [...(b.bond && !old ? [b.port] : []), ...b.vlans.map((v) => v.name).filter((n) => net.files[`${dir}/ifcfg-${n}`] === undefined)]);
+  notFound('an ifcfg file', [
+    ...(b.bond && !old ? [b.port] : []),
+    ...b.vlans.map((v) => v.name).filter((n) => net.files[`${dir}/ifcfg-${n}`] === undefined),
+  ]);
   for (const v of b.vlans) {
     const f = `${dir}/ifcfg-${v.name}`;
     const text = net.files[f];
@@ -227,7 +287,10 @@ export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] 
       const mine = `10-kvmforge-${b.bridge}-port-${b.port}.network`;
       const src = net.sources[b.port];
       if (src && !posix.basename(src).startsWith('10-kvmforge-') && posix.basename(src) < mine) {
-        throw new Refusal('bridge_stack', `systemd-networkd reads ${src} for ${b.port} before kvmforge's ${mine} would be read (files are taken in name order): rename it to sort after ${mine}, or merge it`);
+        throw new Refusal(
+          'bridge_stack',
+          `systemd-networkd reads ${src} for ${b.port} before kvmforge's ${mine} would be read (files are taken in name order): rename it to sort after ${mine}, or merge it`,
+        );
       }
       return [
         { path: `/etc/systemd/network/10-kvmforge-${b.bridge}.netdev`, content: t('networkd.netdev.ejs') },
@@ -237,18 +300,40 @@ export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] 
     }
     case 'ifupdown':
       return [
-        ...ifupdownFiles(net).map(([path, text]) => ({ path, content: ifupdownEdit(text, b.port, { bond: !!b.bond, vlans: b.vlans.map((v) => v.name) }) })).filter((f) => f.content !== net.files[f.path]),
+        ...ifupdownFiles(net)
+          .map(([path, text]) => ({
+            path,
+            content: ifupdownEdit(text, b.port, { bond: !!b.bond, vlans: b.vlans.map((v) => v.name) }),
+          }))
+          .filter((f) => f.content !== net.files[f.path]),
         { path: `/etc/network/interfaces.d/kvmforge-${b.bridge}`, content: t('ifupdown.ejs') },
       ];
     case 'networkmanager':
       return networkManagerFiles(b, net, t);
     case 'netplan': {
-      if (b.vlanFiltering) throw new Refusal('bridge_vlan_filtering', 'netplan has no setting for a VLAN-aware bridge: use VLAN interfaces on the bridge (the default), or another stack');
+      if (b.vlanFiltering)
+        throw new Refusal(
+          'bridge_vlan_filtering',
+          'netplan has no setting for a VLAN-aware bridge: use VLAN interfaces on the bridge (the default), or ' +
+            'another stack',
+        );
       const { files, declared } = netplanFiles(b, net);
-      return [...files, { path: `/etc/netplan/90-kvmforge-${b.bridge}.yaml`, content: t('netplan.yaml.ejs', { declarePort: !declared }), mode: '600' }];
+      return [
+        ...files,
+        {
+          path: `/etc/netplan/90-kvmforge-${b.bridge}.yaml`,
+          content: t('netplan.yaml.ejs', { declarePort: !declared }),
+          mode: '600',
+        },
+      ];
     }
     case 'ifcfg':
-      if (b.vlanFiltering) throw new Refusal('bridge_vlan_filtering', 'RHEL network-scripts have no setting for a VLAN-aware bridge: use VLAN interfaces on the bridge (the default), or another stack');
+      if (b.vlanFiltering)
+        throw new Refusal(
+          'bridge_vlan_filtering',
+          'RHEL network-scripts have no setting for a VLAN-aware bridge: use VLAN interfaces on the bridge (the ' +
+            'default), or another stack',
+        );
       return ifcfgFiles(b, net, t);
   }
 }
@@ -267,30 +352,80 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
   const vlans = b.vlans.map((v) => v.name);
   // a VLAN's parent can't change under it: it is made again on the bridge (and on the NIC by a rollback)
   const dropVlans = vlans.length ? sh`for v in ${vlans}; do ip link del "$v" 2>/dev/null || true; done` : '';
-  const unbridge = [dropVlans, sh`ip link set ${b.port} nomaster 2>/dev/null || true; ip link del ${b.bridge} 2>/dev/null || true`].filter(Boolean).join('\n');
+  const unbridge = [
+    dropVlans,
+    sh`ip link set ${b.port} nomaster 2>/dev/null || true; ip link del ${b.bridge} 2>/dev/null || true`,
+  ]
+    .filter(Boolean)
+    .join('\n');
   switch (stack) {
     case 'networkd':
       return {
-        up: [dropVlans, sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true`, b.dhcp ? dhcpNudge(b.bridge) : ''].filter(Boolean).join('\n'),
-        down: [unbridge, sh`networkctl reload; networkctl reconfigure ${b.port}`, ...(b.bond ? b.bond.slaves.map((s) => sh`networkctl reconfigure ${s} 2>/dev/null || true`) : [])].join('\n'),
+        up: [
+          dropVlans,
+          sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true`,
+          b.dhcp ? dhcpNudge(b.bridge) : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+        down: [
+          unbridge,
+          sh`networkctl reload; networkctl reconfigure ${b.port}`,
+          ...(b.bond ? b.bond.slaves.map((s) => sh`networkctl reconfigure ${s} 2>/dev/null || true`) : []),
+        ].join('\n'),
       };
     case 'ifupdown': {
       const downVlans = vlans.length ? sh`for v in ${vlans}; do ifdown --force "$v" 2>/dev/null || true; done` : '';
       return {
-        up: [downVlans, dropVlans, b.bond ? sh`ip addr flush dev ${b.port}` : sh`ifdown --force ${b.port} 2>/dev/null || true; ip addr flush dev ${b.port}`, sh`ifup ${b.bridge}`].filter(Boolean).join('\n'),
-        down: [sh`ifdown --force ${b.bridge} 2>/dev/null || true`, unbridge, b.bond ? sh`ifdown --force ${b.port} 2>/dev/null || true` : '', sh`ip addr flush dev ${b.port}; ifup ${b.port}`, vlans.length ? sh`for v in ${vlans}; do ifup "$v" || true; done` : ''].filter(Boolean).join('\n'),
+        up: [
+          downVlans,
+          dropVlans,
+          b.bond
+            ? sh`ip addr flush dev ${b.port}`
+            : sh`ifdown --force ${b.port} 2>/dev/null || true; ip addr flush dev ${b.port}`,
+          sh`ifup ${b.bridge}`,
+        ]
+          .filter(Boolean)
+          .join('\n'),
+        down: [
+          sh`ifdown --force ${b.bridge} 2>/dev/null || true`,
+          unbridge,
+          b.bond ? sh`ifdown --force ${b.port} 2>/dev/null || true` : '',
+          sh`ip addr flush dev ${b.port}; ifup ${b.port}`,
+          vlans.length ? sh`for v in ${vlans}; do ifup "$v" || true; done` : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
       };
     }
     case 'networkmanager':
       return {
-        up: [dropVlans, sh`nmcli connection reload; nmcli connection up ${`kvmforge-${b.bridge}`}`, vlans.length ? sh`for v in ${vlans}; do nmcli device connect "$v" 2>/dev/null || true; done` : ''].filter(Boolean).join('\n'),
-        down: ['nmcli connection reload', unbridge, sh`nmcli device connect ${b.port}`, vlans.length ? sh`for v in ${vlans}; do nmcli device connect "$v" 2>/dev/null || true; done` : ''].filter(Boolean).join('\n'),
+        up: [
+          dropVlans,
+          sh`nmcli connection reload; nmcli connection up ${`kvmforge-${b.bridge}`}`,
+          vlans.length ? sh`for v in ${vlans}; do nmcli device connect "$v" 2>/dev/null || true; done` : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+        down: [
+          'nmcli connection reload',
+          unbridge,
+          sh`nmcli device connect ${b.port}`,
+          vlans.length ? sh`for v in ${vlans}; do nmcli device connect "$v" 2>/dev/null || true; done` : '',
+        ]
+          .filter(Boolean)
+          .join('\n'),
       };
     case 'netplan':
       return { up: [dropVlans, 'netplan apply'].filter(Boolean).join('\n'), down: `${unbridge}\nnetplan apply` };
     case 'ifcfg':
       return {
-        up: [dropVlans, sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; nmcli device reapply ${b.port} || nmcli connection up ${`System ${b.port}`}; else systemctl restart network; fi`].filter(Boolean).join('\n'),
+        up: [
+          dropVlans,
+          sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; nmcli device reapply ${b.port} || nmcli connection up ${`System ${b.port}`}; else systemctl restart network; fi`,
+        ]
+          .filter(Boolean)
+          .join('\n'),
         down: `${unbridge}\n${sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; nmcli device connect ${b.port}; else systemctl restart network; fi`}`,
       };
   }

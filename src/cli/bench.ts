@@ -6,7 +6,19 @@ import { wholeFlag } from './flags.ts';
 import type { Inventory } from '../inventory/load.ts';
 import type { HostLoop } from '../runner/session.ts';
 import { barChart } from '../insight/plot.ts';
-import { benchScript, benchTable, blockText, label, median, networkScript, parseBench, WORKLOADS, type BenchOptions, type VmBench, type Workload } from '../insight/bench.ts';
+import {
+  benchScript,
+  benchTable,
+  blockText,
+  label,
+  median,
+  networkScript,
+  parseBench,
+  WORKLOADS,
+  type BenchOptions,
+  type VmBench,
+  type Workload,
+} from '../insight/bench.ts';
 import type { Host, Transport } from '../core/types.ts';
 
 interface Flags {
@@ -25,7 +37,10 @@ export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Pr
   if (!names.length) throw ConfigError.one('bench: name the guests to compare with --vm A --vm B (inventory hosts)');
   const hosts = names.map((n): Host => {
     const h = inv.hosts.find((x) => x.name === n);
-    if (!h) throw ConfigError.one(`--vm '${n}': expected a host of the inventory (${inv.hosts.map((x) => x.name).join(', ') || 'it has none'})`);
+    if (!h)
+      throw ConfigError.one(
+        `--vm '${n}': expected a host of the inventory (${inv.hosts.map((x) => x.name).join(', ') || 'it has none'})`,
+      );
     return h;
   });
   if (new Set(names).size !== names.length) throw ConfigError.one(`--vm: each guest once (got ${names.join(', ')})`);
@@ -33,22 +48,50 @@ export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Pr
   const blockKiB = blockSize(f['block-size'], size);
   const runs = wholeFlag(f.runs, 'runs', 3, 1, 100);
   const workloads = (f.workloads ?? WORKLOADS.join(',')).split(',').map((w) => w.trim()) as Workload[];
-  for (const w of workloads) if (!WORKLOADS.includes(w)) throw ConfigError.one(`--workloads '${w}': expected some of ${WORKLOADS.join(', ')}`);
+  for (const w of workloads)
+    if (!WORKLOADS.includes(w)) throw ConfigError.one(`--workloads '${w}': expected some of ${WORKLOADS.join(', ')}`);
   const dir = f.dir ?? '/var/tmp';
-  if (!dir.startsWith('/') || /[\n\0]/.test(dir)) throw ConfigError.one(`--dir '${dir}': expected an absolute directory in the guest`);
-  if (f.plot !== undefined && !f.plot.endsWith('.svg')) throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
+  if (!dir.startsWith('/') || /[\n\0]/.test(dir))
+    throw ConfigError.one(`--dir '${dir}': expected an absolute directory in the guest`);
+  if (f.plot !== undefined && !f.plot.endsWith('.svg'))
+    throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
 
   const o: BenchOptions = { dir, sizeMiB: size, blockKiB };
   // one guest after the other: two at once would measure each other
-  const results = (await loop(hosts, (s) => benchOne(s.host, s.transport, o, runs, workloads), { forks: 1, facts: false })).map((r): VmBench => (r.ok ? r.value : { host: r.host, results: {}, error: r.error }));
+  const results = (
+    await loop(hosts, (s) => benchOne(s.host, s.transport, o, runs, workloads), { forks: 1, facts: false })
+  ).map((r): VmBench => (r.ok ? r.value : { host: r.host, results: {}, error: r.error }));
 
   if (f.plot) {
     const ok = results.filter((r) => !r.error);
-    const bars = workloads.flatMap((w) => ok.map((r) => ({ label: `${w} ${r.host}`, parts: [{ name: r.host, value: r.results[w] ?? 0 }] })));
-    writeFileSync(f.plot, barChart(`kvmforge bench: ${size} MiB per workload, disk in ${blockText(blockKiB)} requests (higher is better)`, 'MB/s', bars));
+    const bars = workloads.flatMap((w) =>
+      ok.map((r) => ({ label: `${w} ${r.host}`, parts: [{ name: r.host, value: r.results[w] ?? 0 }] })),
+    );
+    writeFileSync(
+      f.plot,
+      barChart(
+        `kvmforge bench: ${size} MiB per workload, disk in ${blockText(blockKiB)} requests (higher is better)`,
+        'MB/s',
+        bars,
+      ),
+    );
     process.stderr.write(`plot: ${f.plot}\n`);
   }
-  if (f.json) process.stdout.write(JSON.stringify({ sizeMiB: size, blockKiB, runs, unit: 'MB/s', workloads: Object.fromEntries(workloads.map((w) => [w, label(w, blockKiB)])), vms: results }, null, 2) + '\n');
+  if (f.json)
+    process.stdout.write(
+      JSON.stringify(
+        {
+          sizeMiB: size,
+          blockKiB,
+          runs,
+          unit: 'MB/s',
+          workloads: Object.fromEntries(workloads.map((w) => [w, label(w, blockKiB)])),
+          vms: results,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
   else process.stdout.write(benchTable(results, workloads, o, runs) + '\n');
   return results.some((r) => r.error) ? 1 : 0;
 }
@@ -58,7 +101,10 @@ function blockSize(v: string | undefined, sizeMiB: number): number {
   if (v === undefined) return 1024;
   const m = /^(\d+)([kKmM])$/.exec(v);
   const kib = m ? Number(m[1]) * (/m/i.test(m[2]) ? 1024 : 1) : NaN;
-  if (!(kib >= 4 && (kib & (kib - 1)) === 0 && kib <= sizeMiB * 1024)) throw ConfigError.one(`--block-size '${v}': expected a power of two from 4k to the --size (${sizeMiB}M), like 4k, 64k or 1M`);
+  if (!(kib >= 4 && (kib & (kib - 1)) === 0 && kib <= sizeMiB * 1024))
+    throw ConfigError.one(
+      `--block-size '${v}': expected a power of two from 4k to the --size (${sizeMiB}M), like 4k, 64k or 1M`,
+    );
   return kib;
 }
 
@@ -103,6 +149,7 @@ async function stream(t: Transport, sizeMiB: number): Promise<number> {
     },
   });
   const ms = performance.now() - first;
-  if (r.code !== 0 || bytes !== sizeMiB * 1048576) throw new Error(`network stream: got ${bytes} of ${sizeMiB * 1048576} bytes (exit ${r.code}) ${r.stderr.trim()}`);
+  if (r.code !== 0 || bytes !== sizeMiB * 1048576)
+    throw new Error(`network stream: got ${bytes} of ${sizeMiB * 1048576} bytes (exit ${r.code}) ${r.stderr.trim()}`);
   return bytes / 1e6 / (ms / 1000);
 }

@@ -40,7 +40,12 @@ async function buildHost(host: Host, params: Map<string, unknown>, o: BuildOptio
           log: (text) => s.log(`${step.name}: ${text}`),
           logFile: (name) => o.journal.file(`${host.name}.${name}`),
         });
-        sr.changes = [{ summary: `${a.spec.component} ${a.spec.version} artifact ${a.key.slice(0, 12)} ${cached ? 'already in the local cache' : `ready (built on ${meta.builtOn} in ${meta.buildSeconds} s)`}`, warning: meta.dropped?.length ? `options olddefconfig dropped: ${meta.dropped.join(', ')}` : undefined }];
+        sr.changes = [
+          {
+            summary: `${a.spec.component} ${a.spec.version} artifact ${a.key.slice(0, 12)} ${cached ? 'already in the local cache' : `ready (built on ${meta.builtOn} in ${meta.buildSeconds} s)`}`,
+            warning: meta.dropped?.length ? `options olddefconfig dropped: ${meta.dropped.join(', ')}` : undefined,
+          },
+        ];
         sr.status = cached ? 'ok' : 'changed';
         s.log(`step ${step.name}: ${sr.status} ${sr.changes.map((c) => c.summary).join('; ')}`);
       } catch (e) {
@@ -75,7 +80,13 @@ export async function buildArtifacts(hosts: Host[], o: BuildOptions & { steps: S
   const params = resolveParams(hosts, o.steps, o.inventory ?? hosts);
   const started = new Date();
   const results = await forEachHost(hosts, o.forks, (h) => buildHost(h, params.get(h.name)!, o));
-  const report: Report = { mode: 'build', started: started.toISOString(), ms: Date.now() - started.getTime(), journal: o.journal.enabled ? o.journal.dir : undefined, hosts: results };
+  const report: Report = {
+    mode: 'build',
+    started: started.toISOString(),
+    ms: Date.now() - started.getTime(),
+    journal: o.journal.enabled ? o.journal.dir : undefined,
+    hosts: results,
+  };
   o.journal.writeReport(report);
   return report;
 }

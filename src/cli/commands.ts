@@ -15,9 +15,19 @@ import type { Host } from '../core/types.ts';
 import type { Flags } from './flags.ts';
 
 function pickSteps(f: Flags) {
-  const names = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []);
+  const names = (s?: string) =>
+    s
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : [];
   const unknown = [...names(f.steps), ...names(f.skip)].filter((n) => !stepByName(n));
-  if (unknown.length) throw ConfigError.one(`unknown step ${unknown.map((u) => `'${u}'`).join(', ')}; steps are: ${allSteps.map((s) => s.name).join(', ')}`, { key: f.steps ? '--steps' : '--skip' });
+  if (unknown.length)
+    throw ConfigError.one(
+      `unknown step ${unknown.map((u) => `'${u}'`).join(', ')}; steps are: ${allSteps.map((s) => s.name).join(', ')}`,
+      { key: f.steps ? '--steps' : '--skip' },
+    );
   const only = names(f.steps);
   const skip = names(f.skip);
   return allSteps.filter((s) => (!only.length || only.includes(s.name)) && !skip.includes(s.name));
@@ -28,7 +38,8 @@ export function inventoryOf(f: Flags): Inventory {
 }
 
 async function readPassword(): Promise<string> {
-  if (!process.stdin.isTTY) throw ConfigError.one('--ask-become-pass needs a terminal; use kvmforge_become_password_env instead');
+  if (!process.stdin.isTTY)
+    throw ConfigError.one('--ask-become-pass needs a terminal; use kvmforge_become_password_env instead');
   process.stderr.write('sudo password: ');
   process.stdin.setRawMode(true);
   return new Promise((resolve) => {
@@ -51,7 +62,11 @@ async function readPassword(): Promise<string> {
 }
 
 export function connectOptions(f: Flags, becomePassword?: string): ConnectOptions {
-  return { knownHosts: f['known-hosts'] ?? '.kvmforge/known_hosts', acceptNewHostKeys: Boolean(f['accept-new-host-keys']), becomePassword };
+  return {
+    knownHosts: f['known-hosts'] ?? '.kvmforge/known_hosts',
+    acceptNewHostKeys: Boolean(f['accept-new-host-keys']),
+    becomePassword,
+  };
 }
 
 function secretsOf(hosts: Host[], becomePassword?: string): Secrets {
@@ -61,7 +76,8 @@ function secretsOf(hosts: Host[], becomePassword?: string): Secrets {
     const env = h.conn.becomePasswordEnv;
     if (env) s.add(process.env[env]);
     const marked = (h.vars.kvmforge_secrets as string[] | undefined) ?? [];
-    for (const [k, v] of Object.entries(h.vars)) if (marked.includes(k) || /passw|secret|token|passphrase/i.test(k)) s.add(typeof v === 'string' ? v : undefined);
+    for (const [k, v] of Object.entries(h.vars))
+      if (marked.includes(k) || /passw|secret|token|passphrase/i.test(k)) s.add(typeof v === 'string' ? v : undefined);
   }
   return s;
 }
@@ -86,11 +102,24 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
   resolveParams(hosts, steps, inv.hosts); // bad vars: exit 2 before a journal, a prompt or a connection
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
   const journal = new Journal(root, secretsOf(hosts, pw));
-  const view = f.json ? undefined : (await import('../runner/view.ts')).liveView(hosts.map((h) => h.name), { stream: process.stderr, verb: mode === 'plan' ? 'planning' : mode === 'build' ? 'building' : 'applying' });
+  const view = f.json
+    ? undefined
+    : (await import('../runner/view.ts')).liveView(
+        hosts.map((h) => h.name),
+        { stream: process.stderr, verb: mode === 'plan' ? 'planning' : mode === 'build' ? 'building' : 'applying' },
+      );
   const o = { steps, forks, connect: connectOptions(f, pw), journal, events: view?.events, inventory: inv.hosts };
-  const report = mode === 'build' ? await (await import('./build.ts')).buildArtifacts(hosts, o) : await run(hosts, { ...o, mode, verify: Boolean(f.verify) });
+  const report =
+    mode === 'build'
+      ? await (await import('./build.ts')).buildArtifacts(hosts, o)
+      : await run(hosts, { ...o, mode, verify: Boolean(f.verify) });
   await view?.done;
-  output(report, f, steps.map((s) => s.name), journal);
+  output(
+    report,
+    f,
+    steps.map((s) => s.name),
+    journal,
+  );
   return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
 }
 
@@ -112,7 +141,10 @@ function output(report: Report, f: Flags, stepNames: string[], journal: Journal)
   }
   out.push('', summaryTable(report, stepNames));
   const n = countChanges(report);
-  out.push('', `${report.mode === 'plan' ? `${n} change(s) would be made` : report.mode === 'build' ? `${n} artifact(s) built or fetched` : `${n} change(s) made`}; ${report.hosts.filter((h) => h.status === 'failed').length} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`);
+  out.push(
+    '',
+    `${report.mode === 'plan' ? `${n} change(s) would be made` : report.mode === 'build' ? `${n} artifact(s) built or fetched` : `${n} change(s) made`}; ${report.hosts.filter((h) => h.status === 'failed').length} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`,
+  );
   process.stdout.write(journal.secrets.mask(out.join('\n')) + '\n');
 }
 
@@ -120,7 +152,10 @@ function output(report: Report, f: Flags, stepNames: string[], journal: Journal)
 export function sideLoop(f: Flags, hosts: Host[]): { loop: HostLoop; session: SessionOptions } {
   const forks = f.forks === undefined ? 10 : Number(f.forks);
   if (!Number.isInteger(forks) || forks < 1) throw ConfigError.one(`--forks '${f.forks}': expected a whole number ≥ 1`);
-  const session: SessionOptions = { connect: connectOptions(f), journal: new Journal(f.journal ?? '.kvmforge', secretsOf(hosts)) };
+  const session: SessionOptions = {
+    connect: connectOptions(f),
+    journal: new Journal(f.journal ?? '.kvmforge', secretsOf(hosts)),
+  };
   return { loop: hostLoop(forks, session), session };
 }
 
@@ -128,7 +163,9 @@ export async function factsCommand(f: Flags): Promise<number> {
   const inv = inventoryOf(f);
   const hosts = selectHosts(inv, f.limit);
   const results = await sideLoop(f, hosts).loop(hosts, async (s) => factsObject(await s.read(...HOST_FACTS)));
-  const out: Record<string, unknown> = Object.fromEntries(results.map((r) => [r.host, r.ok ? r.value : { failed: r.error }]));
+  const out: Record<string, unknown> = Object.fromEntries(
+    results.map((r) => [r.host, r.ok ? r.value : { failed: r.error }]),
+  );
   const bad = results.filter((r) => !r.ok).length;
   const ordered = Object.fromEntries(hosts.map((h) => [h.name, out[h.name]]));
   if (f.json) process.stdout.write(JSON.stringify(ordered, null, 2) + '\n');
@@ -139,12 +176,19 @@ export async function factsCommand(f: Flags): Promise<number> {
         process.stdout.write(`${name}: FAILED: ${fx.failed}\n`);
         continue;
       }
-      const ifs = fx.interfaces.filter((i: any) => i.name !== 'lo').map((i: any) => `${i.name}${i.addresses.length ? ' ' + i.addresses.map((a: any) => `${a.address}/${a.prefix}`).join(',') : ''}`);
+      const ifs = fx.interfaces
+        .filter((i: any) => i.name !== 'lo')
+        .map(
+          (i: any) =>
+            `${i.name}${i.addresses.length ? ' ' + i.addresses.map((a: any) => `${a.address}/${a.prefix}`).join(',') : ''}`,
+        );
       process.stdout.write(
         [
           `${name}: ${fx.os.prettyName} (${fx.os.family}), kernel ${fx.kernel} ${fx.arch}, ${fx.cpu.count} CPU ${fx.cpu.virtFlags.join('/') || 'no vmx/svm'}`,
           `  memory ${(fx.memory.totalKiB / 1048576).toFixed(1)} GiB, hugepages ${fx.memory.hugePagesTotal} × ${fx.memory.hugePageSizeKiB} KiB (${fx.memory.hugePagesFree} free)`,
-          `  ksm ${Object.entries(fx.ksm).map(([k, x]) => `${k}=${x}`).join(' ')}`,
+          `  ksm ${Object.entries(fx.ksm)
+            .map(([k, x]) => `${k}=${x}`)
+            .join(' ')}`,
           `  init ${fx.init}, packages ${fx.packageManager}, boot loader ${fx.bootLoader}, qemu ${fx.versions.qemu ?? '-'}, libvirt ${fx.versions.libvirt ?? '-'}`,
           `  net ${ifs.join('; ')}; default via ${fx.defaultRoute?.gateway ?? '-'} dev ${fx.defaultRoute?.dev ?? '-'}`,
           `  cmdline ${fx.cmdline}`,
@@ -162,7 +206,8 @@ export function inventoryList(inv: Inventory): object {
     const entry: Record<string, string[]> = {};
     const hosts = g.name === 'all' ? [] : g.hosts;
     if (hosts.length) entry.hosts = hosts;
-    if (g.children.length) entry.children = g.children.filter((c) => c !== 'ungrouped' || inv.groups.get('ungrouped')!.hosts.length);
+    if (g.children.length)
+      entry.children = g.children.filter((c) => c !== 'ungrouped' || inv.groups.get('ungrouped')!.hosts.length);
     if (Object.keys(entry).length) out[g.name] = entry;
   }
   return out;
@@ -208,7 +253,9 @@ export async function renderCommand(f: Flags): Promise<number> {
       n++;
     }
   }
-  process.stderr.write(`${n} domain(s) rendered and validated (virt-xml-validate, virsh -c test:///default define --validate)\n`);
+  process.stderr.write(
+    `${n} domain(s) rendered and validated (virt-xml-validate, virsh -c test:///default define --validate)\n`,
+  );
   return 0;
 }
 
@@ -226,11 +273,19 @@ export async function artifactsCommand(f: Flags): Promise<number> {
   }
   const rows = [['component', 'version', 'key', 'distro', 'built on', 'build', 'size', 'packages']];
   for (const a of list) {
-    rows.push([a.component, a.version, a.key.slice(0, 12), `${a.distro.id} ${a.distro.versionId} ${a.distro.arch}`, `${a.builtOn} ${a.builtAt.slice(0, 16)}`, `${a.buildSeconds}s`, `${(artifactBytes(a) / 1048576).toFixed(1)} MiB`, a.files.map((x) => x.name).join(' ')]);
+    rows.push([
+      a.component,
+      a.version,
+      a.key.slice(0, 12),
+      `${a.distro.id} ${a.distro.versionId} ${a.distro.arch}`,
+      `${a.builtOn} ${a.builtAt.slice(0, 16)}`,
+      `${a.buildSeconds}s`,
+      `${(artifactBytes(a) / 1048576).toFixed(1)} MiB`,
+      a.files.map((x) => x.name).join(' '),
+    ]);
   }
   process.stdout.write(columns(rows).join('\n') + '\n');
   return 0;
 }
-
 
 export { selectHosts };

@@ -7,7 +7,8 @@ const code = (s: string) => (s.startsWith('`') ? s : `\`${s}\``);
 function defaultOf(v: Step['vars'][string]): string | undefined {
   if (v.defaultText !== undefined) return v.defaultText;
   if (v.default === undefined) return undefined;
-  if (Array.isArray(v.default) || (typeof v.default === 'object' && v.default !== null)) return JSON.stringify(v.default).replace(/"/g, '');
+  if (Array.isArray(v.default) || (typeof v.default === 'object' && v.default !== null))
+    return JSON.stringify(v.default).replace(/"/g, '');
   return String(v.default);
 }
 
@@ -18,7 +19,14 @@ export function stepTable(steps: Step<unknown>[]): string {
       return `${code(k)}${d === undefined || d === '' ? '' : ` (${d})`}`;
     });
     // a step that is off on a host without vars says so, with its reason
-    const bare = s.wanted?.({ name: 'x', groups: [], vars: {}, varPos: {}, pos: { file: '', line: 0, col: 0 }, conn: { address: '', port: 22, user: 'root', local: false, become: false } });
+    const bare = s.wanted?.({
+      name: 'x',
+      groups: [],
+      vars: {},
+      varPos: {},
+      pos: { file: '', line: 0, col: 0 },
+      conn: { address: '', port: 22, user: 'root', local: false, become: false },
+    });
     const off = typeof bare === 'string' ? `off with ${bare}; ` : '';
     return `| ${s.name} | ${s.doc} | ${off}${vars.join(', ')} |`;
   });

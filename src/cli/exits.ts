@@ -16,10 +16,16 @@ interface HostExits {
   reasonsError?: string;
 }
 
-export async function exitsCommand(hosts: Host[], f: { interval?: string; vm?: string[]; json?: boolean; plot?: string; reasons?: boolean }, loop: HostLoop): Promise<number> {
+export async function exitsCommand(
+  hosts: Host[],
+  f: { interval?: string; vm?: string[]; json?: boolean; plot?: string; reasons?: boolean },
+  loop: HostLoop,
+): Promise<number> {
   const interval = f.interval === undefined ? 5 : Number(f.interval);
-  if (!(interval > 0 && interval <= 3600)) throw ConfigError.one(`--interval '${f.interval}': expected seconds, more than 0 and at most 3600`);
-  if (f.plot !== undefined && !f.plot.endsWith('.svg')) throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
+  if (!(interval > 0 && interval <= 3600))
+    throw ConfigError.one(`--interval '${f.interval}': expected seconds, more than 0 and at most 3600`);
+  if (f.plot !== undefined && !f.plot.endsWith('.svg'))
+    throw ConfigError.one(`--plot '${f.plot}': expected a file name ending in .svg`);
   const results = (
     await loop(
       hosts,
@@ -27,8 +33,12 @@ export async function exitsCommand(hosts: Host[], f: { interval?: string; vm?: s
         const t = s.transport;
         const h = s.host;
         {
-          const r = await t.exec(`[ -e /dev/kvm ] || { echo 'no /dev/kvm: not a KVM host' >&2; exit 3; }\n${exitsScript(interval, f.vm ?? [])}`, { sudo: true, timeoutMs: (interval + 120) * 1000 });
-          if (r.code !== 0) return { host: h.name, vms: [], error: r.stderr.trim().split('\n').pop() || `exit ${r.code}` };
+          const r = await t.exec(
+            `[ -e /dev/kvm ] || { echo 'no /dev/kvm: not a KVM host' >&2; exit 3; }\n${exitsScript(interval, f.vm ?? [])}`,
+            { sudo: true, timeoutMs: (interval + 120) * 1000 },
+          );
+          if (r.code !== 0)
+            return { host: h.name, vms: [], error: r.stderr.trim().split('\n').pop() || `exit ${r.code}` };
           const { vms, missing } = parseExits(r.stdout);
           const out: HostExits = { host: h.name, vms: vms.map((v) => derive(v, interval)), missing };
           const pids = out.vms.filter((v) => !v.error).map((v) => v.pid);
@@ -48,7 +58,17 @@ export async function exitsCommand(hosts: Host[], f: { interval?: string; vm?: s
     )
   ).map((r): HostExits => (r.ok ? r.value : { host: r.host, vms: [], error: r.error }));
   if (f.plot) {
-    const bars = results.flatMap((r) => r.vms.filter((v) => !v.error).map((v) => ({ label: results.length > 1 ? `${r.host}/${v.name}` : v.name, parts: [{ name: 'I/O exits/s (port I/O + MMIO)', value: v.ioRate }, { name: 'other exits/s', value: v.rate - v.ioRate }] })));
+    const bars = results.flatMap((r) =>
+      r.vms
+        .filter((v) => !v.error)
+        .map((v) => ({
+          label: results.length > 1 ? `${r.host}/${v.name}` : v.name,
+          parts: [
+            { name: 'I/O exits/s (port I/O + MMIO)', value: v.ioRate },
+            { name: 'other exits/s', value: v.rate - v.ioRate },
+          ],
+        })),
+    );
     writeFileSync(f.plot, barChart(`KVM exits per VM over ${interval} s`, 'exits per second', bars));
     process.stderr.write(`plot: ${f.plot}\n`);
   }
@@ -62,5 +82,7 @@ export async function exitsCommand(hosts: Host[], f: { interval?: string; vm?: s
       process.stdout.write('\n');
     }
   }
-  return results.some((r) => r.error || r.reasonsError || r.missing?.length || r.vms.some((v) => v.error && !v.note)) ? 1 : 0;
+  return results.some((r) => r.error || r.reasonsError || r.missing?.length || r.vms.some((v) => v.error && !v.note))
+    ? 1
+    : 0;
 }

@@ -49,9 +49,10 @@ Options:
 
 Exit codes: 0 all ok, 1 a host or step failed, 2 bad input (nothing was touched).`;
 
-
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true; strict: true }>>;
+  let parsed: ReturnType<
+    typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true; strict: true }>
+  >;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {

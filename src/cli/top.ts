@@ -4,14 +4,19 @@ import { selectHosts, type Inventory } from '../inventory/load.ts';
 import { HostSession, type SessionOptions } from '../runner/session.ts';
 import { parseTop, sortRows, topScript, topTable, type SortKey, type TopRow } from '../insight/top.ts';
 
-export async function topCommand(inv: Inventory, f: { host?: string; interval?: string; once?: boolean; json?: boolean; sort?: string }, session: SessionOptions): Promise<number> {
+export async function topCommand(
+  inv: Inventory,
+  f: { host?: string; interval?: string; once?: boolean; json?: boolean; sort?: string },
+  session: SessionOptions,
+): Promise<number> {
   if (!f.host) throw ConfigError.one('top: give --host NAME (one host of the inventory)');
   const host = selectHosts(inv, f.host).find((h) => h.name === f.host);
   if (!host) throw ConfigError.one(`top: no host '${f.host}' in ${inv.file}`);
   const interval = f.interval === undefined ? 2 : Number(f.interval);
   if (!(interval >= 1 && interval <= 3)) throw ConfigError.one(`--interval '${f.interval}': expected 1 to 3 seconds`);
   let key: SortKey = f.sort === 'mem' ? 'mem' : 'cpu';
-  if (f.sort !== undefined && f.sort !== 'cpu' && f.sort !== 'mem') throw ConfigError.one(`--sort '${f.sort}': expected cpu or mem`);
+  if (f.sort !== undefined && f.sort !== 'cpu' && f.sort !== 'mem')
+    throw ConfigError.one(`--sort '${f.sort}': expected cpu or mem`);
   // one host, live: the session of the shared host loop, without it (no forks to share)
   const s = new HostSession(host, session);
   try {
@@ -30,10 +35,20 @@ export async function topCommand(inv: Inventory, f: { host?: string; interval?: 
   try {
     if (f.once || f.json || !process.stdout.isTTY || !process.stdin.isTTY) {
       const rows = await sample();
-      process.stdout.write(f.json ? JSON.stringify({ host: host.name, interval, rows: sortRows(rows, key) }, null, 2) + '\n' : `${rows.length ? topTable(rows, key) : 'no running QEMU processes'}\n`);
+      process.stdout.write(
+        f.json
+          ? JSON.stringify({ host: host.name, interval, rows: sortRows(rows, key) }, null, 2) + '\n'
+          : `${rows.length ? topTable(rows, key) : 'no running QEMU processes'}\n`,
+      );
       return 0;
     }
-    return await live(host.name, interval, sample, () => key, (k) => (key = k));
+    return await live(
+      host.name,
+      interval,
+      sample,
+      () => key,
+      (k) => (key = k),
+    );
   } catch (e) {
     process.stdout.write(`${host.name}: FAILED: ${(e as Error).message}\n`);
     return 1;
@@ -42,14 +57,22 @@ export async function topCommand(inv: Inventory, f: { host?: string; interval?: 
   }
 }
 
-async function live(name: string, interval: number, sample: () => Promise<TopRow[]>, key: () => SortKey, setKey: (k: SortKey) => void): Promise<number> {
+async function live(
+  name: string,
+  interval: number,
+  sample: () => Promise<TopRow[]>,
+  key: () => SortKey,
+  setKey: (k: SortKey) => void,
+): Promise<number> {
   let rows: TopRow[] = [];
   let quit = false;
   let wake: () => void = () => undefined;
   const draw = () => {
     const height = process.stdout.rows || 24;
     const head = `kvmforge top — ${name} — ${new Set(rows.map((r) => r.pid)).size} VM process(es), ${rows.length} threads — sorted by ${key() === 'cpu' ? 'CPU' : 'memory'} — every ${interval} s — keys: c CPU, m memory, q quit`;
-    process.stdout.write(`\x1b[H\x1b[2J${head}\n\n${rows.length ? topTable(rows, key(), Math.max(1, height - 4)) : 'no running QEMU processes'}\n`);
+    process.stdout.write(
+      `\x1b[H\x1b[2J${head}\n\n${rows.length ? topTable(rows, key(), Math.max(1, height - 4)) : 'no running QEMU processes'}\n`,
+    );
   };
   process.stdin.setRawMode(true);
   process.stdin.resume();

@@ -28,7 +28,8 @@ export function parseFileProbe(out: string): FileState {
 }
 
 export function unifiedDiff(path: string, before: string, after: string): string {
-  return diff().createTwoFilesPatch(path, path, before, after, '', '', { context: 3 })
+  return diff()
+    .createTwoFilesPatch(path, path, before, after, '', '', { context: 3 })
     .split('\n')
     .slice(2)
     .map((l) => l.replace(/\t$/, ''))
@@ -37,13 +38,19 @@ export function unifiedDiff(path: string, before: string, after: string): string
 }
 
 /** A file as it is on the host: exists, mode, owner, content. */
-export const fileState = (path: string): Fact<FileState> => strictFact(`file:${path}`, fileProbe(path), (out) => parseFileProbe(out));
+export const fileState = (path: string): Fact<FileState> =>
+  strictFact(`file:${path}`, fileProbe(path), (out) => parseFileProbe(out));
 
 /** A file's text, or null when it does not exist. */
-export const fileText = (path: string): Fact<string | null> => strictFact(`text:${path}`, fileProbe(path), (out) => parseFileProbe(out).content ?? null);
+export const fileText = (path: string): Fact<string | null> =>
+  strictFact(`text:${path}`, fileProbe(path), (out) => parseFileProbe(out).content ?? null);
 
 /** Plans files in one round trip: a change for each file whose content, mode or owner differ. */
-export async function planFiles(ctx: StepContext, specs: FileSpec[], summary?: (spec: FileSpec, exists: boolean) => string): Promise<Change[]> {
+export async function planFiles(
+  ctx: StepContext,
+  specs: FileSpec[],
+  summary?: (spec: FileSpec, exists: boolean) => string,
+): Promise<Change[]> {
   if (!specs.length) return [];
   const states = await ctx.read(...specs.map((s) => fileState(s.path)));
   const changes: Change[] = [];
@@ -59,7 +66,11 @@ export async function planFile(ctx: StepContext, spec: FileSpec, summary?: strin
   return (await planFiles(ctx, [spec], summary ? () => summary : undefined))[0] ?? null;
 }
 
-export function compareFile(spec: FileSpec, state: FileState, summary?: (spec: FileSpec, exists: boolean) => string): Change | null {
+export function compareFile(
+  spec: FileSpec,
+  state: FileState,
+  summary?: (spec: FileSpec, exists: boolean) => string,
+): Change | null {
   const mode = spec.mode ?? '644';
   const owner = spec.owner ?? 'root:root';
   const parts: string[] = [];
@@ -80,7 +91,9 @@ export function compareFile(spec: FileSpec, state: FileState, summary?: (spec: F
 /** Shell script that replaces `spec.path` atomically: temp file beside it, fsync, backup, rename. */
 export function writeFileScript(spec: FileSpec): string {
   const p = quote(spec.path);
-  const b64 = Buffer.from(spec.content, 'utf8').toString('base64').replace(/(.{76})/g, '$1\n');
+  const b64 = Buffer.from(spec.content, 'utf8')
+    .toString('base64')
+    .replace(/(.{76})/g, '$1\n');
   return [
     `target=${p}`,
     'mkdir -p "$(dirname "$target")"',
@@ -97,7 +110,11 @@ export function writeFileScript(spec: FileSpec): string {
     `chmod ${quote(spec.mode ?? '644')} "$tmp"`,
     `chown ${quote(spec.owner ?? 'root:root')} "$tmp"`,
     'sync "$tmp" 2>/dev/null || sync',
-    ...(spec.noBackup ? [] : [`if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up $target" >&2; exit 1; }; fi`]),
+    ...(spec.noBackup
+      ? []
+      : [
+          `if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up $target" >&2; exit 1; }; fi`,
+        ]),
     'mv -f "$tmp" "$target"',
     'trap - EXIT',
   ].join('\n');

@@ -16,7 +16,10 @@ export function renderTemplate(name: string, data: Record<string, unknown>): str
   if (!fn) {
     const file = join(PROJECT, 'templates', name);
     const xml = /\.xml\.ejs$/.test(name);
-    fn = ejs().compile(readFileSync(file, 'utf8'), { filename: file, ...(xml ? {} : { escape: (s: unknown) => (s == null ? '' : String(s)) }) });
+    fn = ejs().compile(readFileSync(file, 'utf8'), {
+      filename: file,
+      ...(xml ? {} : { escape: (s: unknown) => (s == null ? '' : String(s)) }),
+    });
     compiled.set(name, fn);
   }
   return fn(data);

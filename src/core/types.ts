@@ -72,7 +72,14 @@ export const fact = <T>(name: string, command: string, parse: Fact<T>['parse']):
 /** A fact whose command must succeed: a non-zero exit fails the plan with the command's own stderr. */
 export const strictFact = <T>(name: string, command: string, parse: (out: string) => T): Fact<T> =>
   fact(name, command, (out, code, stderr) => {
-    if (code !== 0) throw new CommandError('', command, code, stderr, `reading ${name} failed (exit ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`);
+    if (code !== 0)
+      throw new CommandError(
+        '',
+        command,
+        code,
+        stderr,
+        `reading ${name} failed (exit ${code}): ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
+      );
     return parse(out);
   });
 
@@ -154,13 +161,28 @@ export type Change = ChangeText &
      * `commit` (disarms the rollback). Unreachable or unverified: the host rolls itself back after
      * `timeoutS`, `rollback` runs at once when the host is still reachable, the step fails. `rolledBack`
      * exits 0 once the rollback ran and prints what the host found before it. */
-    | { kind: 'switch'; script: string; verify: string; commit: string; rollback: string; timeoutS: number; rolledBack: string }
+    | {
+        kind: 'switch';
+        script: string;
+        verify: string;
+        commit: string;
+        rollback: string;
+        timeoutS: number;
+        rolledBack: string;
+      }
     /** Reboot (the runner waits for a new boot), after `script` when there is one (arming a one-time boot entry);
      * `check`: run `verify` on the rebooted host (non-zero: the step fails with its output), then `commit`. */
     | { kind: 'reboot'; script?: string; timeoutS?: number; check?: { verify: string; commit: string } }
     /** The artifact's packages (those whose file name starts with one of `packages`), built once on the build host
      * (or taken from the cache), pushed and installed; `before`/`after` run around the install. */
-    | { kind: 'install'; artifact: ArtifactRef; packages: string[]; before?: string; after?: string; reinstall?: boolean }
+    | {
+        kind: 'install';
+        artifact: ArtifactRef;
+        packages: string[];
+        before?: string;
+        after?: string;
+        reinstall?: boolean;
+      }
   );
 
 export interface StepContext {

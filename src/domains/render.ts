@@ -19,7 +19,9 @@ function need(tool: string, pkg: string) {
   try {
     execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
   } catch {
-    throw new Error(`${tool} is missing on this machine (it checks domain XML before any host sees it): apt-get install -y ${pkg}`);
+    throw new Error(
+      `${tool} is missing on this machine (it checks domain XML before any host sees it): apt-get install -y ${pkg}`,
+    );
   }
 }
 

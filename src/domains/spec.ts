@@ -4,7 +4,11 @@ import type { Host } from '../core/types.ts';
 import { badVar, varOr } from '../core/vars.ts';
 import { BUILTIN_PROFILES, TIERS } from './profiles.ts';
 
-const cpuset = { type: 'string', pattern: '^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$', description: 'Host CPUs, like "2" or "0-3,6".' };
+const cpuset = {
+  type: 'string',
+  pattern: '^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$',
+  description: 'Host CPUs, like "2" or "0-3,6".',
+};
 export const PCI_ADDRESS = '^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$';
 const pci = { type: 'string', pattern: PCI_ADDRESS, description: 'PCI address, like "0000:03:00.0" (lspci -D).' };
 const hex4 = { type: 'string', pattern: '^(0x)?[0-9a-fA-F]{4}$' };
@@ -17,7 +21,11 @@ const disk = {
   properties: {
     path,
     format: { enum: ['qcow2', 'raw'] },
-    size: { type: 'string', pattern: '^[0-9]+[KMGT]?$', description: 'Create the image with qemu-img when it is missing, e.g. "20G".' },
+    size: {
+      type: 'string',
+      pattern: '^[0-9]+[KMGT]?$',
+      description: 'Create the image with qemu-img when it is missing, e.g. "20G".',
+    },
     bus: { enum: ['virtio', 'scsi', 'sata', 'ide'] },
     dev: { type: 'string', pattern: '^(vd|sd|hd)[a-z]$' },
     cache: { enum: ['none', 'writethrough', 'writeback', 'directsync', 'unsafe', 'default'] },
@@ -33,10 +41,19 @@ const nic = {
   additionalProperties: false,
   properties: {
     bridge: { type: 'string', pattern: '^[^\\s/]{1,15}$', description: 'Host bridge (default br0).' },
-    network: { type: 'string', minLength: 1, description: 'A libvirt network instead of a bridge (e.g. an SR-IOV pool with forward mode hostdev).' },
+    network: {
+      type: 'string',
+      minLength: 1,
+      description: 'A libvirt network instead of a bridge (e.g. an SR-IOV pool with forward mode hostdev).',
+    },
     vf: { ...pci, description: 'An SR-IOV virtual function passed through as this NIC (interface type hostdev).' },
     model: { enum: ['virtio', 'e1000', 'e1000e', 'rtl8139'] },
-    vhost: { type: 'boolean', description: 'true: vhost-net back end (libvirt uses it when present if unset); false: QEMU user-space back end (the thesis: when the guest cannot keep up).' },
+    vhost: {
+      type: 'boolean',
+      description:
+        'true: vhost-net back end (libvirt uses it when present if unset); false: QEMU user-space back end (the ' +
+        'thesis: when the guest cannot keep up).',
+    },
     queues: { type: 'integer', minimum: 1, maximum: 256 },
     mac: { type: 'string', pattern: '^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$' },
   },
@@ -48,7 +65,11 @@ export const vmSchema = {
   additionalProperties: false,
   properties: {
     name: { type: 'string', pattern: '^[^/\\n]{1,200}$', description: 'Domain name, unique on the host.' },
-    profile: { type: 'string', minLength: 1, description: `A preset: ${Object.keys(BUILTIN_PROFILES).join(', ')}, or one of domains_profiles.` },
+    profile: {
+      type: 'string',
+      minLength: 1,
+      description: `A preset: ${Object.keys(BUILTIN_PROFILES).join(', ')}, or one of domains_profiles.`,
+    },
     tier: { enum: Object.keys(TIERS), description: 'Scheduling tier of the vCPU threads (the thesis, ch. 4).' },
     type: { enum: ['kvm', 'qemu'], description: 'kvm (default) or qemu (software emulation).' },
     memory: { type: 'integer', minimum: 16, description: 'MiB.' },
@@ -64,14 +85,35 @@ export const vmSchema = {
     graphics: {
       oneOf: [
         { const: false },
-        { type: 'object', additionalProperties: false, properties: { type: { enum: ['vnc', 'spice'] }, listen: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: -1, maximum: 65535 }, keymap: { type: 'string', pattern: '^[a-z]{2}(-[a-z]{2})?$' } } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            type: { enum: ['vnc', 'spice'] },
+            listen: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: -1, maximum: 65535 },
+            keymap: { type: 'string', pattern: '^[a-z]{2}(-[a-z]{2})?$' },
+          },
+        },
       ],
     },
     inputs: { type: 'boolean', description: 'A PS/2 mouse and a USB tablet (the thesis VM has both).' },
     hugepages: {
       oneOf: [
         { type: 'boolean' },
-        { type: 'object', additionalProperties: false, properties: { size: { enum: ['2M', '1G'] }, nodeset: { ...cpuset, description: 'Guest NUMA nodes (the thesis: "0"; without guest NUMA cells libvirt folds "0" into the default).' }, immediate: { type: 'boolean' } } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            size: { enum: ['2M', '1G'] },
+            nodeset: {
+              ...cpuset,
+              description:
+                'Guest NUMA nodes (the thesis: "0"; without guest NUMA cells libvirt folds "0" into the default).',
+            },
+            immediate: { type: 'boolean' },
+          },
+        },
       ],
       description: 'Back guest memory with hugepages (true, or page size / nodeset / immediate allocation).',
     },
@@ -83,14 +125,31 @@ export const vmSchema = {
     shares: { type: 'integer', minimum: 2, maximum: 262144 },
     period: { type: 'integer', minimum: 1000, maximum: 1000000 },
     quota: { type: 'integer', minimum: -1 },
-    numatune: { type: 'object', additionalProperties: false, required: ['nodeset'], properties: { mode: { enum: ['strict', 'preferred', 'interleave', 'restrictive'] }, nodeset: cpuset } },
+    numatune: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['nodeset'],
+      properties: { mode: { enum: ['strict', 'preferred', 'interleave', 'restrictive'] }, nodeset: cpuset },
+    },
     nosharepages: { type: 'boolean', description: 'Keep this VM out of KSM.' },
     hostdevs: {
       type: 'array',
       items: {
         oneOf: [
           { type: 'object', additionalProperties: false, required: ['pci'], properties: { pci } },
-          { type: 'object', additionalProperties: false, required: ['usb'], properties: { usb: { type: 'object', additionalProperties: false, required: ['vendor', 'product'], properties: { vendor: hex4, product: hex4 } } } },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['usb'],
+            properties: {
+              usb: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['vendor', 'product'],
+                properties: { vendor: hex4, product: hex4 },
+              },
+            },
+          },
         ],
       },
     },
@@ -99,9 +158,34 @@ export const vmSchema = {
   },
 };
 
-export interface Disk { path: string; format: 'qcow2' | 'raw'; size?: string; bus: string; dev: string; cache?: string; io?: string; discard?: string; iothread?: number; readonly?: boolean }
-export interface Nic { bridge?: string; network?: string; vf?: Pci; model: string; vhost?: boolean; queues?: number; mac?: string }
-export interface Pci { domain: string; bus: string; slot: string; function: string; text: string }
+export interface Disk {
+  path: string;
+  format: 'qcow2' | 'raw';
+  size?: string;
+  bus: string;
+  dev: string;
+  cache?: string;
+  io?: string;
+  discard?: string;
+  iothread?: number;
+  readonly?: boolean;
+}
+export interface Nic {
+  bridge?: string;
+  network?: string;
+  vf?: Pci;
+  model: string;
+  vhost?: boolean;
+  queues?: number;
+  mac?: string;
+}
+export interface Pci {
+  domain: string;
+  bus: string;
+  slot: string;
+  function: string;
+  text: string;
+}
 export interface Vm {
   name: string;
   type: 'kvm' | 'qemu';
@@ -173,21 +257,28 @@ export function resolveVms(host: Host): Vm[] {
     let merged: Obj = entry;
     const seen: string[] = [];
     for (let prof = entry.profile as string | undefined; prof; ) {
-      if (seen.includes(prof)) throw bad('profile', `profile '${prof}' builds on itself (${[...seen, prof].join(' → ')})`);
+      if (seen.includes(prof))
+        throw bad('profile', `profile '${prof}' builds on itself (${[...seen, prof].join(' → ')})`);
       seen.push(prof);
       const user = userProfiles[prof];
       const p = user ?? BUILTIN_PROFILES[prof];
-      if (!p) throw bad('profile', `unknown profile '${prof}': expected one of ${[...Object.keys(BUILTIN_PROFILES), ...Object.keys(userProfiles)].join(', ')}`);
+      if (!p)
+        throw bad(
+          'profile',
+          `unknown profile '${prof}': expected one of ${[...Object.keys(BUILTIN_PROFILES), ...Object.keys(userProfiles)].join(', ')}`,
+        );
       merged = overlay(p, merged) as Obj;
       prof = user?.profile as string | undefined;
     }
     const name = String(entry.name);
-    if (names.has(name)) throw bad('name', `duplicate VM name on host ${host.name} (also entry ${names.get(name)! + 1} of domains_vms)`);
+    if (names.has(name))
+      throw bad('name', `duplicate VM name on host ${host.name} (also entry ${names.get(name)! + 1} of domains_vms)`);
     names.set(name, i);
     const memory = Number(merged.memory ?? 1024);
     const vcpus = Number(merged.vcpus ?? 1);
     const current = Number(merged.current_memory ?? memory);
-    if (current > memory) throw bad('current_memory', `current_memory ${current} MiB is more than memory ${memory} MiB`);
+    if (current > memory)
+      throw bad('current_memory', `current_memory ${current} MiB is more than memory ${memory} MiB`);
 
     const busPrefix: Record<string, string> = { virtio: 'vd', scsi: 'sd', sata: 'sd', ide: 'hd' };
     const used = new Set<string>();
@@ -198,19 +289,45 @@ export function resolveVms(host: Host): Vm[] {
       if (!dev) for (let c = 0; !dev || used.has(dev); c++) dev = `${busPrefix[bus]}${String.fromCharCode(97 + c)}`;
       if (used.has(dev)) throw bad(`disks.${j}.dev`, `disk device ${dev} is used twice`);
       used.add(dev);
-      if (d.iothread !== undefined && Number(d.iothread) > Number(merged.iothreads ?? 0)) throw bad(`disks.${j}.iothread`, `I/O thread ${String(d.iothread)} does not exist: iothreads is ${String(merged.iothreads ?? 0)}`);
-      return { path: String(d.path), format: (d.format ?? (String(d.path).endsWith('.qcow2') ? 'qcow2' : 'raw')) as 'qcow2' | 'raw', size: d.size as string | undefined, bus, dev, cache: d.cache as string | undefined, io: d.io as string | undefined, discard: d.discard as string | undefined, iothread: d.iothread as number | undefined, readonly: d.readonly as boolean | undefined };
+      if (d.iothread !== undefined && Number(d.iothread) > Number(merged.iothreads ?? 0))
+        throw bad(
+          `disks.${j}.iothread`,
+          `I/O thread ${String(d.iothread)} does not exist: iothreads is ${String(merged.iothreads ?? 0)}`,
+        );
+      return {
+        path: String(d.path),
+        format: (d.format ?? (String(d.path).endsWith('.qcow2') ? 'qcow2' : 'raw')) as 'qcow2' | 'raw',
+        size: d.size as string | undefined,
+        bus,
+        dev,
+        cache: d.cache as string | undefined,
+        io: d.io as string | undefined,
+        discard: d.discard as string | undefined,
+        iothread: d.iothread as number | undefined,
+        readonly: d.readonly as boolean | undefined,
+      };
     });
     const nics: Nic[] = ((merged.nics as Obj[] | undefined) ?? [{}]).map((n, j) => {
       const kinds = ['bridge', 'network', 'vf'].filter((k) => n[k] !== undefined);
-      if (kinds.length > 1) throw bad(`nics.${j}`, `a NIC takes one of bridge, network or vf, not ${kinds.join(' and ')}`);
+      if (kinds.length > 1)
+        throw bad(`nics.${j}`, `a NIC takes one of bridge, network or vf, not ${kinds.join(' and ')}`);
       const vhost = n.vhost as boolean | undefined;
-      if (n.queues !== undefined && Number(n.queues) > vcpus) throw bad(`nics.${j}.queues`, `${String(n.queues)} queues is more than the VM's ${vcpus} vCPUs`);
-      return { bridge: kinds.length ? (n.bridge as string | undefined) : 'br0', network: n.network as string | undefined, vf: n.vf ? parsePci(String(n.vf)) : undefined, model: String(n.model ?? 'virtio'), vhost, queues: n.queues as number | undefined, mac: (n.mac as string | undefined)?.toLowerCase() };
+      if (n.queues !== undefined && Number(n.queues) > vcpus)
+        throw bad(`nics.${j}.queues`, `${String(n.queues)} queues is more than the VM's ${vcpus} vCPUs`);
+      return {
+        bridge: kinds.length ? (n.bridge as string | undefined) : 'br0',
+        network: n.network as string | undefined,
+        vf: n.vf ? parsePci(String(n.vf)) : undefined,
+        model: String(n.model ?? 'virtio'),
+        vhost,
+        queues: n.queues as number | undefined,
+        mac: (n.mac as string | undefined)?.toLowerCase(),
+      };
     });
     const pins = (key: 'vcpupin' | 'iothreadpin', max: number, what: string): [number, string][] =>
       Object.entries((merged[key] as Record<string, string> | undefined) ?? {}).map(([k, v]) => {
-        if (Number(k) >= max + (key === 'iothreadpin' ? 1 : 0) || (key === 'iothreadpin' && Number(k) < 1)) throw bad(`${key}.${k}`, `${what} ${k} does not exist (the VM has ${max})`);
+        if (Number(k) >= max + (key === 'iothreadpin' ? 1 : 0) || (key === 'iothreadpin' && Number(k) < 1))
+          throw bad(`${key}.${k}`, `${what} ${k} does not exist (the VM has ${max})`);
         return [Number(k), canonicalCpuset(v)];
       });
     const hp = merged.hugepages;
@@ -230,9 +347,29 @@ export function resolveVms(host: Host): Vm[] {
       disks,
       cdrom: merged.cdrom ? cdromOn(String(merged.machine ?? 'pc'), String(merged.cdrom), used) : undefined,
       nics,
-      graphics: g === false || g === undefined ? undefined : { type: String(g.type ?? 'vnc'), listen: g.listen as string | undefined, port: Number(g.port ?? -1), keymap: g.keymap as string | undefined },
+      graphics:
+        g === false || g === undefined
+          ? undefined
+          : {
+              type: String(g.type ?? 'vnc'),
+              listen: g.listen as string | undefined,
+              port: Number(g.port ?? -1),
+              keymap: g.keymap as string | undefined,
+            },
       inputs: Boolean(merged.inputs),
-      hugepages: hp === true ? { immediate: false } : isObj(hp) ? { sizeKiB: hp.size === '1G' ? 1048576 : hp.size === '2M' ? 2048 : undefined, nodeset: hp.nodeset && canonicalCpuset(String(hp.nodeset)) !== '0' ? canonicalCpuset(String(hp.nodeset)) : undefined, immediate: Boolean(hp.immediate) } : undefined,
+      hugepages:
+        hp === true
+          ? { immediate: false }
+          : isObj(hp)
+            ? {
+                sizeKiB: hp.size === '1G' ? 1048576 : hp.size === '2M' ? 2048 : undefined,
+                nodeset:
+                  hp.nodeset && canonicalCpuset(String(hp.nodeset)) !== '0'
+                    ? canonicalCpuset(String(hp.nodeset))
+                    : undefined,
+                immediate: Boolean(hp.immediate),
+              }
+            : undefined,
       memballoon: String(merged.memballoon ?? 'virtio'),
       vcpupin: pins('vcpupin', vcpus, 'vCPU'),
       emulatorpin: merged.emulatorpin ? canonicalCpuset(String(merged.emulatorpin)) : undefined,
@@ -243,9 +380,15 @@ export function resolveVms(host: Host): Vm[] {
       shares: merged.shares as number | undefined,
       period: merged.period as number | undefined,
       quota: merged.quota as number | undefined,
-      numatune: isObj(merged.numatune) ? { mode: String(merged.numatune.mode ?? 'strict'), nodeset: canonicalCpuset(String(merged.numatune.nodeset)) } : undefined,
+      numatune: isObj(merged.numatune)
+        ? { mode: String(merged.numatune.mode ?? 'strict'), nodeset: canonicalCpuset(String(merged.numatune.nodeset)) }
+        : undefined,
       nosharepages: Boolean(merged.nosharepages),
-      hostdevs: ((merged.hostdevs as Obj[] | undefined) ?? []).map((h) => (h.pci ? { pci: parsePci(String(h.pci)) } : { usb: { vendor: hex(String((h.usb as Obj).vendor)), product: hex(String((h.usb as Obj).product)) } })),
+      hostdevs: ((merged.hostdevs as Obj[] | undefined) ?? []).map((h) =>
+        h.pci
+          ? { pci: parsePci(String(h.pci)) }
+          : { usb: { vendor: hex(String((h.usb as Obj).vendor)), product: hex(String((h.usb as Obj).product)) } },
+      ),
       autostart: merged.autostart as boolean | undefined,
       start: Boolean(merged.start),
     };

@@ -13,7 +13,16 @@ export interface El {
 }
 
 let parser: Fxp.XMLParser | undefined;
-const xmlParser = () => (parser ??= new (fxp().XMLParser)({ preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', parseAttributeValue: false, parseTagValue: false, trimValues: true, commentPropName: '#comment' }));
+const xmlParser = () =>
+  (parser ??= new (fxp().XMLParser)({
+    preserveOrder: true,
+    ignoreAttributes: false,
+    attributeNamePrefix: '',
+    parseAttributeValue: false,
+    parseTagValue: false,
+    trimValues: true,
+    commentPropName: '#comment',
+  }));
 
 type Raw = Record<string, unknown>;
 
@@ -25,7 +34,11 @@ function convert(node: Raw): El | undefined {
   return {
     tag,
     attrs: Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, String(v)])),
-    text: kids.filter((k) => '#text' in k).map((k) => String(k['#text'])).join('').trim(),
+    text: kids
+      .filter((k) => '#text' in k)
+      .map((k) => String(k['#text']))
+      .join('')
+      .trim(),
     children: kids.map(convert).filter((c): c is El => !!c),
   };
 }
@@ -37,13 +50,71 @@ export function parseXml(xml: string): El {
 }
 
 // What libvirt adds to a definition by itself: not drift when the render doesn't mention it.
-const ADDED_ELEMENTS = new Set(['uuid', 'resource', 'clock', 'on_poweroff', 'on_reboot', 'on_crash', 'pm', 'cpu', 'seclabel', 'sysinfo', 'genid', 'metadata', 'description', 'title', 'controller', 'input', 'memballoon', 'video', 'audio', 'emulator', 'address', 'alias', 'mac', 'listen', 'target', 'model', 'driver', 'vcpu', 'currentMemory', 'features', 'apic', 'pae', 'vmport', 'console', 'serial', 'channel']);
-const ADDED_ATTRS = new Set(['placement', 'unit', 'autoport', 'name', 'type', 'listen', 'arch', 'machine', 'vcpus', 'port', 'index', 'bus', 'model', 'mode', 'check', 'fallback', 'managed', 'sharePolicy', 'keymap']);
+const ADDED_ELEMENTS = new Set([
+  'uuid',
+  'resource',
+  'clock',
+  'on_poweroff',
+  'on_reboot',
+  'on_crash',
+  'pm',
+  'cpu',
+  'seclabel',
+  'sysinfo',
+  'genid',
+  'metadata',
+  'description',
+  'title',
+  'controller',
+  'input',
+  'memballoon',
+  'video',
+  'audio',
+  'emulator',
+  'address',
+  'alias',
+  'mac',
+  'listen',
+  'target',
+  'model',
+  'driver',
+  'vcpu',
+  'currentMemory',
+  'features',
+  'apic',
+  'pae',
+  'vmport',
+  'console',
+  'serial',
+  'channel',
+]);
+const ADDED_ATTRS = new Set([
+  'placement',
+  'unit',
+  'autoport',
+  'name',
+  'type',
+  'listen',
+  'arch',
+  'machine',
+  'vcpus',
+  'port',
+  'index',
+  'bus',
+  'model',
+  'mode',
+  'check',
+  'fallback',
+  'managed',
+  'sharePolicy',
+  'keymap',
+]);
 
 /** 'pc' and 'q35' are aliases libvirt resolves to a versioned machine ('pc-i440fx-7.2'). */
 function sameAttr(tag: string, k: string, want: string, have: string | undefined): boolean {
   if (have === want) return true;
-  if (tag === 'type' && k === 'machine' && have) return have.startsWith(want === 'pc' ? 'pc-i440fx-' : want === 'q35' ? 'pc-q35-' : '\0');
+  if (tag === 'type' && k === 'machine' && have)
+    return have.startsWith(want === 'pc' ? 'pc-i440fx-' : want === 'q35' ? 'pc-q35-' : '\0');
   return false;
 }
 
@@ -64,7 +135,8 @@ export function covers(want: El, have: El): boolean {
 export function extras(want: El, have: El, path = ''): string[] {
   const here = `${path}/${have.tag}`;
   const out: string[] = [];
-  for (const k of Object.keys(have.attrs)) if (!(k in want.attrs) && !ADDED_ATTRS.has(k)) out.push(`${here}/@${k}: '${have.attrs[k]}' → (none)`);
+  for (const k of Object.keys(have.attrs))
+    if (!(k in want.attrs) && !ADDED_ATTRS.has(k)) out.push(`${here}/@${k}: '${have.attrs[k]}' → (none)`);
   const used = new Set<El>();
   for (const w of want.children) {
     const h = have.children.find((c) => !used.has(c) && covers(w, c));
@@ -73,7 +145,8 @@ export function extras(want: El, have: El, path = ''): string[] {
       out.push(...extras(w, h, here));
     }
   }
-  for (const h of have.children) if (!used.has(h) && !ADDED_ELEMENTS.has(h.tag)) out.push(`${here}: remove ${serialize(h)}`);
+  for (const h of have.children)
+    if (!used.has(h) && !ADDED_ELEMENTS.has(h.tag)) out.push(`${here}: remove ${serialize(h)}`);
   return out;
 }
 
@@ -83,7 +156,9 @@ export function matches(want: El, have: El): boolean {
 }
 
 export function serialize(e: El): string {
-  const attrs = Object.entries(e.attrs).map(([k, v]) => ` ${k}='${v}'`).join('');
+  const attrs = Object.entries(e.attrs)
+    .map(([k, v]) => ` ${k}='${v}'`)
+    .join('');
   if (!e.children.length && !e.text) return `<${e.tag}${attrs}/>`;
   return `<${e.tag}${attrs}>${e.text}${e.children.map(serialize).join('')}</${e.tag}>`;
 }
@@ -94,7 +169,9 @@ export function differences(want: El, have: El, path = ''): string[] {
   if (want.tag !== have.tag) return [`${here}: want ${serialize(want)}`];
   const out: string[] = [];
   if (want.text !== have.text) out.push(`${here}: '${have.text}' → '${want.text}'`);
-  for (const [k, v] of Object.entries(want.attrs)) if (have.attrs[k] !== v) out.push(`${here}/@${k}: ${have.attrs[k] === undefined ? '(none)' : `'${have.attrs[k]}'`} → '${v}'`);
+  for (const [k, v] of Object.entries(want.attrs))
+    if (have.attrs[k] !== v)
+      out.push(`${here}/@${k}: ${have.attrs[k] === undefined ? '(none)' : `'${have.attrs[k]}'`} → '${v}'`);
   const used = new Set<El>();
   for (const w of want.children) {
     const exact = have.children.find((c) => !used.has(c) && covers(w, c));

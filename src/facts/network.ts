@@ -168,7 +168,11 @@ interface IpLink {
   flags?: string[];
   master?: string;
   link?: string;
-  linkinfo?: { info_kind?: string; info_slave_kind?: string; info_data?: { id?: number; protocol?: string; mode?: string } };
+  linkinfo?: {
+    info_kind?: string;
+    info_slave_kind?: string;
+    info_data?: { id?: number; protocol?: string; mode?: string };
+  };
 }
 
 export function parseLinks(text: string): Link[] {
@@ -189,10 +193,28 @@ export function parseLinks(text: string): Link[] {
 
 export function parseAddrs(text: string): Addr[] {
   const out: Addr[] = [];
-  for (const l of json<{ ifname: string; addr_info?: { family: string; local: string; prefixlen: number; dynamic?: boolean; scope?: string; temporary?: boolean }[] }>(text)) {
+  for (const l of json<{
+    ifname: string;
+    addr_info?: {
+      family: string;
+      local: string;
+      prefixlen: number;
+      dynamic?: boolean;
+      scope?: string;
+      temporary?: boolean;
+    }[];
+  }>(text)) {
     for (const a of l.addr_info ?? []) {
       if (a.family !== 'inet' && a.family !== 'inet6') continue;
-      out.push({ dev: l.ifname, family: a.family === 'inet' ? 4 : 6, address: a.local, prefix: a.prefixlen, dynamic: Boolean(a.dynamic), scope: a.scope ?? 'global', ...(a.temporary ? { temporary: true } : {}) });
+      out.push({
+        dev: l.ifname,
+        family: a.family === 'inet' ? 4 : 6,
+        address: a.local,
+        prefix: a.prefixlen,
+        dynamic: Boolean(a.dynamic),
+        scope: a.scope ?? 'global',
+        ...(a.temporary ? { temporary: true } : {}),
+      });
     }
   }
   return out;
@@ -221,7 +243,15 @@ export function parseRoutes(text: string, family?: Family): Route[] {
   return json<IpRoute>(text).map((r) => {
     // iproute2 prints `pref` on every IPv6 route only
     const fam: Family = family ?? (r.dst.includes(':') || r.gateway?.includes(':') || r.pref !== undefined ? 6 : 4);
-    const unsupported = r.nexthops ? 'a multipath route' : r.nhid !== undefined ? 'a route through a nexthop object' : r.encap ? `an encapsulated (${r.encap}) route` : r.via ? 'a route via another address family' : undefined;
+    const unsupported = r.nexthops
+      ? 'a multipath route'
+      : r.nhid !== undefined
+        ? 'a route through a nexthop object'
+        : r.encap
+          ? `an encapsulated (${r.encap}) route`
+          : r.via
+            ? 'a route via another address family'
+            : undefined;
     return {
       family: fam,
       dst: r.dst,
@@ -257,13 +287,33 @@ interface IpRule {
   [k: string]: unknown;
 }
 
-const RULE_KEYS = new Set(['priority', 'src', 'srclen', 'dst', 'dstlen', 'iif', 'oif', 'table', 'fwmark', 'fwmask', 'protocol', 'not', 'l3mdev']);
+const RULE_KEYS = new Set([
+  'priority',
+  'src',
+  'srclen',
+  'dst',
+  'dstlen',
+  'iif',
+  'oif',
+  'table',
+  'fwmark',
+  'fwmask',
+  'protocol',
+  'not',
+  'l3mdev',
+]);
 
 export function parseRules(text: string, family: Family): Rule[] {
   return json<IpRule>(text).map((r) => {
-    const prefix = (a?: string, len?: number) => (!a || a === 'all' ? undefined : len !== undefined ? `${a}/${len}` : a);
+    const prefix = (a?: string, len?: number) =>
+      !a || a === 'all' ? undefined : len !== undefined ? `${a}/${len}` : a;
     const odd = Object.keys(r).filter((k) => !RULE_KEYS.has(k));
-    const unsupported = r.action && r.action !== 'unicast' ? `a rule with action ${r.action}` : odd.length ? `a rule with ${odd.join(', ')}` : undefined;
+    const unsupported =
+      r.action && r.action !== 'unicast'
+        ? `a rule with action ${r.action}`
+        : odd.length
+          ? `a rule with ${odd.join(', ')}`
+          : undefined;
     return {
       family,
       priority: r.priority,
@@ -334,7 +384,10 @@ export function parseNetwork(out: string): NetState {
   return {
     links: parseLinks(s.addr ?? ''),
     addrs: parseAddrs(s.addr ?? ''),
-    routes: s.route !== undefined ? parseRoutes(s.route) : [...parseRoutes(s.route4 ?? '', 4), ...parseRoutes(s.route6 ?? '', 6)],
+    routes:
+      s.route !== undefined
+        ? parseRoutes(s.route)
+        : [...parseRoutes(s.route4 ?? '', 4), ...parseRoutes(s.route6 ?? '', 6)],
     rules: [...parseRules(s.rule4 ?? '', 4), ...parseRules(s.rule6 ?? '', 6)],
     ...parseDns(s.resolv ?? '', `${s.resolved ?? ''}@@resolved-domains${s['resolved-domains'] ?? ''}`),
     stack: (['networkd', 'ifupdown', 'networkmanager', 'netplan', 'ifcfg'] as const).find((x) => x === stack),
@@ -345,4 +398,5 @@ export function parseNetwork(out: string): NetState {
 }
 
 /** The host's network as a named fact, with the config files of these interfaces (the port, the bridge). */
-export const network = (names: string[]) => fact(`network:${names.join(',')}`, networkProbe(names), (out) => parseNetwork(out));
+export const network = (names: string[]) =>
+  fact(`network:${names.join(',')}`, networkProbe(names), (out) => parseNetwork(out));

@@ -18,7 +18,12 @@ export function batchScript(facts: readonly Fact<unknown>[], nonce = randomBytes
   return [
     FACT_PRELUDE,
     'e=$(mktemp)',
-    ...facts.flatMap((f, i) => [`echo '${m} ${i}'`, `( ${f.command}\n) 2>"$e" </dev/null && rc=0 || rc=$?`, `echo "${m} rc ${i} $rc"`, `if [ $rc != 0 ]; then echo '${m} err ${i}'; tail -c 2000 "$e"; fi`]),
+    ...facts.flatMap((f, i) => [
+      `echo '${m} ${i}'`,
+      `( ${f.command}\n) 2>"$e" </dev/null && rc=0 || rc=$?`,
+      `echo "${m} rc ${i} $rc"`,
+      `if [ $rc != 0 ]; then echo '${m} err ${i}'; tail -c 2000 "$e"; fi`,
+    ]),
     'rm -f "$e"',
   ].join('\n');
 }
@@ -63,9 +68,23 @@ export class FactReader {
     if (missing.length) {
       const script = batchScript(missing);
       const t0 = Date.now();
-      const r = await this.transport().exec(script, { sudo: this.host.conn.become, timeoutMs: commandLimitMs(this.host, 120_000) });
-      this.log?.(`facts: ${missing.map((f) => f.name).join(', ')}`, { ...r, stdout: r.stdout.length > 4000 ? `${r.stdout.slice(0, 4000)}…` : r.stdout }, Date.now() - t0);
-      if (r.code !== 0) throw new CommandError(this.host.name, script, r.code, r.stderr, `reading facts (${missing.map((f) => f.name).join(', ')}) failed: exit ${r.code}: ${r.stderr.trim().slice(-200)}`);
+      const r = await this.transport().exec(script, {
+        sudo: this.host.conn.become,
+        timeoutMs: commandLimitMs(this.host, 120_000),
+      });
+      this.log?.(
+        `facts: ${missing.map((f) => f.name).join(', ')}`,
+        { ...r, stdout: r.stdout.length > 4000 ? `${r.stdout.slice(0, 4000)}…` : r.stdout },
+        Date.now() - t0,
+      );
+      if (r.code !== 0)
+        throw new CommandError(
+          this.host.name,
+          script,
+          r.code,
+          r.stderr,
+          `reading facts (${missing.map((f) => f.name).join(', ')}) failed: exit ${r.code}: ${r.stderr.trim().slice(-200)}`,
+        );
       splitBatch(r.stdout, missing.length).forEach((p, i) => {
         this.known.set(missing[i].name, missing[i].parse(p.out.replace(/\n$/, ''), p.code, p.stderr));
       });
@@ -73,4 +92,3 @@ export class FactReader {
     return facts.map((f) => this.known.get(f.name)) as FactValues<F>;
   }
 }
-

@@ -15,7 +15,12 @@ export const blockText = (blockKiB: number) => (blockKiB % 1024 ? `${blockKiB}k`
 
 export function label(w: Workload, blockKiB: number): string {
   const bs = blockText(blockKiB);
-  return { 'disk-write': `disk write (dd bs=${bs}, O_DIRECT)`, 'disk-read': `disk read (dd bs=${bs}, O_DIRECT)`, network: 'network (guest → kvmforge, SSH stream)', cpu: 'cpu (sha256)' }[w];
+  return {
+    'disk-write': `disk write (dd bs=${bs}, O_DIRECT)`,
+    'disk-read': `disk read (dd bs=${bs}, O_DIRECT)`,
+    network: 'network (guest → kvmforge, SSH stream)',
+    cpu: 'cpu (sha256)',
+  }[w];
 }
 
 export interface BenchOptions {
@@ -61,11 +66,18 @@ const now = 'date +%s%N';
 export function benchScript({ dir, sizeMiB, blockKiB }: BenchOptions, workloads: Workload[]): string {
   const bytes = sizeMiB * 1048576;
   const count = (sizeMiB * 1024) / blockKiB;
-  const parts = [`export LC_ALL=C\nf=${quote(dir.replace(/\/+$/, ''))}/.kvmforge-bench.$$\ntrap 'rm -f "$f" "$f.err"' EXIT\n[ -d ${quote(dir)} ] && [ -w ${quote(dir)} ] || { printf 'bench directory %s is missing or not writable\\n' ${quote(dir)} >&2; exit 3; }`, driversScript(dir)];
+  const parts = [
+    `export LC_ALL=C\nf=${quote(dir.replace(/\/+$/, ''))}/.kvmforge-bench.$$\ntrap 'rm -f "$f" "$f.err"' EXIT\n[ -d ${quote(dir)} ] && [ -w ${quote(dir)} ] || { printf 'bench directory %s is missing or not writable\\n' ${quote(dir)} >&2; exit 3; }`,
+    driversScript(dir),
+  ];
   const timed = (name: Workload, cmd: string) =>
     `t0=$(${now}); if ${cmd} 2>"$f.err"; then t1=$(${now}); echo "result ${name} ${bytes} $((t1 - t0))"; else echo "error ${name} $(tail -n 1 "$f.err")"; fi`;
-  if (workloads.includes('disk-write') || workloads.includes('disk-read')) parts.push(timed('disk-write', `dd if=/dev/zero of="$f" bs=${blockKiB}K count=${count} oflag=direct conv=fsync status=none`));
-  if (workloads.includes('disk-read')) parts.push(timed('disk-read', `dd if="$f" of=/dev/null bs=${blockKiB}K iflag=direct status=none`));
+  if (workloads.includes('disk-write') || workloads.includes('disk-read'))
+    parts.push(
+      timed('disk-write', `dd if=/dev/zero of="$f" bs=${blockKiB}K count=${count} oflag=direct conv=fsync status=none`),
+    );
+  if (workloads.includes('disk-read'))
+    parts.push(timed('disk-read', `dd if="$f" of=/dev/null bs=${blockKiB}K iflag=direct status=none`));
   if (workloads.includes('cpu')) parts.push(timed('cpu', `head -c ${bytes} /dev/zero | sha256sum >/dev/null`));
   return parts.join('\n');
 }
@@ -91,7 +103,9 @@ export function parseBench(out: string): Parsed {
       if (bytes > 0 && ns > 0) p.mbps[name as Workload] = bytes / 1e6 / (ns / 1e9);
     } else if (kind === 'error') {
       const why = rest.join(' ') || 'failed';
-      p.errors.push(`${name}: ${why}${name.startsWith('disk') && /Invalid argument/.test(why) ? ' (no O_DIRECT here: is it a tmpfs? choose a directory on the disk to measure with --dir)' : ''}`);
+      p.errors.push(
+        `${name}: ${why}${name.startsWith('disk') && /Invalid argument/.test(why) ? ' (no O_DIRECT here: is it a tmpfs? choose a directory on the disk to measure with --dir)' : ''}`,
+      );
     }
   }
   return p;
@@ -117,7 +131,9 @@ export function benchTable(vms: VmBench[], workloads: Workload[], o: BenchOption
     const row = [label(w, o.blockKiB), ...ok.map((v) => fmt(v.results[w]))];
     if (ratio) {
       const base = ok[0].results[w];
-      row.push(...ok.slice(1).map((v) => (base && v.results[w] !== undefined ? `${(v.results[w]! / base).toFixed(2)}×` : '-')));
+      row.push(
+        ...ok.slice(1).map((v) => (base && v.results[w] !== undefined ? `${(v.results[w]! / base).toFixed(2)}×` : '-')),
+      );
     }
     rows.push(row);
   }

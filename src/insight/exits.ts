@@ -7,7 +7,17 @@ import { pyScript } from './qemu-procs.ts';
 import { columns } from '../core/table.ts';
 
 /** The counters we read, summed over a VM's vCPUs. */
-export const COUNTERS = ['exits', 'io_exits', 'mmio_exits', 'halt_exits', 'irq_exits', 'irq_window_exits', 'signal_exits', 'insn_emulation', 'hypercalls'] as const;
+export const COUNTERS = [
+  'exits',
+  'io_exits',
+  'mmio_exits',
+  'halt_exits',
+  'irq_exits',
+  'irq_window_exits',
+  'signal_exits',
+  'insn_emulation',
+  'hypercalls',
+] as const;
 export type Counters = Record<(typeof COUNTERS)[number], number>;
 
 export interface VmSample {
@@ -94,14 +104,31 @@ export const IO_BOUND = 0.5;
 export function derive(v: VmSample, intervalS: number): ExitsRow {
   const base = { name: v.name, pid: v.pid, via: v.via, vcpus: v.vcpus };
   if (v.error || !v.first || !v.second) {
-    return { ...base, total: 0, rate: 0, io: 0, ioRate: 0, inKernel: 0, ioShare: 0, basis: 'interval', verdict: '-', counters: v.second ?? v.first ?? zero(), error: v.error ?? 'no sample', note: v.note };
+    return {
+      ...base,
+      total: 0,
+      rate: 0,
+      io: 0,
+      ioRate: 0,
+      inKernel: 0,
+      ioShare: 0,
+      basis: 'interval',
+      verdict: '-',
+      counters: v.second ?? v.first ?? zero(),
+      error: v.error ?? 'no sample',
+      note: v.note,
+    };
   }
   const delta = Object.fromEntries(COUNTERS.map((k) => [k, v.second![k] - v.first![k]])) as Counters;
   const moved = delta.exits > 0;
   const c = moved ? delta : v.second;
   const io = c.io_exits + c.mmio_exits;
   const ioShare = c.exits ? io / c.exits : 0;
-  const verdict = !c.exits ? 'idle (no exits)' : ioShare > IO_BOUND ? 'I/O-bound: use virtio (with vhost), or PCI passthrough / SR-IOV for the busiest device' : 'compute-bound';
+  const verdict = !c.exits
+    ? 'idle (no exits)'
+    : ioShare > IO_BOUND
+      ? 'I/O-bound: use virtio (with vhost), or PCI passthrough / SR-IOV for the busiest device'
+      : 'compute-bound';
   return {
     ...base,
     total: v.second.exits,
@@ -125,14 +152,28 @@ export function parseExits(stdout: string): { vms: VmSample[]; missing: string[]
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-const num = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(x % 1 ? 1 : 0));
+const num = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(x % 1 ? 1 : 0);
 
 /** One table per host, for people. */
 export function exitsTable(host: string, rows: ExitsRow[], intervalS: number): string {
   if (!rows.length) return `${host}: no running QEMU processes`;
   const header = ['vm', 'pid', 'vcpus', 'exits', 'exits/s', 'I/O exits', 'I/O/s', 'in kernel', 'I/O share', 'verdict'];
   const body = rows.map((r) =>
-    r.error ? [r.name, String(r.pid), String(r.vcpus), '-', '-', '-', '-', '-', '-', r.error] : [r.name, String(r.pid), String(r.vcpus), num(r.total), num(r.rate), num(r.io), num(r.ioRate), pct(r.inKernel), pct(r.ioShare), `${r.verdict}${r.basis === 'since start' ? ' (since start: nothing moved in the interval)' : ''}`],
+    r.error
+      ? [r.name, String(r.pid), String(r.vcpus), '-', '-', '-', '-', '-', '-', r.error]
+      : [
+          r.name,
+          String(r.pid),
+          String(r.vcpus),
+          num(r.total),
+          num(r.rate),
+          num(r.io),
+          num(r.ioRate),
+          pct(r.inKernel),
+          pct(r.ioShare),
+          `${r.verdict}${r.basis === 'since start' ? ' (since start: nothing moved in the interval)' : ''}`,
+        ],
   );
   return [`${host} (rates over ${intervalS} s; shares over the interval)`, ...columns([header, ...body])].join('\n');
 }

@@ -1,5 +1,6 @@
 // A small SVG bar chart (no dependency): one group per label, stacked segments, values on the bars.
-const esc = (s: string) => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: string) =>
+  s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export interface Bar {
   label: string;
@@ -31,14 +32,20 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
     for (const p of b.parts) {
       const hgt = y(p.value);
       base -= hgt;
-      out.push(`<rect class="bar" data-label="${esc(b.label)}" data-part="${esc(p.name)}" data-value="${p.value}" x="${x}" y="${base.toFixed(2)}" width="70" height="${hgt.toFixed(2)}" fill="${color(p.name)}"/>`);
+      out.push(
+        `<rect class="bar" data-label="${esc(b.label)}" data-part="${esc(p.name)}" data-value="${p.value}" x="${x}" y="${base.toFixed(2)}" width="70" height="${hgt.toFixed(2)}" fill="${color(p.name)}"/>`,
+      );
     }
     const total = b.parts.reduce((n, p) => n + p.value, 0);
-    out.push(`<text x="${x + 35}" y="${(base - 6).toFixed(2)}" text-anchor="middle">${esc(total >= 1000 ? `${(total / 1000).toFixed(1)}k` : total.toFixed(total % 1 ? 1 : 0))}</text>`);
+    out.push(
+      `<text x="${x + 35}" y="${(base - 6).toFixed(2)}" text-anchor="middle">${esc(total >= 1000 ? `${(total / 1000).toFixed(1)}k` : total.toFixed(total % 1 ? 1 : 0))}</text>`,
+    );
     out.push(`<text x="${x + 35}" y="${bottom + 18}" text-anchor="middle">${esc(b.label)}</text>`);
   });
   names.forEach((n, i) => {
-    out.push(`<rect x="${60 + i * 130}" y="${h - 24}" width="12" height="12" fill="${color(n)}"/><text x="${76 + i * 130}" y="${h - 14}">${esc(n)}</text>`);
+    out.push(
+      `<rect x="${60 + i * 130}" y="${h - 24}" width="12" height="12" fill="${color(n)}"/><text x="${76 + i * 130}" y="${h - 14}">${esc(n)}</text>`,
+    );
   });
   out.push('</svg>');
   return out.join('\n') + '\n';

@@ -6,7 +6,8 @@ import { sh } from '../core/sh.ts';
 /** A shell command running `body` after the prelude; argv[1] is `arg`, argv[2:] the VM names to keep (all if none). */
 export function pyScript(arg: string, names: string[], body: string): string {
   return [
-    "command -v python3 >/dev/null || { echo 'python3 is needed on the host (kvmforge reads QEMU processes with it)' >&2; exit 3; }",
+    "command -v python3 >/dev/null || { echo 'python3 is needed on the host (kvmforge reads QEMU processes with it)' " +
+      '>&2; exit 3; }',
     sh`python3 - ${arg} ${names} <<'KVMFORGE_PY'`,
     PRELUDE.trim(),
     body.trim(),

@@ -61,7 +61,9 @@ function top(o: Record<string, number>, n = 5): string {
 export function reasonsLine(name: string, r: Reasons | undefined, intervalS: number): string {
   const head = `${name}: exit reasons over ${intervalS} s (perf)`;
   if (!r || (!total(r.exits) && !total(r.userspace))) return `${head}: no exits traced`;
-  const exits = total(r.exits) ? `all exits: ${top(r.exits)}` : 'all exits: not traced by this KVM (kvm:kvm_exit fired 0 times)';
+  const exits = total(r.exits)
+    ? `all exits: ${top(r.exits)}`
+    : 'all exits: not traced by this KVM (kvm:kvm_exit fired 0 times)';
   const user = total(r.userspace) ? `to user space: ${top(r.userspace)}` : 'to user space: none';
   return `${head}: ${exits}; ${user}`;
 }

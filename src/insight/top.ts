@@ -71,8 +71,24 @@ export function topTable(rows: TopRow[], key: SortKey, limit = Infinity): string
   const header = ['VM', 'PID', 'TID', 'THREAD', 'POLICY', 'RTPRIO', 'NICE', 'CPU%', 'MEM%', 'VCSW', 'IVCSW'];
   const body = sortRows(rows, key)
     .slice(0, limit)
-    .map((r) => [r.vm, String(r.pid), String(r.tid), r.thread, r.policy, r.policy === 'fifo' || r.policy === 'rr' ? String(r.rtprio) : '-', String(r.nice), r.cpu.toFixed(1), r.mem.toFixed(1), String(r.vcs), String(r.ivcs)]);
+    .map((r) => [
+      r.vm,
+      String(r.pid),
+      String(r.tid),
+      r.thread,
+      r.policy,
+      r.policy === 'fifo' || r.policy === 'rr' ? String(r.rtprio) : '-',
+      String(r.nice),
+      r.cpu.toFixed(1),
+      r.mem.toFixed(1),
+      String(r.vcs),
+      String(r.ivcs),
+    ]);
   const widths = header.map((_, i) => Math.max(...[header, ...body].map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((c, i) => (i >= 1 && i !== 3 && i !== 4 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((c, i) => (i >= 1 && i !== 3 && i !== 4 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...body.map(line)].join('\n');
 }

@@ -81,8 +81,18 @@ print(json.dumps({'vms': vms, 'missing': sorted(wanted - {v['name'] for v in vms
 `;
 
 export function parseRead(stdout: string): { vms: RunningVm[]; missing: string[]; rtRuntimeUs: number } {
-  const data = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { vms: (Omit<RunningVm, 'vcpus'> & { vcpus: (Omit<VcpuThread, 'policy'> & { policy: number })[] })[]; missing: string[]; rtRuntimeUs: number };
-  return { ...data, vms: data.vms.map((v) => ({ ...v, vcpus: v.vcpus.map((t) => ({ ...t, policy: POLICY[t.policy] ?? String(t.policy) })) })) };
+  const data = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
+    vms: (Omit<RunningVm, 'vcpus'> & { vcpus: (Omit<VcpuThread, 'policy'> & { policy: number })[] })[];
+    missing: string[];
+    rtRuntimeUs: number;
+  };
+  return {
+    ...data,
+    vms: data.vms.map((v) => ({
+      ...v,
+      vcpus: v.vcpus.map((t) => ({ ...t, policy: POLICY[t.policy] ?? String(t.policy) })),
+    })),
+  };
 }
 
 const same = (a: Sched, b: Sched) => a.policy === b.policy && a.rtprio === b.rtprio && a.nice === b.nice;
@@ -92,7 +102,15 @@ export function planTune(want: Want[], running: RunningVm[]): ThreadChange[] {
   return want.flatMap((w) => {
     const vm = running.find((r) => r.name === w.vm);
     if (!vm || vm.error) return [];
-    return vm.vcpus.filter((t) => !same(t, w.sched)).map((t) => ({ vm: w.vm, index: t.index, tid: t.tid, before: { policy: t.policy, rtprio: t.rtprio, nice: t.nice }, after: w.sched }));
+    return vm.vcpus
+      .filter((t) => !same(t, w.sched))
+      .map((t) => ({
+        vm: w.vm,
+        index: t.index,
+        tid: t.tid,
+        before: { policy: t.policy, rtprio: t.rtprio, nice: t.nice },
+        after: w.sched,
+      }));
   });
 }
 
@@ -108,4 +126,5 @@ export function applyScript(changes: ThreadChange[]): string {
     .join('\n');
 }
 
-export const fmt = (s: Sched) => `${s.policy}${s.policy === 'fifo' || s.policy === 'rr' ? ` ${s.rtprio}` : ''} nice ${s.nice}`;
+export const fmt = (s: Sched) =>
+  `${s.policy}${s.policy === 'fifo' || s.policy === 'rr' ? ` ${s.rtprio}` : ''} nice ${s.nice}`;

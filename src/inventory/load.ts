@@ -66,7 +66,12 @@ export function parseInventory(text: string, file: string, catalog: VarCatalog =
       for (const pair of map.items) {
         if (!isScalar(pair.key)) continue;
         const k = String(pair.key.value);
-        if (seen.has(k)) problems.push({ ...src.at(pair.key.range?.[0]), key: k, message: `duplicate key '${k}' (a host or group is named twice in one mapping)` });
+        if (seen.has(k))
+          problems.push({
+            ...src.at(pair.key.range?.[0]),
+            key: k,
+            message: `duplicate key '${k}' (a host or group is named twice in one mapping)`,
+          });
         seen.add(k);
       }
     },
@@ -98,12 +103,19 @@ function dedupe(ps: Problem[]): Problem[] {
 }
 
 function describe(e: ErrorObject, src: SourceMap): Problem {
-  const path = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   const key = path.join('.');
   switch (e.keyword) {
     case 'additionalProperties': {
       const prop = (e.params as { additionalProperty: string }).additionalProperty;
-      return { ...src.pos([...path, prop], true), key: [...path, prop].join('.'), message: `unknown key '${prop}': a group takes only hosts, vars and children` };
+      return {
+        ...src.pos([...path, prop], true),
+        key: [...path, prop].join('.'),
+        message: `unknown key '${prop}': a group takes only hosts, vars and children`,
+      };
     }
     case 'propertyNames':
     case 'pattern':
@@ -119,10 +131,20 @@ function describe(e: ErrorObject, src: SourceMap): Problem {
         return { ...src.pos([...path, prop], true), key: [...path, prop].join('.'), message: msg };
       }
       const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
-      return { ...src.pos(path), key, message: allowed ? `expected one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}` : `expected ${e.message}` };
+      return {
+        ...src.pos(path),
+        key,
+        message: allowed
+          ? `expected one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`
+          : `expected ${e.message}`,
+      };
     }
     case 'type':
-      return { ...src.pos(path), key, message: `expected ${(e.params as { type: string | string[] }).type.toString().replace(',', ' or ')}` };
+      return {
+        ...src.pos(path),
+        key,
+        message: `expected ${(e.params as { type: string | string[] }).type.toString().replace(',', ' or ')}`,
+      };
     default:
       return { ...src.pos(path), key, message: `expected a value that ${e.message}` };
   }
@@ -160,7 +182,11 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
   const walk = (name: string, g: unknown, path: string[], stack: string[]) => {
     const group = groupOf(name);
     if (stack.includes(name)) {
-      problems.push({ ...src.pos(path, true), key: path.join('.'), message: `group '${name}' is its own ancestor (${[...stack, name].join(' → ')})` });
+      problems.push({
+        ...src.pos(path, true),
+        key: path.join('.'),
+        message: `group '${name}' is its own ancestor (${[...stack, name].join(' → ')})`,
+      });
       return;
     }
     if (!g || typeof g !== 'object') return;
@@ -193,7 +219,8 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
     walk(top, g, [top], top === 'all' ? [] : ['all']);
   }
   for (const name of hostDefs.keys()) {
-    if (groups.has(name)) problems.push({ ...hostDefs.get(name)!.pos, key: name, message: `'${name}' is both a host and a group name` });
+    if (groups.has(name))
+      problems.push({ ...hostDefs.get(name)!.pos, key: name, message: `'${name}' is both a host and a group name` });
   }
   if (problems.length) throw new ConfigError(problems);
 
@@ -210,7 +237,8 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
   const ungrouped = groupOf('ungrouped');
   if (!groups.get('all')!.children.includes('ungrouped')) groups.get('all')!.children.push('ungrouped');
   if (!ungrouped.parents.includes('all')) ungrouped.parents.push('all');
-  for (const h of groups.get('all')!.hosts) if (!grouped.has(h) && !ungrouped.hosts.includes(h)) ungrouped.hosts.push(h);
+  for (const h of groups.get('all')!.hosts)
+    if (!grouped.has(h) && !ungrouped.hosts.includes(h)) ungrouped.hosts.push(h);
 
   const hosts: Host[] = [];
   for (const [name, def] of hostDefs) {
@@ -222,11 +250,14 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
     };
     for (const g of groups.values()) if (g.hosts.includes(name)) climb(g.name);
     memberOf.add('all');
-    const ordered = [...memberOf].map((n) => groups.get(n)!).sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name));
+    const ordered = [...memberOf]
+      .map((n) => groups.get(n)!)
+      .sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name));
     const vars: Vars = {};
     const varPos: Record<string, Position> = {};
     for (const g of [...ordered, def]) {
-      for (const k of Object.keys(g.vars)) for (const p of Object.keys(varPos)) if (p.startsWith(`${k}.`)) delete varPos[p];
+      for (const k of Object.keys(g.vars))
+        for (const p of Object.keys(varPos)) if (p.startsWith(`${k}.`)) delete varPos[p];
       Object.assign(vars, g.vars);
       Object.assign(varPos, g.varPos);
     }
@@ -244,24 +275,42 @@ function build(data: Record<string, unknown>, src: SourceMap, baseDir: string): 
   return { file: src.file, hosts, groups };
 }
 
-function connection(name: string, v: Vars, pos: Record<string, Position>, baseDir: string, problems: Problem[]): Host['conn'] {
+function connection(
+  name: string,
+  v: Vars,
+  pos: Record<string, Position>,
+  baseDir: string,
+  problems: Problem[],
+): Host['conn'] {
   for (const secret of ['ansible_become_password', 'ansible_become_pass']) {
     if (secret in v) {
-      problems.push({ ...pos[secret], key: `${name}.${secret}`, message: 'a sudo password in plain text is refused: set kvmforge_become_password_env: VAR_NAME and export VAR_NAME, or pass --ask-become-pass' });
+      problems.push({
+        ...pos[secret],
+        key: `${name}.${secret}`,
+        message:
+          'a sudo password in plain text is refused: set kvmforge_become_password_env: VAR_NAME and export VAR_NAME, ' +
+          'or pass --ask-become-pass',
+      });
     }
   }
   const address = String(v.ansible_host ?? v.ansible_ssh_host ?? name);
   if (!isIP(address) && !new RegExp(HOSTNAME).test(address)) {
-    problems.push({ ...(pos.ansible_host ?? pos.ansible_ssh_host), key: `${name}.ansible_host`, message: `'${address}' is neither an IP address nor a host name` });
+    problems.push({
+      ...(pos.ansible_host ?? pos.ansible_ssh_host),
+      key: `${name}.ansible_host`,
+      message: `'${address}' is neither an IP address nor a host name`,
+    });
   }
-  const local = v.ansible_connection === 'local' || (name === 'localhost' && v.ansible_connection === undefined && v.ansible_host === undefined);
+  const local =
+    v.ansible_connection === 'local' ||
+    (name === 'localhost' && v.ansible_connection === undefined && v.ansible_host === undefined);
   let jump = v.kvmforge_jump as string | undefined;
   const common = v.ansible_ssh_common_args as string | undefined;
   if (!jump && common) {
     const m = /(?:-J\s*|ProxyJump[= ])['"]?([^'"\s]+)/.exec(common);
     if (m) jump = m[1];
   }
-  const user = String(v.ansible_user ?? v.ansible_ssh_user ?? (local ? process.env.USER ?? 'root' : 'root'));
+  const user = String(v.ansible_user ?? v.ansible_ssh_user ?? (local ? (process.env.USER ?? 'root') : 'root'));
   const key = v.ansible_ssh_private_key_file as string | undefined;
   return {
     address,
@@ -279,11 +328,15 @@ function connection(name: string, v: Vars, pos: Record<string, Position>, baseDi
 /** Ansible-style host patterns: names, groups, globs (*), 'all', joined with ',' or ':'; '!x' excludes. */
 export function selectHosts(inv: Inventory, limit: string | undefined): Host[] {
   if (!limit) return inv.hosts;
-  const parts = limit.split(/[,:]/).map((s) => s.trim()).filter(Boolean);
+  const parts = limit
+    .split(/[,:]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
   const match = (pat: string): Set<string> => {
     const re = new RegExp(`^${pat.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
     const out = new Set<string>();
-    for (const h of inv.hosts) if (re.test(h.name) || h.groups.some((g) => re.test(g)) || pat === 'all') out.add(h.name);
+    for (const h of inv.hosts)
+      if (re.test(h.name) || h.groups.some((g) => re.test(g)) || pat === 'all') out.add(h.name);
     return out;
   };
   const include = new Set<string>();

@@ -11,7 +11,11 @@ export const coreVars: Record<string, object> = {
   ansible_ssh_port: { type: 'integer', minimum: 1, maximum: 65535 },
   ansible_user: { type: 'string', minLength: 1, description: 'SSH user (default: root).' },
   ansible_ssh_user: { type: 'string', minLength: 1 },
-  ansible_ssh_private_key_file: { type: 'string', minLength: 1, description: 'Private key file (else ssh-agent, else ~/.ssh/id_*).' },
+  ansible_ssh_private_key_file: {
+    type: 'string',
+    minLength: 1,
+    description: 'Private key file (else ssh-agent, else ~/.ssh/id_*).',
+  },
   ansible_connection: { enum: ['ssh', 'smart', 'paramiko', 'local'], description: 'local runs on this machine.' },
   ansible_become: { type: 'boolean', description: 'Use sudo for changes when the user is not root.' },
   ansible_become_method: { enum: ['sudo'] },
@@ -20,14 +24,42 @@ export const coreVars: Record<string, object> = {
   ansible_become_pass: { description: 'Refused: use kvmforge_become_password_env or --ask-become-pass.' },
   ansible_ssh_common_args: { type: 'string', description: 'Only -J/-o ProxyJump= is understood.' },
   ansible_python_interpreter: { type: 'string', description: 'Ignored (kvmforge needs no Python on hosts).' },
-  kvmforge_become_password_env: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Environment variable holding the sudo password.' },
+  kvmforge_become_password_env: {
+    type: 'string',
+    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+    description: 'Environment variable holding the sudo password.',
+  },
   kvmforge_jump: { type: 'string', minLength: 1, description: 'Jump host, [user@]host[:port] (like ProxyJump).' },
   kvmforge_known_hosts_file: { type: 'string', minLength: 1, description: 'Extra known_hosts file for this host.' },
-  kvmforge_command_timeout: { type: 'integer', minimum: 1, description: 'Seconds a single command may run (default 600).' },
-  kvmforge_reconnect_timeout: { type: 'integer', minimum: 0, description: 'Seconds to keep trying a new connection after one is lost mid-run; a host found on a new boot (rebooted by someone else) resumes at the interrupted step (default 0: one try).' },
-  kvmforge_reboot_timeout: { type: 'integer', minimum: 10, description: 'Seconds to wait for a host to come back from a reboot (default 600).' },
-  kvmforge_lock_timeout: { type: 'integer', minimum: 1, description: 'Seconds to wait for the dpkg lock held by another apt or unattended-upgrades (default 120).' },
-  kvmforge_secrets: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Names of further vars whose values are masked in every log and report (vars named *password*, *secret*, *token*, *passphrase* are masked anyway).' },
+  kvmforge_command_timeout: {
+    type: 'integer',
+    minimum: 1,
+    description: 'Seconds a single command may run (default 600).',
+  },
+  kvmforge_reconnect_timeout: {
+    type: 'integer',
+    minimum: 0,
+    description:
+      'Seconds to keep trying a new connection after one is lost mid-run; a host found on a new boot (rebooted by ' +
+      'someone else) resumes at the interrupted step (default 0: one try).',
+  },
+  kvmforge_reboot_timeout: {
+    type: 'integer',
+    minimum: 10,
+    description: 'Seconds to wait for a host to come back from a reboot (default 600).',
+  },
+  kvmforge_lock_timeout: {
+    type: 'integer',
+    minimum: 1,
+    description: 'Seconds to wait for the dpkg lock held by another apt or unattended-upgrades (default 120).',
+  },
+  kvmforge_secrets: {
+    type: 'array',
+    items: { type: 'string', minLength: 1 },
+    description:
+      'Names of further vars whose values are masked in every log and report (vars named *password*, *secret*, ' +
+      '*token*, *passphrase* are masked anyway).',
+  },
 };
 
 /** The vars kvmforge knows besides the connection vars: each step's, with the namespaces it owns. */
@@ -40,7 +72,10 @@ export interface VarCatalog {
 /** The JSON Schema of one declared var: its schema, its description with the default (written once, in the step). */
 export function varSchema(spec: VarSpec): object {
   const dflt = spec.defaultText ?? (spec.default === undefined ? undefined : JSON.stringify(spec.default));
-  return { ...spec.schema, description: `${spec.description}${dflt !== undefined ? ` (default: ${dflt.replace(/`/g, '')})` : ''}` };
+  return {
+    ...spec.schema,
+    description: `${spec.description}${dflt !== undefined ? ` (default: ${dflt.replace(/`/g, '')})` : ''}`,
+  };
 }
 
 /** The catalog of a list of steps: their vars, and `<step>_enabled` for each. */

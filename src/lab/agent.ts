@@ -20,13 +20,23 @@ export function agentCommand(socket: string, execute: string, args?: object, tim
     const s = createConnection(socket);
     let buf = '';
     let synced = false;
-    const timer = setTimeout(() => fail(new Error(`guest agent: no answer to ${execute} in ${timeoutMs / 1000} s`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`guest agent: no answer to ${execute} in ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
     const fail = (e: Error) => {
       clearTimeout(timer);
       s.destroy();
       reject(e);
     };
-    s.on('connect', () => s.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n')])));
+    s.on('connect', () =>
+      s.write(
+        Buffer.concat([
+          Buffer.from([0xff]),
+          Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n'),
+        ]),
+      ),
+    );
     s.on('data', (d) => {
       buf += d.toString('latin1');
       for (;;) {
@@ -72,8 +82,13 @@ export function agentCommand(socket: string, execute: string, args?: object, tim
 export async function syncClock(vm: Vm): Promise<void> {
   const socket = agentSocket(vm);
   let setError = '';
-  await agentCommand(socket, 'guest-set-time', { time: Date.now() * 1_000_000 }).catch((e: Error) => (setError = e.message));
+  await agentCommand(socket, 'guest-set-time', { time: Date.now() * 1_000_000 }).catch(
+    (e: Error) => (setError = e.message),
+  );
   const guestNs = Number(await agentCommand(socket, 'guest-get-time'));
   const skew = Math.abs(guestNs / 1_000_000 - Date.now());
-  if (!(skew < 5000)) throw new Error(`${vm.name}: could not set the guest clock after resume (${Math.round(skew / 1000)} s off${setError ? `; ${setError}` : ''})`);
+  if (!(skew < 5000))
+    throw new Error(
+      `${vm.name}: could not set the guest clock after resume (${Math.round(skew / 1000)} s off${setError ? `; ${setError}` : ''})`,
+    );
 }

@@ -6,7 +6,20 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { alive, hmp, labDir, labSshArgs, overlay, pickPorts, qemuArgs, startQemu, stopQemu, waitSsh, type Log, type Vm } from './vm.ts';
+import {
+  alive,
+  hmp,
+  labDir,
+  labSshArgs,
+  overlay,
+  pickPorts,
+  qemuArgs,
+  startQemu,
+  stopQemu,
+  waitSsh,
+  type Log,
+  type Vm,
+} from './vm.ts';
 import { cacheDir } from './paths.ts';
 import { quote } from '../core/sh.ts';
 
@@ -15,11 +28,36 @@ export interface Golden {
   state: string;
 }
 
-export function goldenDir(base: string, accel: string, memory: number, cpus: number, machineOf: Pick<Vm, 'devices' | 'nics'>): string {
+export function goldenDir(
+  base: string,
+  accel: string,
+  memory: number,
+  cpus: number,
+  machineOf: Pick<Vm, 'devices' | 'nics'>,
+): string {
   const qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
   // the devices too: a saved state only loads into the machine it was saved from
-  const machine = qemuArgs({ name: 'x', port: 1, pid: 0, overlay: 'x', monitor: 'x', console: 'x', memory, cpus, pristine: false, devices: machineOf.devices, nics: machineOf.nics }, accel === 'kvm' ? 'kvm' : 'tcg', 'x').join(' ');
-  const key = createHash('sha256').update([basename(base), qemu, accel, memory, cpus, machine].join('\n')).digest('hex').slice(0, 12);
+  const machine = qemuArgs(
+    {
+      name: 'x',
+      port: 1,
+      pid: 0,
+      overlay: 'x',
+      monitor: 'x',
+      console: 'x',
+      memory,
+      cpus,
+      pristine: false,
+      devices: machineOf.devices,
+      nics: machineOf.nics,
+    },
+    accel === 'kvm' ? 'kvm' : 'tcg',
+    'x',
+  ).join(' ');
+  const key = createHash('sha256')
+    .update([basename(base), qemu, accel, memory, cpus, machine].join('\n'))
+    .digest('hex')
+    .slice(0, 12);
   return join(cacheDir(), `golden-${key}`);
 }
 
@@ -27,7 +65,10 @@ export function goldenDir(base: string, accel: string, memory: number, cpus: num
 export function guestRun(vm: Vm, hostKey: string, command: string, timeoutMs = 60_000): { code: number; out: string } {
   const kh = join(labDir(), `${vm.name}.known_hosts`);
   writeFileSync(kh, `[127.0.0.1]:${vm.port} ${hostKey}\n`);
-  const r = spawnSync('ssh', ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', ...labSshArgs(vm.port, kh), command], { encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync('ssh', ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', ...labSshArgs(vm.port, kh), command], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
   return { code: r.status ?? 1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
 }
 
@@ -47,7 +88,10 @@ export async function resumeIncoming(vm: Vm): Promise<void> {
   for (let i = 0; i < 240; i++) {
     const status = await hmp(vm.monitor, 'info status').catch(() => '');
     if (/running/.test(status)) return;
-    if (/paused|postmigrate|prelaunch/.test(status) && /Migration status:\s*completed/.test(await hmp(vm.monitor, 'info migrate'))) {
+    if (
+      /paused|postmigrate|prelaunch/.test(status) &&
+      /Migration status:\s*completed/.test(await hmp(vm.monitor, 'info migrate'))
+    ) {
       await hmp(vm.monitor, 'cont');
       return;
     }
@@ -58,7 +102,15 @@ export async function resumeIncoming(vm: Vm): Promise<void> {
 }
 
 /** The golden state for these settings: made once (one cold boot), then reused. */
-export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: number, cpus: number, machine: Pick<Vm, 'devices' | 'nics'>, hostKey: string, log: Log): Promise<Golden> {
+export async function ensureGolden(
+  base: string,
+  accel: 'kvm' | 'tcg',
+  memory: number,
+  cpus: number,
+  machine: Pick<Vm, 'devices' | 'nics'>,
+  hostKey: string,
+  log: Log,
+): Promise<Golden> {
   const dir = goldenDir(base, accel, memory, cpus, machine);
   const golden = { disk: join(dir, 'disk.qcow2'), state: join(dir, 'ram.state') };
   if (existsSync(golden.state)) return golden;
@@ -69,7 +121,19 @@ export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: n
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  const vm: Vm = { name: 'golden', port: (await pickPorts(1, 2300))[0], pid: 0, overlay: join(tmp, 'disk.qcow2'), monitor: join(labDir(), 'golden.mon'), console: join(labDir(), 'golden.console.log'), memory, cpus, pristine: false, devices: machine.devices, nics: machine.nics };
+  const vm: Vm = {
+    name: 'golden',
+    port: (await pickPorts(1, 2300))[0],
+    pid: 0,
+    overlay: join(tmp, 'disk.qcow2'),
+    monitor: join(labDir(), 'golden.mon'),
+    console: join(labDir(), 'golden.console.log'),
+    memory,
+    cpus,
+    pristine: false,
+    devices: machine.devices,
+    nics: machine.nics,
+  };
   log(`making the golden state (one cold boot, ~1–2 min under TCG; later VMs resume from it in seconds) in ${dir}`);
   const t0 = Date.now();
   try {
@@ -80,7 +144,8 @@ export async function ensureGolden(base: string, accel: 'kvm' | 'tcg', memory: n
     guestRun(vm, hostKey, 'timeout 120 systemctl is-system-running --wait >/dev/null 2>&1; sync', 150_000);
     await hmp(vm.monitor, 'stop');
     const target = join(tmp, 'ram.state');
-    if (/["\\\n]/.test(target)) throw new Error(`the cache path ${target} has a quote, backslash or newline; set KVMFORGE_CACHE`);
+    if (/["\\\n]/.test(target))
+      throw new Error(`the cache path ${target} has a quote, backslash or newline; set KVMFORGE_CACHE`);
     await hmp(vm.monitor, `migrate "exec:cat > ${quote(target)}"`);
     await waitMigration(vm.monitor);
     await hmp(vm.monitor, 'quit', 3000).catch(() => ''); // no prompt comes back after quit

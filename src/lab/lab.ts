@@ -5,7 +5,29 @@ import { join, resolve } from 'node:path';
 import { ensureGolden, resumeIncoming, type Golden } from './golden.ts';
 import type { Flavour } from './paths.ts';
 import { syncClock } from './agent.ts';
-import { alive, chooseAccel, checkResources, ensureImage, hmp, hostKeyOfImage, labDir, labKey, labSshArgs, overlay, pickPorts, readState, requireTools, startQemu, stopQemu, waitSsh, writeState, type Devices, type LabState, type Log, type Vm } from './vm.ts';
+import {
+  alive,
+  chooseAccel,
+  checkResources,
+  ensureImage,
+  hmp,
+  hostKeyOfImage,
+  labDir,
+  labKey,
+  labSshArgs,
+  overlay,
+  pickPorts,
+  readState,
+  requireTools,
+  startQemu,
+  stopQemu,
+  waitSsh,
+  writeState,
+  type Devices,
+  type LabState,
+  type Log,
+  type Vm,
+} from './vm.ts';
 
 export interface UpOptions {
   hosts: number;
@@ -27,13 +49,17 @@ const devicesOf = (o: UpOptions, name: string): Devices => (o.emulated?.includes
 const imageOf = (o: UpOptions, name: string): Flavour => (o.plain?.includes(name) ? 'plain' : 'full');
 const nicsOf = (o: UpOptions, name: string) => (o.secondNic?.includes(name) ? 2 : 1);
 /** What a VM is made of: a golden state is per machine, and a running lab is reused only when every VM matches. */
-const machineOf = (v: Pick<Vm, 'devices' | 'image' | 'nics'>) => `${v.devices ?? 'virtio'}/${v.image ?? 'full'}/${v.nics ?? 1}`;
+const machineOf = (v: Pick<Vm, 'devices' | 'image' | 'nics'>) =>
+  `${v.devices ?? 'virtio'}/${v.image ?? 'full'}/${v.nics ?? 1}`;
 
 export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   requireTools();
   const old = readState();
   const running = old?.vms.filter((v) => alive(v.pid)) ?? [];
-  const sameDevices = old?.vms.every((v) => machineOf(v) === machineOf({ devices: devicesOf(o, v.name), image: imageOf(o, v.name), nics: nicsOf(o, v.name) }));
+  const sameDevices = old?.vms.every(
+    (v) =>
+      machineOf(v) === machineOf({ devices: devicesOf(o, v.name), image: imageOf(o, v.name), nics: nicsOf(o, v.name) }),
+  );
   if (old && running.length === old.vms.length && old.vms.length >= o.hosts && sameDevices) {
     log(`lab already up: ${old.vms.map((v) => `${v.name} (127.0.0.1:${v.port})`).join(', ')}`);
     writeInventory(old, o.inventoryDir);
@@ -69,7 +95,10 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
     const m = machineOf(vm);
     if (o.golden === false || goldens.has(m)) continue;
     try {
-      goldens.set(m, await ensureGolden(bases.get(vm.image ?? 'full')!, accel, o.memory, o.cpus, vm, state.hostKey, log));
+      goldens.set(
+        m,
+        await ensureGolden(bases.get(vm.image ?? 'full')!, accel, o.memory, o.cpus, vm, state.hostKey, log),
+      );
     } catch (e) {
       goldens.set(m, undefined);
       log(`no golden state for ${m} (${(e as Error).message.split('\n')[0]}); booting cold`);
@@ -90,7 +119,9 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
         if (golden) await resumeIncoming(vm);
         await Promise.all([waitSsh(vm, timeout), golden && syncClock(vm)]);
         const ms = Date.now() - t0;
-        log(`${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'}${vm.devices === 'emulated' ? ', emulated IDE disk and e1000 NIC' : ''}${vm.image === 'plain' ? ', plain image (no distro libvirt/QEMU)' : ''}${(vm.nics ?? 1) > 1 ? ', two NICs' : ''})`);
+        log(
+          `${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ${golden ? 'resumed from the golden state' : 'cold boot'}${vm.devices === 'emulated' ? ', emulated IDE disk and e1000 NIC' : ''}${vm.image === 'plain' ? ', plain image (no distro libvirt/QEMU)' : ''}${(vm.nics ?? 1) > 1 ? ', two NICs' : ''})`,
+        );
         await hmp(vm.monitor, 'savevm pristine');
         vm.pristine = true;
       }),
@@ -119,7 +150,11 @@ export function writeInventory(state: LabState, dir: string) {
     '        kvmforge_known_hosts_file: lab-known_hosts',
     '        hugepages_count: "10%"    # lab VMs are small; the thesis default (1024 pages) needs more than 3 GiB',
     '      hosts:',
-    ...state.vms.flatMap((v) => [`        ${v.name}:`, '          ansible_host: 127.0.0.1', `          ansible_port: ${v.port}`]),
+    ...state.vms.flatMap((v) => [
+      `        ${v.name}:`,
+      '          ansible_host: 127.0.0.1',
+      `          ansible_port: ${v.port}`,
+    ]),
   ];
   writeFileSync(join(dir, 'lab.yaml'), lines.join('\n') + '\n');
 }
@@ -140,7 +175,8 @@ export function labDown(log: Log) {
     }
   }
   for (const f of readdirSync(dir)) {
-    if (/\.(qcow2|pid|mon|console\.log|qemu\.log|known_hosts)$/.test(f) || f === 'state.json') rmSync(join(dir, f), { force: true });
+    if (/\.(qcow2|pid|mon|console\.log|qemu\.log|known_hosts)$/.test(f) || f === 'state.json')
+      rmSync(join(dir, f), { force: true });
   }
   log('lab down');
 }
@@ -148,7 +184,10 @@ export function labDown(log: Log) {
 export function labStatus(): string {
   const s = readState();
   if (!s) return 'no lab (kvmforge lab up starts one)';
-  const rows = s.vms.map((v) => `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ${v.memory} MiB × ${v.cpus} CPU  ${v.devices === 'emulated' ? 'IDE disk + e1000 NIC' : 'virtio disk + NIC'}${(v.nics ?? 1) > 1 ? ' ×2' : ''}  ${v.image === 'plain' ? 'plain image' : 'image with libvirt+QEMU'}  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`);
+  const rows = s.vms.map(
+    (v) =>
+      `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ${v.memory} MiB × ${v.cpus} CPU  ${v.devices === 'emulated' ? 'IDE disk + e1000 NIC' : 'virtio disk + NIC'}${(v.nics ?? 1) > 1 ? ' ×2' : ''}  ${v.image === 'plain' ? 'plain image' : 'image with libvirt+QEMU'}  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`,
+  );
   return [`accelerator: ${s.accelNote}`, ...rows].join('\n');
 }
 

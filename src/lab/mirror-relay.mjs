@@ -12,11 +12,14 @@ let buf = Buffer.alloc(0);
 let queue = Promise.resolve();
 let ended = false;
 
-const write = (chunk) => new Promise((resolve) => (process.stdout.write(chunk) ? resolve() : process.stdout.once('drain', resolve)));
+const write = (chunk) =>
+  new Promise((resolve) => (process.stdout.write(chunk) ? resolve() : process.stdout.once('drain', resolve)));
 
 function refuse(status, why) {
   const body = `kvmforge lab relay: ${why}\n`;
-  return write(`HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return write(
+    `HTTP/1.1 ${status}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 function permitted(method, target) {
@@ -29,7 +32,9 @@ function permitted(method, target) {
   }
   if (url.protocol !== 'http:') return `only http mirrors are relayed: ${target}`;
   if (url.username || url.password) return 'no credentials';
-  const ok = allowed.some((a) => a.host === url.host && url.pathname.startsWith(a.pathname) && !url.pathname.includes('/../'));
+  const ok = allowed.some(
+    (a) => a.host === url.host && url.pathname.startsWith(a.pathname) && !url.pathname.includes('/../'),
+  );
   return ok ? null : `only ${allowed.map((a) => a.href).join(', ')} is served, not ${url.href}`;
 }
 
@@ -38,26 +43,32 @@ function serve(method, target, headers) {
   if (why) return refuse('403 Forbidden', why);
   const url = new URL(target);
   const keep = {};
-  for (const h of ['range', 'if-modified-since', 'if-none-match', 'if-range', 'cache-control', 'user-agent', 'accept']) if (headers[h]) keep[h] = headers[h];
+  for (const h of ['range', 'if-modified-since', 'if-none-match', 'if-range', 'cache-control', 'user-agent', 'accept'])
+    if (headers[h]) keep[h] = headers[h];
   return new Promise((resolve) => {
-    const req = http.request({ host: url.hostname, port: url.port || 80, path: url.pathname + url.search, method, headers: keep, agent }, (res) => {
-      const out = [];
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', async () => {
-        const body = Buffer.concat(chunks);
-        for (let i = 0; i < res.rawHeaders.length; i += 2) {
-          const k = res.rawHeaders[i];
-          if (/^(connection|keep-alive|transfer-encoding|content-length)$/i.test(k)) continue;
-          out.push(`${k}: ${res.rawHeaders[i + 1]}`);
-        }
-        const length = method === 'HEAD' ? res.headers['content-length'] ?? '0' : String(body.length);
-        await write(`HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n${out.join('\r\n')}${out.length ? '\r\n' : ''}Content-Length: ${length}\r\n\r\n`);
-        if (method !== 'HEAD') await write(body);
-        resolve();
-      });
-      res.on('error', () => refuse('502 Bad Gateway', 'the mirror broke off').then(resolve));
-    });
+    const req = http.request(
+      { host: url.hostname, port: url.port || 80, path: url.pathname + url.search, method, headers: keep, agent },
+      (res) => {
+        const out = [];
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', async () => {
+          const body = Buffer.concat(chunks);
+          for (let i = 0; i < res.rawHeaders.length; i += 2) {
+            const k = res.rawHeaders[i];
+            if (/^(connection|keep-alive|transfer-encoding|content-length)$/i.test(k)) continue;
+            out.push(`${k}: ${res.rawHeaders[i + 1]}`);
+          }
+          const length = method === 'HEAD' ? (res.headers['content-length'] ?? '0') : String(body.length);
+          await write(
+            `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n${out.join('\r\n')}${out.length ? '\r\n' : ''}Content-Length: ${length}\r\n\r\n`,
+          );
+          if (method !== 'HEAD') await write(body);
+          resolve();
+        });
+        res.on('error', () => refuse('502 Bad Gateway', 'the mirror broke off').then(resolve));
+      },
+    );
     req.on('error', (e) => refuse('502 Bad Gateway', `the mirror is unreachable: ${e.message}`).then(resolve));
     req.end();
   });
@@ -77,7 +88,9 @@ function parse() {
       if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
     }
     if (headers['content-length'] || headers['transfer-encoding']) {
-      queue = queue.then(() => refuse('403 Forbidden', 'requests with a body are not served')).then(() => process.exit(0));
+      queue = queue
+        .then(() => refuse('403 Forbidden', 'requests with a body are not served'))
+        .then(() => process.exit(0));
       return;
     }
     queue = queue.then(() => serve(method, target, headers));

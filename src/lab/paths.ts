@@ -40,7 +40,9 @@ export function ensureRootfs(log: (s: string) => void = () => {}, flavour: Flavo
   if (flavour === 'full') {
     const plain = ensureRootfs(log, 'plain');
     log(`adding Debian's libvirt and QEMU to a copy of the plain tree (~1-2 min) in ${dir}`);
-    execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`, 'full', plain], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`, 'full', plain], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     return dir;
   }
   log(`building the Debian 12 base tree with debootstrap (~2-3 min) into ${dir}`);
@@ -54,7 +56,8 @@ export function aptMirrors(): string[] {
   for (const f of ['/etc/apt/sources.list.d/debian.sources', '/etc/apt/sources.list']) {
     if (!existsSync(f)) continue;
     const text = readFileSync(f, 'utf8');
-    for (const m of text.matchAll(/^URIs:\s*(.+)$/gm)) for (const u of m[1].split(/\s+/)) if (u.startsWith('http://')) out.add(u.replace(/\/?$/, '/'));
+    for (const m of text.matchAll(/^URIs:\s*(.+)$/gm))
+      for (const u of m[1].split(/\s+/)) if (u.startsWith('http://')) out.add(u.replace(/\/?$/, '/'));
     for (const m of text.matchAll(/^deb\s+(?:\[[^\]]*\]\s+)?(http:\/\/\S+)/gm)) out.add(m[1].replace(/\/?$/, '/'));
   }
   return out.size ? [...out] : ['http://deb.debian.org/debian/', 'http://deb.debian.org/debian-security/'];

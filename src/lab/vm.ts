@@ -55,16 +55,20 @@ export function writeState(s: LabState) {
 }
 
 export function requireTools() {
-  const missing = ['qemu-system-x86_64', 'qemu-img', 'debootstrap', 'sfdisk', 'partx', 'mkfs.ext4', 'ssh'].filter((t) => {
-    try {
-      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
-      return false;
-    } catch {
-      return true;
-    }
-  });
+  const missing = ['qemu-system-x86_64', 'qemu-img', 'debootstrap', 'sfdisk', 'partx', 'mkfs.ext4', 'ssh'].filter(
+    (t) => {
+      try {
+        execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+        return false;
+      } catch {
+        return true;
+      }
+    },
+  );
   if (missing.length) {
-    throw new Error(`missing ${missing.join(', ')}: apt-get install -y qemu-system-x86 qemu-utils debootstrap fdisk util-linux e2fsprogs openssh-client`);
+    throw new Error(
+      `missing ${missing.join(', ')}: apt-get install -y qemu-system-x86 qemu-utils debootstrap fdisk util-linux e2fsprogs openssh-client`,
+    );
   }
 }
 
@@ -75,7 +79,10 @@ function hashOf(...files: string[]): string {
 }
 
 export function baseImagePath(flavour: Flavour = 'full'): string {
-  return join(cacheDir(), `base-${flavour === 'plain' ? 'plain-' : ''}${hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'))}.qcow2`);
+  return join(
+    cacheDir(),
+    `base-${flavour === 'plain' ? 'plain-' : ''}${hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'))}.qcow2`,
+  );
 }
 
 export function ensureImage(log: Log, flavour: Flavour = 'full'): string {
@@ -90,7 +97,11 @@ export function ensureImage(log: Log, flavour: Flavour = 'full'): string {
 }
 
 export function hostKeyOfImage(): string {
-  return readFileSync(join(rootfsDir('plain'), 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  return readFileSync(join(rootfsDir('plain'), 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8')
+    .trim()
+    .split(' ')
+    .slice(0, 2)
+    .join(' ');
 }
 
 export function alive(pid: number): boolean {
@@ -135,7 +146,13 @@ export function consoleTail(file: string, lines = 15): string {
   if (!existsSync(file)) return '(no console log)';
   const text = readFileSync(file, 'utf8');
   if (!text.trim()) return '(console empty: the guest never reached GRUB)';
-  return text.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').trim().split('\n').slice(-lines).join('\n');
+  return text
+    .replace(/\r/g, '')
+    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    .trim()
+    .split('\n')
+    .slice(-lines)
+    .join('\n');
 }
 
 export async function waitSsh(vm: Vm, timeoutMs: number): Promise<number> {
@@ -145,7 +162,9 @@ export async function waitSsh(vm: Vm, timeoutMs: number): Promise<number> {
     if (await sshBanner(vm.port)) return Date.now() - t0;
     await new Promise((r) => setTimeout(r, 1000));
   }
-  throw new Error(`${vm.name}: no SSH on 127.0.0.1:${vm.port} after ${Math.round(timeoutMs / 1000)} s. Console tail:\n${consoleTail(vm.console)}`);
+  throw new Error(
+    `${vm.name}: no SSH on 127.0.0.1:${vm.port} after ${Math.round(timeoutMs / 1000)} s. Console tail:\n${consoleTail(vm.console)}`,
+  );
 }
 
 /** One command on the QEMU human monitor (unix socket). */
@@ -167,7 +186,13 @@ export function hmp(socket: string, command: string, timeoutMs = 120_000): Promi
       } else if (sent && buf.includes('(qemu)')) {
         clearTimeout(timer);
         s.end();
-        resolve(buf.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\(qemu\)\s*$/, '').replace(command, '').trim());
+        resolve(
+          buf
+            .replace(/\x1b\[[0-9;]*[A-Za-z]/g, '')
+            .replace(/\(qemu\)\s*$/, '')
+            .replace(command, '')
+            .trim(),
+        );
       }
     });
     s.on('error', (e) => {
@@ -191,20 +216,32 @@ function relayCommand(): string {
 
 export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming?: string): string[] {
   return [
-    '-name', `kvmforge-${vm.name}`,
-    '-machine', 'pc',
+    '-name',
+    `kvmforge-${vm.name}`,
+    '-machine',
+    'pc',
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-    '-smp', String(vm.cpus),
-    '-m', String(vm.memory),
-    '-drive', `file=${vm.overlay},if=${vm.devices === 'emulated' ? 'ide' : 'virtio'},format=qcow2,cache=unsafe,discard=unmap`,
+    '-smp',
+    String(vm.cpus),
+    '-m',
+    String(vm.memory),
+    '-drive',
+    `file=${vm.overlay},if=${vm.devices === 'emulated' ? 'ide' : 'virtio'},format=qcow2,cache=unsafe,discard=unmap`,
     ...netArgs(vm),
-    '-display', 'none',
-    '-serial', `file:${vm.console}`,
-    '-monitor', `unix:${vm.monitor},server,nowait`,
-    '-chardev', `socket,id=qga0,path=${agentSocket(vm)},server=on,wait=off`,
-    '-device', 'virtio-serial-pci',
-    '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
-    '-pidfile', pidfile,
+    '-display',
+    'none',
+    '-serial',
+    `file:${vm.console}`,
+    '-monitor',
+    `unix:${vm.monitor},server,nowait`,
+    '-chardev',
+    `socket,id=qga0,path=${agentSocket(vm)},server=on,wait=off`,
+    '-device',
+    'virtio-serial-pci',
+    '-device',
+    'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+    '-pidfile',
+    pidfile,
     ...(incoming ? ['-incoming', `exec:cat ${quote(incoming)}`] : []),
     '-daemonize',
   ];
@@ -216,7 +253,20 @@ function netArgs(vm: Vm): string[] {
   const nic = vm.devices === 'emulated' ? 'e1000' : 'virtio-net-pci';
   const user = `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22,guestfwd=tcp:${RELAY.address}:${RELAY.port}-cmd:${relayCommand()}`;
   if ((vm.nics ?? 1) < 2) return ['-netdev', user, '-device', `${nic},netdev=net0,mac=${LAB_MAC}`];
-  return ['-netdev', user, '-netdev', 'hubport,id=hub0,hubid=0,netdev=net0', '-netdev', 'hubport,id=nic0,hubid=0', '-netdev', 'hubport,id=nic1,hubid=0', '-device', `${nic},netdev=nic0,mac=${LAB_MAC}`, '-device', `${nic},netdev=nic1,mac=${LAB_MAC2}`];
+  return [
+    '-netdev',
+    user,
+    '-netdev',
+    'hubport,id=hub0,hubid=0,netdev=net0',
+    '-netdev',
+    'hubport,id=nic0,hubid=0',
+    '-netdev',
+    'hubport,id=nic1,hubid=0',
+    '-device',
+    `${nic},netdev=nic0,mac=${LAB_MAC}`,
+    '-device',
+    `${nic},netdev=nic1,mac=${LAB_MAC2}`,
+  ];
 }
 
 /** Starts QEMU daemonized; with `incoming`, the guest resumes from that saved state instead of booting. */
@@ -261,11 +311,29 @@ export function overlay(base: string, file: string) {
 export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm' | 'tcg'; note: string }> {
   if (process.env.KVMFORGE_ACCEL === 'tcg') return { accel: 'tcg', note: 'TCG (forced by KVMFORGE_ACCEL=tcg)' };
   if (!existsSync('/dev/kvm')) return { accel: 'tcg', note: 'TCG software emulation: no /dev/kvm' };
-  const key = createHash('sha256').update(execFileSync('uname', ['-r'])).update(readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name')) ?? '').digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(execFileSync('uname', ['-r']))
+    .update(
+      readFileSync('/proc/cpuinfo', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('model name')) ?? '',
+    )
+    .digest('hex')
+    .slice(0, 12);
   const cache = join(cacheDir(), `accel-${key}.json`);
   if (existsSync(cache)) return JSON.parse(readFileSync(cache, 'utf8'));
   log('probing KVM: booting a guest with it');
-  const probe: Vm = { name: 'kvm-probe', port: (await pickPorts(1, 2400))[0], pid: 0, overlay: join(labDir(), 'kvm-probe.qcow2'), monitor: join(labDir(), 'kvm-probe.mon'), console: join(labDir(), 'kvm-probe.console'), memory: 1024, cpus: 1, pristine: false };
+  const probe: Vm = {
+    name: 'kvm-probe',
+    port: (await pickPorts(1, 2400))[0],
+    pid: 0,
+    overlay: join(labDir(), 'kvm-probe.qcow2'),
+    monitor: join(labDir(), 'kvm-probe.mon'),
+    console: join(labDir(), 'kvm-probe.console'),
+    memory: 1024,
+    cpus: 1,
+    pristine: false,
+  };
   overlay(base, probe.overlay);
   let verdict: { accel: 'kvm' | 'tcg'; note: string };
   try {
@@ -275,7 +343,10 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
     await waitSsh(probe, 40_000);
     verdict = { accel: 'kvm', note: 'KVM: a guest booted with it' };
   } catch (e) {
-    verdict = { accel: 'tcg', note: `TCG software emulation: /dev/kvm exists but a guest does not boot with it (${(e as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 200)})` };
+    verdict = {
+      accel: 'tcg',
+      note: `TCG software emulation: /dev/kvm exists but a guest does not boot with it (${(e as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 200)})`,
+    };
   } finally {
     stopQemu(probe.pid);
     rmSync(probe.overlay, { force: true });
@@ -288,16 +359,32 @@ export function checkResources(n: number, memory: number, flavours: Flavour[] = 
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const avail = Number(/MemAvailable:\s+(\d+)/.exec(meminfo)?.[1] ?? 0) / 1024;
   const need = n * (memory + 256);
-  if (avail < need) throw new Error(`not enough memory: ${n} VM(s) × ${memory} MiB need about ${need} MiB, ${Math.floor(avail)} MiB are available (use --hosts or --memory)`);
+  if (avail < need)
+    throw new Error(
+      `not enough memory: ${n} VM(s) × ${memory} MiB need about ${need} MiB, ${Math.floor(avail)} MiB are available (use --hosts or --memory)`,
+    );
   const fs = statfsSync(labDir());
   const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;
   const needGiB = flavours.every((f) => existsSync(baseImagePath(f))) ? n * 1 : 4 * flavours.length + n;
-  if (freeGiB < needGiB) throw new Error(`not enough disk in ${labDir()}: ${freeGiB.toFixed(1)} GiB free, need about ${needGiB} GiB`);
+  if (freeGiB < needGiB)
+    throw new Error(`not enough disk in ${labDir()}: ${freeGiB.toFixed(1)} GiB free, need about ${needGiB} GiB`);
 }
 
 /** OpenSSH arguments that reach a lab VM as the lab user, its host key checked against `knownHosts`. */
 export function labSshArgs(port: number, knownHosts: string): string[] {
-  return ['-i', labKey(), '-p', String(port), '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', 'kvmforge@127.0.0.1'];
+  return [
+    '-i',
+    labKey(),
+    '-p',
+    String(port),
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    'kvmforge@127.0.0.1',
+  ];
 }
 
 export { labKey };

@@ -13,11 +13,29 @@ export interface ApplyEvents {
   message?(host: string, text: string): void;
 }
 
-async function run(s: HostSession, step: string, summary: string, script: string, shown: string, what: string, events?: ApplyEvents) {
+async function run(
+  s: HostSession,
+  step: string,
+  summary: string,
+  script: string,
+  shown: string,
+  what: string,
+  events?: ApplyEvents,
+) {
   const t0 = Date.now();
-  const r = await s.transport.exec(script, { sudo: true, onOutput: (chunk) => events?.output?.(s.host.name, step, chunk) });
+  const r = await s.transport.exec(script, {
+    sudo: true,
+    onOutput: (chunk) => events?.output?.(s.host.name, step, chunk),
+  });
   s.o.journal.command(s.host.name, `${step}: ${summary}`, shown, r, Date.now() - t0);
-  if (r.code !== 0) throw new CommandError(s.host.name, script, r.code, r.stderr, `${what} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (r.code !== 0)
+    throw new CommandError(
+      s.host.name,
+      script,
+      r.code,
+      r.stderr,
+      `${what} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+    );
 }
 
 export async function applyChange(s: HostSession, step: string, c: Change, events?: ApplyEvents): Promise<void> {
@@ -28,7 +46,15 @@ export async function applyChange(s: HostSession, step: string, c: Change, event
       return run(s, step, c.summary, c.script, c.script, c.summary, events);
     case 'file': {
       const script = writeFileScript(c.file);
-      return run(s, step, c.summary, script, `(write ${c.file.path}, ${c.file.content.length} bytes)\n${script.split('\n').slice(0, 4).join('\n')}`, `writing ${c.file.path}`, events);
+      return run(
+        s,
+        step,
+        c.summary,
+        script,
+        `(write ${c.file.path}, ${c.file.content.length} bytes)\n${script.split('\n').slice(0, 4).join('\n')}`,
+        `writing ${c.file.path}`,
+        events,
+      );
     }
     case 'install': {
       s.log(`${step}: ${c.summary}: preparing`);
@@ -53,7 +79,11 @@ export async function applyChange(s: HostSession, step: string, c: Change, event
 
 /** After a change that may cut the connection: a fresh connection, the change's check, then commit.
  * Otherwise the host's armed rollback restores it; we reconnect to say so, and fail the step. */
-export async function confirmSwitch(s: HostSession, step: string, c: Extract<Change, { kind: 'switch' }>): Promise<void> {
+export async function confirmSwitch(
+  s: HostSession,
+  step: string,
+  c: Extract<Change, { kind: 'switch' }>,
+): Promise<void> {
   const { verify, commit, rollback, timeoutS, rolledBack } = c;
   const armedAt = Date.now();
   const log = (m: string) => s.log(`${step}: ${m}`);
@@ -68,8 +98,17 @@ export async function confirmSwitch(s: HostSession, step: string, c: Extract<Cha
       const r = await t.exec(verify, { sudo: true, timeoutMs: 60_000 });
       if (r.code === 0) {
         const cm = await t.exec(commit, { sudo: true, timeoutMs: 60_000 });
-        if (cm.code !== 0) throw new CommandError(s.host.name, commit, cm.code, cm.stderr, `commit failed (exit ${cm.code}): ${cm.stderr.trim()}`);
-        log(`confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback disarmed${r.stdout.trim() ? `\n${r.stdout.trim()}` : ''}`);
+        if (cm.code !== 0)
+          throw new CommandError(
+            s.host.name,
+            commit,
+            cm.code,
+            cm.stderr,
+            `commit failed (exit ${cm.code}): ${cm.stderr.trim()}`,
+          );
+        log(
+          `confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback disarmed${r.stdout.trim() ? `\n${r.stdout.trim()}` : ''}`,
+        );
         return { done: true };
       }
       const why = `check failed: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`;
@@ -95,7 +134,10 @@ export async function confirmSwitch(s: HostSession, step: string, c: Extract<Cha
     until: async (t) => {
       const r = await t.exec(rolledBack, { sudo: true, timeoutMs: 30_000 });
       const found = r.stdout.trim().split('\n').filter(Boolean).join(' | ');
-      verdict = r.code !== 0 ? `reachable, but the rollback did not report (${found})` : `the host rolled back and is reachable at its old address${found && !rolledBackByUs ? `; before rolling back it found: ${found}` : ''}`;
+      verdict =
+        r.code !== 0
+          ? `reachable, but the rollback did not report (${found})`
+          : `the host rolled back and is reachable at its old address${found && !rolledBackByUs ? `; before rolling back it found: ${found}` : ''}`;
       return { stop: verdict };
     },
   });
@@ -103,7 +145,9 @@ export async function confirmSwitch(s: HostSession, step: string, c: Extract<Cha
     log(`not confirmed (${last}); ${verdict}`);
     throw new HostError(`${c.summary}: not confirmed (${last}); ${verdict}`);
   }
-  throw new HostError(`${c.summary}: not confirmed (${last}), and the host is still unreachable after its rollback (${back.last})`);
+  throw new HostError(
+    `${c.summary}: not confirmed (${last}), and the host is still unreachable after its rollback (${back.last})`,
+  );
 }
 
 /** Reboots and waits for a new boot_id on a fresh connection, which replaces the old one. */
@@ -112,14 +156,18 @@ export async function rebootHost(s: HostSession, timeoutS?: number, events?: App
   const old = s.bootId;
   s.log(`reboot (boot_id ${old})`);
   events?.message?.(s.host.name, 'rebooting');
-  await s.transport.exec('nohup sh -c "sleep 1; systemctl reboot || reboot" >/dev/null 2>&1 &', { sudo: true, timeoutMs: 30_000 }).catch(() => undefined);
+  await s.transport
+    .exec('nohup sh -c "sleep 1; systemctl reboot || reboot" >/dev/null 2>&1 &', { sudo: true, timeoutMs: 30_000 })
+    .catch(() => undefined);
   await s.transport.close();
   const r = await reconnect(s.host, (h) => s.open(h), {
     deadline: Date.now() + timeoutMs,
     firstDelayMs: 3000,
     intervalMs: 3000,
     until: async (t) => {
-      const x = await t.exec('cat /proc/sys/kernel/random/boot_id; systemctl is-system-running 2>/dev/null || true', { timeoutMs: 30_000 });
+      const x = await t.exec('cat /proc/sys/kernel/random/boot_id; systemctl is-system-running 2>/dev/null || true', {
+        timeoutMs: 30_000,
+      });
       const [id, state] = x.stdout.trim().split('\n');
       if (x.code === 0 && id && id !== old && state !== 'starting') {
         s.log(`back after reboot (boot_id ${id}, ${state})`);
@@ -134,14 +182,27 @@ export async function rebootHost(s: HostSession, timeoutS?: number, events?: App
 }
 
 /** A reboot that was a trial (a new kernel): the step's check on the rebooted host, then its commit. */
-async function checkAfterReboot(s: HostSession, step: string, summary: string, check: { verify: string; commit: string }): Promise<void> {
+async function checkAfterReboot(
+  s: HostSession,
+  step: string,
+  summary: string,
+  check: { verify: string; commit: string },
+): Promise<void> {
   const t: Transport = s.transport;
   const r = await t.exec(check.verify, { sudo: true, timeoutMs: 120_000 });
   s.o.journal.command(s.host.name, `${step}: check after reboot`, check.verify, r, 0);
-  if (r.code !== 0) throw new HostError(`${summary}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.code !== 0)
+    throw new HostError(`${summary}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
   const cm = await t.exec(check.commit, { sudo: true, timeoutMs: 300_000 });
   s.o.journal.command(s.host.name, `${step}: commit after reboot`, check.commit, cm, 0);
-  if (cm.code !== 0) throw new CommandError(s.host.name, check.commit, cm.code, cm.stderr, `${summary}: commit failed (exit ${cm.code}): ${cm.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+  if (cm.code !== 0)
+    throw new CommandError(
+      s.host.name,
+      check.commit,
+      cm.code,
+      cm.stderr,
+      `${summary}: commit failed (exit ${cm.code}): ${cm.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+    );
 }
 
 /** After a step failed: was the host rebooted under us (by someone else)? A live connection says no. A lost
@@ -168,7 +229,12 @@ export async function rebootedUnderUs(s: HostSession): Promise<{ newBoot?: strin
       const x = await t.exec(`${READ}; systemctl is-system-running 2>/dev/null || true`, { timeoutMs: 30_000 });
       const [now, state] = x.stdout.trim().split('\n');
       // going down (same boot, stopping) or not up yet (new boot, starting): look again while there is time
-      if (x.code === 0 && now && ((now !== s.bootId && state === 'starting') || (now === s.bootId && state === 'stopping')) && Date.now() < deadline) {
+      if (
+        x.code === 0 &&
+        now &&
+        ((now !== s.bootId && state === 'starting') || (now === s.bootId && state === 'stopping')) &&
+        Date.now() < deadline
+      ) {
         return { retry: state === 'stopping' ? 'the host is shutting down' : 'new boot, still starting' };
       }
       found = { now: now ?? '', code: x.code };
@@ -182,10 +248,17 @@ export async function rebootedUnderUs(s: HostSession): Promise<{ newBoot?: strin
   }
   if (r.transport) {
     await r.transport.close();
-    return { note: found?.code === 0 ? 'the connection dropped; the host did not reboot (same boot_id)' : `reconnected, but could not read boot_id (exit ${found?.code})` };
+    return {
+      note:
+        found?.code === 0
+          ? 'the connection dropped; the host did not reboot (same boot_id)'
+          : `reconnected, but could not read boot_id (exit ${found?.code})`,
+    };
   }
   if ('hostKey' in r) return { note: r.last };
-  return { note: `no answer on a new connection${waited ? ` within ${waited}s (kvmforge_reconnect_timeout)` : ''}: ${r.last}` };
+  return {
+    note: `no answer on a new connection${waited ? ` within ${waited}s (kvmforge_reconnect_timeout)` : ''}: ${r.last}`,
+  };
 }
 
 export type { Journal };

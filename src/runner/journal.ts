@@ -24,7 +24,10 @@ export class Journal {
     readonly secrets: Secrets,
     readonly enabled = true,
   ) {
-    const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\.\d+Z$/, 'Z');
+    const stamp = new Date()
+      .toISOString()
+      .replace(/[:]/g, '-')
+      .replace(/\.\d+Z$/, 'Z');
     let dir = join(root, 'runs', stamp);
     for (let i = 1; existsSync(dir); i++) dir = join(root, 'runs', `${stamp}-${i}`);
     this.dir = dir;
@@ -36,8 +39,17 @@ export class Journal {
     appendFileSync(join(this.dir, `${host}.log`), this.secrets.mask(`[${new Date().toISOString()}] ${text}\n`));
   }
 
-  command(host: string, step: string, script: string, r: { code: number | null; stdout: string; stderr: string }, ms: number) {
-    this.log(host, `${step}: exit ${r.code} in ${ms} ms\n--- script\n${script.trimEnd()}\n--- stdout\n${r.stdout.trimEnd()}\n--- stderr\n${r.stderr.trimEnd()}\n---`);
+  command(
+    host: string,
+    step: string,
+    script: string,
+    r: { code: number | null; stdout: string; stderr: string },
+    ms: number,
+  ) {
+    this.log(
+      host,
+      `${step}: exit ${r.code} in ${ms} ms\n--- script\n${script.trimEnd()}\n--- stdout\n${r.stdout.trimEnd()}\n--- stderr\n${r.stderr.trimEnd()}\n---`,
+    );
   }
 
   /** A named log file in the run directory, appended as chunks arrive (secrets masked). */

@@ -31,7 +31,11 @@ export interface Reconnected {
   stopped?: boolean;
 }
 
-export async function reconnect(host: Host, open: (host: Host, attemptMs?: number) => Promise<Transport>, o: ReconnectOptions): Promise<Reconnected> {
+export async function reconnect(
+  host: Host,
+  open: (host: Host, attemptMs?: number) => Promise<Transport>,
+  o: ReconnectOptions,
+): Promise<Reconnected> {
   let last = 'no answer';
   await sleep(o.firstDelayMs ?? 0);
   for (let tries = 0; (tries === 0 && o.atLeastOnce) || Date.now() < o.deadline; tries++) {

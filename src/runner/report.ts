@@ -44,14 +44,22 @@ export function failed(r: Report): boolean {
 }
 
 export function countChanges(r: Report): number {
-  return r.hosts.reduce((n, h) => n + h.steps.reduce((m, s) => m + (s.status === 'changed' || s.status === 'would change' ? s.changes.length : 0), 0), 0);
+  return r.hosts.reduce(
+    (n, h) =>
+      n +
+      h.steps.reduce((m, s) => m + (s.status === 'changed' || s.status === 'would change' ? s.changes.length : 0), 0),
+    0,
+  );
 }
 
-const xml = (s: string) => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+const xml = (s: string) =>
+  s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 export function junit(r: Report): string {
   const cases = r.hosts.flatMap((h) => {
-    const steps = h.steps.length ? h.steps : [{ step: 'connect', status: 'failed' as StepStatus, changes: [], error: h.error, ms: h.ms }];
+    const steps = h.steps.length
+      ? h.steps
+      : [{ step: 'connect', status: 'failed' as StepStatus, changes: [], error: h.error, ms: h.ms }];
     return steps.map((s) => {
       const body =
         s.status === 'failed'
@@ -62,7 +70,10 @@ export function junit(r: Report): string {
       return `  <testcase classname="${xml(h.host)}" name="${xml(s.step)}" time="${(s.ms / 1000).toFixed(3)}">${body}</testcase>`;
     });
   });
-  const failures = r.hosts.reduce((n, h) => n + (h.steps.length ? h.steps.filter((s) => s.status === 'failed').length : 1), 0);
+  const failures = r.hosts.reduce(
+    (n, h) => n + (h.steps.length ? h.steps.filter((s) => s.status === 'failed').length : 1),
+    0,
+  );
   return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="kvmforge ${r.mode}" tests="${cases.length}" failures="${failures}" time="${(r.ms / 1000).toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`;
 }
 

@@ -35,7 +35,8 @@ export interface RunOptions {
 export interface Off {
   off: string;
 }
-const isOff = (p: unknown): p is Off => typeof p === 'object' && p !== null && 'off' in p && Object.keys(p).length === 1;
+const isOff = (p: unknown): p is Off =>
+  typeof p === 'object' && p !== null && 'off' in p && Object.keys(p).length === 1;
 
 /** `<step>_enabled`: the var that turns a step off (dashes become underscores). */
 export const enabledVar = (step: string) => `${step.replace(/-/g, '_')}_enabled`;
@@ -47,7 +48,11 @@ export function wanted(step: Step<unknown>, host: Host): true | string {
 }
 
 /** Checks every step's vars for every host before any connection; throws one ConfigError with all problems. */
-export function resolveParams(hosts: Host[], steps: Step<any>[], inventory: Host[] = hosts): Map<string, Map<string, unknown>> {
+export function resolveParams(
+  hosts: Host[],
+  steps: Step<any>[],
+  inventory: Host[] = hosts,
+): Map<string, Map<string, unknown>> {
   const problems: Problem[] = [];
   const out = new Map<string, Map<string, unknown>>();
   for (const h of hosts) {
@@ -76,7 +81,15 @@ const MAX_RESUMES = 2;
 
 /** One step on one host: plan; in apply mode apply its changes and, after a reboot or with --verify, plan again.
  * When it fails because someone else rebooted the host, it resumes from the new boot (at most twice a run). */
-async function runStep(s: HostSession, step: Step<unknown>, p: unknown, o: RunOptions, pending: string[], rep: HostReport, resumes: { n: number }): Promise<StepReport> {
+async function runStep(
+  s: HostSession,
+  step: Step<unknown>,
+  p: unknown,
+  o: RunOptions,
+  pending: string[],
+  rep: HostReport,
+  resumes: { n: number },
+): Promise<StepReport> {
   const sr: StepReport = { step: step.name, status: 'ok', changes: [], ms: 0 };
   if (isOff(p)) {
     sr.status = 'skipped';
@@ -109,7 +122,10 @@ async function runStep(s: HostSession, step: Step<unknown>, p: unknown, o: RunOp
           if (after.length) throw new HostError(`after the reboot: ${after.map((c) => c.summary).join('; ')}`);
         } else if (o.verify) {
           const again = await step.plan(s.context(), p);
-          if (again.some(applies)) throw new HostError(`not converged: after apply the plan still has ${again.map((c) => c.summary).join('; ')}`);
+          if (again.some(applies))
+            throw new HostError(
+              `not converged: after apply the plan still has ${again.map((c) => c.summary).join('; ')}`,
+            );
         }
       }
       break;
@@ -129,7 +145,8 @@ async function runStep(s: HostSession, step: Step<unknown>, p: unknown, o: RunOp
           await s.refresh();
           continue;
         }
-        if (seen.newBoot) why += `; the host was rebooted by someone else (boot_id changed), ${MAX_RESUMES} times already: not resuming again`;
+        if (seen.newBoot)
+          why += `; the host was rebooted by someone else (boot_id changed), ${MAX_RESUMES} times already: not resuming again`;
         else if (seen.note) why += `; ${seen.note}`;
       }
       sr.status = 'failed';
@@ -156,7 +173,10 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
     for (const step of o.steps) {
       const sr = await runStep(s, step, params.get(step.name), o, pending, rep, resumes);
       rep.steps.push(sr);
-      if (sr.status !== 'skipped') s.log(`step ${step.name}: ${sr.status}${sr.changes.length ? `\n  ${sr.changes.map((c) => c.summary).join('\n  ')}` : ''}${sr.error ? ` (${sr.error})` : ''}`);
+      if (sr.status !== 'skipped')
+        s.log(
+          `step ${step.name}: ${sr.status}${sr.changes.length ? `\n  ${sr.changes.map((c) => c.summary).join('\n  ')}` : ''}${sr.error ? ` (${sr.error})` : ''}`,
+        );
       o.events?.stepEnd?.(host.name, sr);
       if (sr.status === 'failed') break;
     }
@@ -179,7 +199,13 @@ export async function run(hosts: Host[], o: RunOptions): Promise<Report> {
   const params = resolveParams(hosts, o.steps, o.inventory ?? hosts);
   const started = new Date();
   const results = await forEachHost(hosts, o.forks, (h) => runHost(h, params.get(h.name)!, o));
-  const report: Report = { mode: o.mode, started: started.toISOString(), ms: Date.now() - started.getTime(), journal: o.journal.enabled ? o.journal.dir : undefined, hosts: results };
+  const report: Report = {
+    mode: o.mode,
+    started: started.toISOString(),
+    ms: Date.now() - started.getTime(),
+    journal: o.journal.enabled ? o.journal.dir : undefined,
+    hosts: results,
+  };
   o.journal.writeReport(report);
   return report;
 }

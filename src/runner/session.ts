@@ -28,7 +28,11 @@ export class HostSession {
     readonly host: Host,
     readonly o: SessionOptions,
   ) {
-    this.facts = new FactReader(host, () => this.transport, (what, r, ms) => o.journal.command(host.name, what, '(facts script)', r, ms));
+    this.facts = new FactReader(
+      host,
+      () => this.transport,
+      (what, r, ms) => o.journal.command(host.name, what, '(facts script)', r, ms),
+    );
   }
 
   get transport(): Transport {
@@ -38,7 +42,10 @@ export class HostSession {
 
   /** A new transport to this host (or another host of the inventory), with the run's settings. */
   open(host = this.host, attemptMs?: number): Promise<Transport> {
-    return (this.o.connectFn ?? connect)(host, attemptMs ? { ...this.o.connect, connectTimeoutMs: attemptMs } : this.o.connect);
+    return (this.o.connectFn ?? connect)(
+      host,
+      attemptMs ? { ...this.o.connect, connectTimeoutMs: attemptMs } : this.o.connect,
+    );
   }
 
   /** Connects and (unless told not to) reads the basic facts in one round trip. */
@@ -73,7 +80,13 @@ export class HostSession {
 
   /** What a step sees of this host. */
   context(pendingSteps: string[] = []): StepContext {
-    return { host: this.host, read: (...f) => this.read(...f), pendingSteps, inventory: this.o.inventory, connect: (other) => this.open(other) };
+    return {
+      host: this.host,
+      read: (...f) => this.read(...f),
+      pendingSteps,
+      inventory: this.o.inventory,
+      connect: (other) => this.open(other),
+    };
   }
 }
 
@@ -95,13 +108,23 @@ export type HostResult<R> = { host: string; ok: true; value: R } | { host: strin
 
 /** The host loop of the commands beside plan/apply (facts, exits, tune, top, bench): `work` on a session per host,
  * at most `forks` at once, each host's start and end in the journal; a host that fails is one line (its error). */
-export type HostLoop = <R>(hosts: Host[], work: (s: HostSession) => Promise<R>, o?: { forks?: number; facts?: boolean }) => Promise<HostResult<R>[]>;
+export type HostLoop = <R>(
+  hosts: Host[],
+  work: (s: HostSession) => Promise<R>,
+  o?: { forks?: number; facts?: boolean },
+) => Promise<HostResult<R>[]>;
 
 export function hostLoop(forks: number, o: SessionOptions): HostLoop {
   return (hosts, work, opt = {}) => onEachHost(hosts, opt.forks ?? forks, o, work, opt.facts ?? true);
 }
 
-export async function onEachHost<R>(hosts: Host[], forks: number, o: SessionOptions, work: (s: HostSession) => Promise<R>, readFacts = true): Promise<HostResult<R>[]> {
+export async function onEachHost<R>(
+  hosts: Host[],
+  forks: number,
+  o: SessionOptions,
+  work: (s: HostSession) => Promise<R>,
+  readFacts = true,
+): Promise<HostResult<R>[]> {
   return forEachHost(hosts, forks, async (host) => {
     const s = new HostSession(host, o);
     try {

@@ -3,7 +3,10 @@ import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { RunEvents } from './run.ts';
 import type { HostReport } from './report.ts';
 
-export function liveView(hosts: string[], opts: { stream: NodeJS.WriteStream; verb: string }): { events: RunEvents; done: Promise<void> } {
+export function liveView(
+  hosts: string[],
+  opts: { stream: NodeJS.WriteStream; verb: string },
+): { events: RunEvents; done: Promise<void> } {
   const pending = new Map<string, { resolve: (r: HostReport) => void; task?: ListrTaskWrapper<any, any, any> }>();
   const waits = new Map<string, Promise<HostReport>>();
   for (const h of hosts) waits.set(h, new Promise((resolve) => pending.set(h, { resolve })));
@@ -13,7 +16,9 @@ export function liveView(hosts: string[], opts: { stream: NodeJS.WriteStream; ve
       task: async (_: unknown, task: ListrTaskWrapper<any, any, any>) => {
         pending.get(h)!.task = task;
         const r = await waits.get(h)!;
-        const changed = r.steps.filter((s) => s.status === 'changed' || s.status === 'would change').map((s) => `${s.step} ${s.status} (${s.changes.length})`);
+        const changed = r.steps
+          .filter((s) => s.status === 'changed' || s.status === 'would change')
+          .map((s) => `${s.step} ${s.status} (${s.changes.length})`);
         task.title = `${h}: ${r.status}${changed.length ? ` — ${changed.join(', ')}` : ''} (${(r.ms / 1000).toFixed(1)}s)`;
         if (r.status === 'failed') throw new Error(`${h}: ${r.error}`);
       },

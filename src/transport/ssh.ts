@@ -44,16 +44,29 @@ function explain(e: Error & { level?: string; code?: string }, target: string): 
   return `ssh to ${target} failed: ${e.message}`;
 }
 
-function openClient(conn: { address: string; port: number; user: string }, auth: Partial<ConnectConfig>, opts: SshOptions, sock?: NodeJS.ReadableStream): Promise<Client> {
+function openClient(
+  conn: { address: string; port: number; user: string },
+  auth: Partial<ConnectConfig>,
+  opts: SshOptions,
+  sock?: NodeJS.ReadableStream,
+): Promise<Client> {
   const target = `${conn.user}@${hostPattern(conn.address, conn.port)}`;
   return new Promise((resolve, reject) => {
     const client = new Client();
     let hostKeyProblem: string | undefined;
     client.on('ready', () => resolve(client));
-    client.on('error', (e) => reject(hostKeyProblem ? new HostKeyError(hostKeyProblem) : new HostError(explain(e, target))));
+    client.on('error', (e) =>
+      reject(hostKeyProblem ? new HostKeyError(hostKeyProblem) : new HostError(explain(e, target))),
+    );
     // A port that accepts and then closes (a rebooting VM behind a forwarded port, an sshd going
     // down) ends with 'close' and no 'error': without this the promise would never settle.
-    client.on('close', () => reject(hostKeyProblem ? new HostKeyError(hostKeyProblem) : new HostError(`${target} closed the connection before the SSH handshake finished`)));
+    client.on('close', () =>
+      reject(
+        hostKeyProblem
+          ? new HostKeyError(hostKeyProblem)
+          : new HostError(`${target} closed the connection before the SSH handshake finished`),
+      ),
+    );
     client.connect({
       host: conn.address,
       port: conn.port,
@@ -117,7 +130,11 @@ export class SshTransport implements Transport {
       const j = parseJump(conn.jump, conn.user);
       jumpClient = await openClient(j, auth, opts);
       sock = await new Promise((res, rej) =>
-        jumpClient!.forwardOut('127.0.0.1', 0, conn.address, conn.port, (err, ch) => (err ? rej(new HostError(`jump host ${conn.jump} could not reach ${conn.address}:${conn.port}: ${err.message}`)) : res(ch))),
+        jumpClient!.forwardOut('127.0.0.1', 0, conn.address, conn.port, (err, ch) =>
+          err
+            ? rej(new HostError(`jump host ${conn.jump} could not reach ${conn.address}:${conn.port}: ${err.message}`))
+            : res(ch),
+        ),
       );
     }
     const client = await openClient(conn, auth, opts, sock).catch((e) => {
@@ -139,8 +156,13 @@ export class SshTransport implements Transport {
   private async checkSudo() {
     const r = await this.exec('true', { sudo: true, timeoutMs: 30_000 });
     if (r.code !== 0) {
-      const why = this.opts.becomePassword === undefined ? 'sudo needs a password (set kvmforge_become_password_env or use --ask-become-pass)' : 'sudo refused the password';
-      throw new HostError(`sudo failed for ${this.conn.user}: ${/incorrect|Sorry/.test(r.stderr) ? 'wrong password' : why}`);
+      const why =
+        this.opts.becomePassword === undefined
+          ? 'sudo needs a password (set kvmforge_become_password_env or use --ask-become-pass)'
+          : 'sudo refused the password';
+      throw new HostError(
+        `sudo failed for ${this.conn.user}: ${/incorrect|Sorry/.test(r.stderr) ? 'wrong password' : why}`,
+      );
     }
   }
 
@@ -183,7 +205,9 @@ export class SshTransport implements Transport {
         }, timeoutMs + 15_000);
         const onClose = () => {
           clearTimeout(timer);
-          reject(new HostError(`lost connection to ${this.conn.address} during a command: ${this.dropped ?? 'closed'}`));
+          reject(
+            new HostError(`lost connection to ${this.conn.address} during a command: ${this.dropped ?? 'closed'}`),
+          );
         };
         this.client.once('close', onClose);
         this.client.exec(command, (err, ch) => {
@@ -216,7 +240,11 @@ export class SshTransport implements Transport {
 
   private sftpSession?: Promise<SFTPWrapper>;
   private sftp(): Promise<SFTPWrapper> {
-    this.sftpSession ??= new Promise((resolve, reject) => this.client.sftp((err, s) => (err ? reject(new HostError(`SFTP unavailable on ${this.conn.address}: ${err.message}`)) : resolve(s))));
+    this.sftpSession ??= new Promise((resolve, reject) =>
+      this.client.sftp((err, s) =>
+        err ? reject(new HostError(`SFTP unavailable on ${this.conn.address}: ${err.message}`)) : resolve(s),
+      ),
+    );
     return this.sftpSession;
   }
 
@@ -229,12 +257,23 @@ export class SshTransport implements Transport {
     await this.upload(path, mode, (sftp, tmp, done) => sftp.fastPut(localPath, tmp, { mode: 0o600 }, done));
   }
 
-  private async upload(path: string, mode: number, send: (sftp: SFTPWrapper, tmp: string, done: (err?: Error | null) => void) => void): Promise<void> {
+  private async upload(
+    path: string,
+    mode: number,
+    send: (sftp: SFTPWrapper, tmp: string, done: (err?: Error | null) => void) => void,
+  ): Promise<void> {
     const root = this.conn.user === 'root';
-    const tmp = root ? `${path}.kvmforge-${randomBytes(4).toString('hex')}` : `/tmp/kvmforge-upload-${randomBytes(8).toString('hex')}`;
+    const tmp = root
+      ? `${path}.kvmforge-${randomBytes(4).toString('hex')}`
+      : `/tmp/kvmforge-upload-${randomBytes(8).toString('hex')}`;
     const sftp = await this.sftp();
-    await new Promise<void>((resolve, reject) => send(sftp, tmp, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())));
-    const r = await this.exec(`chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`, { sudo: true });
+    await new Promise<void>((resolve, reject) =>
+      send(sftp, tmp, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())),
+    );
+    const r = await this.exec(
+      `chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`,
+      { sudo: true },
+    );
     if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);
   }
 
@@ -242,12 +281,18 @@ export class SshTransport implements Transport {
     let from = path;
     if (this.conn.user !== 'root') {
       from = `/tmp/kvmforge-download-${randomBytes(8).toString('hex')}`;
-      const r = await this.exec(`cp ${quote(path)} ${quote(from)} && chown ${quote(this.conn.user)} ${quote(from)}`, { sudo: true });
+      const r = await this.exec(`cp ${quote(path)} ${quote(from)} && chown ${quote(this.conn.user)} ${quote(from)}`, {
+        sudo: true,
+      });
       if (r.code !== 0) throw new HostError(`cannot read ${path}: ${r.stderr.trim()}`);
     }
     const sftp = await this.sftp();
     try {
-      await new Promise<void>((resolve, reject) => sftp.fastGet(from, localPath, (err) => (err ? reject(new HostError(`cannot read ${path}: ${err.message}`)) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        sftp.fastGet(from, localPath, (err) =>
+          err ? reject(new HostError(`cannot read ${path}: ${err.message}`)) : resolve(),
+        ),
+      );
     } finally {
       if (from !== path) await this.exec(`rm -f ${quote(from)}`);
     }
@@ -256,7 +301,11 @@ export class SshTransport implements Transport {
   async get(path: string): Promise<Buffer> {
     if (this.conn.user === 'root') {
       const sftp = await this.sftp();
-      return new Promise((resolve, reject) => sftp.readFile(path, (err, data) => (err ? reject(new HostError(`cannot read ${path}: ${err.message}`)) : resolve(data))));
+      return new Promise((resolve, reject) =>
+        sftp.readFile(path, (err, data) =>
+          err ? reject(new HostError(`cannot read ${path}: ${err.message}`)) : resolve(data),
+        ),
+      );
     }
     const r = await this.exec(`base64 < ${quote(path)}`, { sudo: true });
     if (r.code !== 0) throw new HostError(`cannot read ${path}: ${r.stderr.trim()}`);

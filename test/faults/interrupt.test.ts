@@ -22,11 +22,18 @@ function content(host: string, i: number, version: number): string {
   return `${host} file ${i} version ${version}\n` + `${version}:${i}:`.repeat(3000) + '\n';
 }
 function filesVars(host: string, version: number, count = N, dir = DIR): string[] {
-  return ['files:', ...Array.from({ length: count }, (_, i) => [`  - path: ${dir}/f${i}.conf`, `    content: ${JSON.stringify(content(host, i, version))}`]).flat()];
+  return [
+    'files:',
+    ...Array.from({ length: count }, (_, i) => [
+      `  - path: ${dir}/f${i}.conf`,
+      `    content: ${JSON.stringify(content(host, i, version))}`,
+    ]).flat(),
+  ];
 }
 const inv = (name: string, extra: Record<string, string[]>) => lab.inventory(join(lab.dir, name), extra);
 const changes = (r: Report) => r.hosts.flatMap((h) => h.steps.flatMap((s) => s.changes));
-const runs = () => (existsSync(join(lab.dir, '.kvmforge', 'runs')) ? readdirSync(join(lab.dir, '.kvmforge', 'runs')).sort() : []);
+const runs = () =>
+  existsSync(join(lab.dir, '.kvmforge', 'runs')) ? readdirSync(join(lab.dir, '.kvmforge', 'runs')).sort() : [];
 
 async function planIsEmpty(file: string, limit?: string) {
   const p = await lab.cli(['plan', '-i', file, '--json', ...(limit ? ['--limit', limit] : [])]);
@@ -36,12 +43,16 @@ async function planIsEmpty(file: string, limit?: string) {
 
 /** Starts `kvmforge apply` in the hub; kill() is kill -9 of it (its whole process group). */
 function startApply(file: string) {
-  const child = spawn('ip', ['netns', 'exec', lab.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', file], {
-    cwd: lab.dir,
-    env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '' },
-    detached: true,
-    stdio: 'ignore',
-  });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', lab.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', file],
+    {
+      cwd: lab.dir,
+      env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '' },
+      detached: true,
+      stdio: 'ignore',
+    },
+  );
   const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   return { done, kill: () => process.kill(-child.pid!, 'SIGKILL') };
 }
@@ -59,7 +70,8 @@ beforeAll(() => {
 afterAll(() => lab.down());
 
 describe('kvmforge killed (kill -9) in the middle of an apply', () => {
-  it('leaves every file whole (old version, new version or absent); the journal shows where it stopped; a re-run converges', async () => {
+  it('leaves every file whole (old version, new version or absent); the journal shows where it stopped; a re-run ' +
+    'converges', async () => {
     const hosts = ['h1', 'h2', 'h3'];
     let file = '';
     const stoppedAt: number[] = [];
@@ -105,7 +117,9 @@ describe('kvmforge killed (kill -9) in the middle of an apply', () => {
     // a plain re-run converges, and then there is nothing left to do
     const r = await lab.cli(['apply', '-i', file, '--json']);
     expect(r.code).toBe(0);
-    for (const h of hosts) for (let i = 0; i < N; i++) expect(readFileSync(lab.hostPath(h, `${DIR}/f${i}.conf`), 'utf8')).toBe(content(h, i, 3));
+    for (const h of hosts)
+      for (let i = 0; i < N; i++)
+        expect(readFileSync(lab.hostPath(h, `${DIR}/f${i}.conf`), 'utf8')).toBe(content(h, i, 3));
     await planIsEmpty(file);
   }, 300_000);
 });
@@ -113,7 +127,11 @@ describe('kvmforge killed (kill -9) in the middle of an apply', () => {
 describe('connections cut and commands that hang, mid-command', () => {
   it('each such host fails with a clear reason in bounded time; the others finish', async () => {
     // h2, h3, h4: writing a file takes 40 s (base64 -d slowed down inside the host)
-    for (const h of ['h2', 'h3', 'h4']) lab.inHost(h, `printf '#!/bin/sh\\nsleep 40\\nexec /usr/bin/base64 "$@"\\n' > /usr/local/bin/base64 && chmod 755 /usr/local/bin/base64`);
+    for (const h of ['h2', 'h3', 'h4'])
+      lab.inHost(
+        h,
+        `printf '#!/bin/sh\\nsleep 40\\nexec /usr/bin/base64 "$@"\\n' > /usr/local/bin/base64 && chmod 755 /usr/local/bin/base64`,
+      );
     const file = inv('cut.yaml', {
       h1: filesVars('h1', 9, 3, CUT),
       // the hung command: a 5 s per-command limit
@@ -126,7 +144,12 @@ describe('connections cut and commands that hang, mid-command', () => {
     // once h3 and h4 are inside their first write: h3's sshd and its session are killed (the peer
     // closes), h4's network goes silent (nothing answers; only keepalives can tell)
     const deadline = Date.now() + 30_000;
-    while ((lab.inHost('h3', 'pgrep -c sleep || true').trim() === '0' || lab.inHost('h4', 'pgrep -c sleep || true').trim() === '0') && Date.now() < deadline) await sleep(100);
+    while (
+      (lab.inHost('h3', 'pgrep -c sleep || true').trim() === '0' ||
+        lab.inHost('h4', 'pgrep -c sleep || true').trim() === '0') &&
+      Date.now() < deadline
+    )
+      await sleep(100);
     const cutAt = Date.now() - t0;
     lab.stopHost('h3');
     lab.inHub(`ip -n ${lab.host('h4').ns} link set eth0 down`);
@@ -149,7 +172,8 @@ describe('connections cut and commands that hang, mid-command', () => {
       `[faults] cut at ${(cutAt / 1000).toFixed(1)} s; run ended after ${total.toFixed(1)} s; h2 (hung, 5 s limit) failed after ${(host('h2').ms / 1000).toFixed(1)} s: ${host('h2').error}; h3 (sshd killed): ${(host('h3').ms / 1000).toFixed(1)} s: ${host('h3').error}; h4 (network silent): ${(host('h4').ms / 1000).toFixed(1)} s: ${host('h4').error}\n`,
     );
     // nothing half-written where it was cut
-    for (const h of ['h2', 'h3', 'h4']) for (let i = 0; i < 3; i++) expect(existsSync(lab.hostPath(h, `${CUT}/f${i}.conf`))).toBe(false);
+    for (const h of ['h2', 'h3', 'h4'])
+      for (let i = 0; i < 3; i++) expect(existsSync(lab.hostPath(h, `${CUT}/f${i}.conf`))).toBe(false);
     // h2 back to a normal base64: a re-run converges there
     lab.inHost('h2', 'rm /usr/local/bin/base64');
     const again = await lab.cli(['apply', '-i', file, '--limit', 'h1,h2', '--json']);
@@ -161,7 +185,10 @@ describe('connections cut and commands that hang, mid-command', () => {
 describe('a full filesystem during a file change', () => {
   it('keeps the old file, says which file and why; once there is room a re-run converges', async () => {
     const full = '/srv/kvmforge-full';
-    lab.inHost('h1', `mkdir -p ${full} && mount -t tmpfs -o size=256k tmpfs ${full} && printf 'old\\n' > ${full}/app.conf && (dd if=/dev/zero of=${full}/filler bs=4k 2>/dev/null || true)`);
+    lab.inHost(
+      'h1',
+      `mkdir -p ${full} && mount -t tmpfs -o size=256k tmpfs ${full} && printf 'old\\n' > ${full}/app.conf && (dd if=/dev/zero of=${full}/filler bs=4k 2>/dev/null || true)`,
+    );
     const spec = ['files:', `  - path: ${full}/app.conf`, `    content: ${JSON.stringify('new\n'.repeat(20000))}`];
     const file = lab.inventory(join(lab.dir, 'full.yaml'), { h1: spec });
     const r = await lab.cli(['apply', '-i', file, '--limit', 'h1', '--json']);
@@ -182,10 +209,21 @@ describe('a full filesystem during a file change', () => {
 });
 
 describe('secrets', () => {
-  it('a sudo password and a secret var never reach the journal, the reports, the terminal, the remote process list or files left on the host', async () => {
+  it('a sudo password and a secret var never reach the journal, the reports, the terminal, the remote process list ' +
+    'or files left on the host', async () => {
     const token = 'tok-Sx9$(id)`q`-\'"-7731';
     const env = { KVF_SUDO_PW: SUDO_PASSWORD };
-    const spec = ['ansible_user: ops', 'ansible_become: true', 'kvmforge_become_password_env: KVF_SUDO_PW', 'kvmforge_secrets: [db_key]', `db_key: ${JSON.stringify(token)}`, 'files:', '  - path: /etc/kvmforge-secret/app.conf', `    content: ${JSON.stringify(`key=${token}\nother=1\n`)}`, '    mode: "600"'];
+    const spec = [
+      'ansible_user: ops',
+      'ansible_become: true',
+      'kvmforge_become_password_env: KVF_SUDO_PW',
+      'kvmforge_secrets: [db_key]',
+      `db_key: ${JSON.stringify(token)}`,
+      'files:',
+      '  - path: /etc/kvmforge-secret/app.conf',
+      `    content: ${JSON.stringify(`key=${token}\nother=1\n`)}`,
+      '    mode: "600"',
+    ];
     const file = lab.inventory(join(lab.dir, 'secret.yaml'), { h1: spec });
     // the host's process list, sampled all through the runs
     const seen = new Set<string>();
@@ -201,7 +239,11 @@ describe('secrets', () => {
       }
     })();
     const outputs: string[] = [];
-    for (const args of [['plan', '-i', file, '--limit', 'h1', '--diff'], ['apply', '-i', file, '--limit', 'h1', '--junit', join(lab.dir, 'secret.xml')], ['plan', '-i', file, '--limit', 'h1', '--json']]) {
+    for (const args of [
+      ['plan', '-i', file, '--limit', 'h1', '--diff'],
+      ['apply', '-i', file, '--limit', 'h1', '--junit', join(lab.dir, 'secret.xml')],
+      ['plan', '-i', file, '--limit', 'h1', '--json'],
+    ]) {
       const r = await lab.cli(args, env);
       if (r.code !== 0) sampling = false;
       expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -217,7 +259,8 @@ describe('secrets', () => {
     expect(seen.size).toBeGreaterThan(10);
     outputs.push(readFileSync(join(lab.dir, 'secret.xml'), 'utf8'));
     const runsDir = join(lab.dir, '.kvmforge', 'runs');
-    for (const r of runs()) for (const f of readdirSync(join(runsDir, r))) outputs.push(readFileSync(join(runsDir, r, f), 'utf8'));
+    for (const r of runs())
+      for (const f of readdirSync(join(runsDir, r))) outputs.push(readFileSync(join(runsDir, r, f), 'utf8'));
     for (const text of [...outputs, ...seen]) {
       expect(text).not.toContain(SUDO_PASSWORD);
       expect(text).not.toContain(token);
@@ -226,14 +269,29 @@ describe('secrets', () => {
     // on the host, only the file it was asked to write (and its kept previous version) hold the secret
     // (everything the host wrote is in its overlay's upper layer, /tmp is its tmpfs)
     const upper = join(lab.host('h1').dir, 'upper');
-    const holders = spawnSync('grep', ['-rlF', '--', token, upper]).stdout.toString().trim().split('\n').filter(Boolean).map((p) => p.slice(upper.length)).sort();
+    const holders = spawnSync('grep', ['-rlF', '--', token, upper])
+      .stdout.toString()
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((p) => p.slice(upper.length))
+      .sort();
     expect(holders).toContain('/etc/kvmforge-secret/app.conf');
-    const grepIn = (dirs: string) => lab.inHost('h1', `grep -rlF -- ${quote(token)} ${dirs} 2>/dev/null || true`).trim();
-    expect(grepIn('/etc/kvmforge-secret').split('\n').sort()).toEqual(['/etc/kvmforge-secret/app.conf', '/etc/kvmforge-secret/app.conf.kvmforge.bak']);
+    const grepIn = (dirs: string) =>
+      lab.inHost('h1', `grep -rlF -- ${quote(token)} ${dirs} 2>/dev/null || true`).trim();
+    expect(grepIn('/etc/kvmforge-secret').split('\n').sort()).toEqual([
+      '/etc/kvmforge-secret/app.conf',
+      '/etc/kvmforge-secret/app.conf.kvmforge.bak',
+    ]);
     // the kept previous version is as private as the file
-    expect(lab.inHost('h1', 'stat -c %a /etc/kvmforge-secret/app.conf /etc/kvmforge-secret/app.conf.kvmforge.bak')).toBe('600\n600\n');
+    expect(
+      lab.inHost('h1', 'stat -c %a /etc/kvmforge-secret/app.conf /etc/kvmforge-secret/app.conf.kvmforge.bak'),
+    ).toBe('600\n600\n');
     expect(grepIn('/tmp /root /home /var/tmp')).toBe('');
-    expect(holders.every((p) => /\/etc\/kvmforge-secret\/app\.conf(\.kvmforge\.bak)?$/.test(p)), holders.join(', ')).toBe(true);
+    expect(
+      holders.every((p) => /\/etc\/kvmforge-secret\/app\.conf(\.kvmforge\.bak)?$/.test(p)),
+      holders.join(', '),
+    ).toBe(true);
     expect(lab.inHost('h1', 'cat /etc/kvmforge-secret/app.conf')).toBe(`key=${token}\nother=1\n`);
   }, 120_000);
 });
@@ -244,27 +302,47 @@ describe('the dpkg lock held by another process', () => {
     // a tiny real package
     const pkg = join(lab.dir, 'pkg');
     mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
-    writeFileSync(join(pkg, 'DEBIAN/control'), 'Package: kvmforge-locktest\nVersion: 1\nArchitecture: all\nMaintainer: kvmforge tests <t@example.invalid>\nDescription: lock test\n');
-    execFileSync('dpkg-deb', ['--build', '--root-owner-group', pkg, join(lab.dir, 'locktest.deb')], { stdio: 'ignore' });
-    lab.inHost(h, `echo ${readFileSync(join(lab.dir, 'locktest.deb')).toString('base64')} | base64 -d > /var/tmp/locktest.deb`);
-    lab.inHost(h, `nohup python3 -c 'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(300)' >/dev/null 2>&1 &`);
+    writeFileSync(
+      join(pkg, 'DEBIAN/control'),
+      'Package: kvmforge-locktest\nVersion: 1\nArchitecture: all\nMaintainer: kvmforge tests ' +
+        '<t@example.invalid>\nDescription: lock test\n',
+    );
+    execFileSync('dpkg-deb', ['--build', '--root-owner-group', pkg, join(lab.dir, 'locktest.deb')], {
+      stdio: 'ignore',
+    });
+    lab.inHost(
+      h,
+      `echo ${readFileSync(join(lab.dir, 'locktest.deb')).toString('base64')} | base64 -d > /var/tmp/locktest.deb`,
+    );
+    lab.inHost(
+      h,
+      `nohup python3 -c 'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(300)' >/dev/null 2>&1 &`,
+    );
     const holder = lab.inHost(h, 'sleep 1; pgrep -x python3').trim();
     expect(holder).toMatch(/^\d+$/);
     const inv = lab.inventory(join(lab.dir, 'lock.yaml'));
     const script = `cd /var/tmp\n${pkgInstall('apt', './locktest.deb', 3)}`;
     const drive = async () => {
       const r = await lab.node('test/integration/transport-driver.ts', [inv, h, 'exec', script, '60000', 'sudo']);
-      return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; ms: number; out: { code: number; stdout: string; stderr: string } };
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+        ok: boolean;
+        ms: number;
+        out: { code: number; stdout: string; stderr: string };
+      };
     };
     const held = await drive();
     expect(held.ok).toBe(true);
     expect(held.out.code).not.toBe(0);
-    expect(held.out.stderr.trim().split('\n').pop()).toBe(`kvmforge: gave up after 3s (kvmforge_lock_timeout): Could not get lock /var/lib/dpkg/lock-frontend. It is held by process ${holder} (python3)`);
+    expect(held.out.stderr.trim().split('\n').pop()).toBe(
+      `kvmforge: gave up after 3s (kvmforge_lock_timeout): Could not get lock /var/lib/dpkg/lock-frontend. It is held by process ${holder} (python3)`,
+    );
     // bounded: the 3 s lock timeout, not forever
     expect(held.ms).toBeGreaterThan(3000);
     expect(held.ms).toBeLessThan(30_000);
     expect(lab.inHost(h, "dpkg-query -W -f '${Status}' kvmforge-locktest 2>/dev/null || echo absent")).toBe('absent\n');
-    process.stderr.write(`[faults] dpkg lock held: apt gave up after ${(held.ms / 1000).toFixed(1)} s (lock timeout 3 s): ${held.out.stderr.trim().split('\n').pop()}\n`);
+    process.stderr.write(
+      `[faults] dpkg lock held: apt gave up after ${(held.ms / 1000).toFixed(1)} s (lock timeout 3 s): ${held.out.stderr.trim().split('\n').pop()}\n`,
+    );
     lab.inHost(h, `kill ${holder}`);
     const free = await drive();
     expect(free.out.code, free.out.stdout + free.out.stderr).toBe(0);

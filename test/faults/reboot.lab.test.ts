@@ -16,7 +16,13 @@ const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
 
 function inventory(name: string, vars: string[]): string {
   const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
-  writeFileSync(file, readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*hugepages_count: "10%".*$/m, ['', ...vars.map((v) => `        ${v}`)].join('\n')));
+  writeFileSync(
+    file,
+    readFileSync(LAB_INVENTORY, 'utf8').replace(
+      /^\s*hugepages_count: "10%".*$/m,
+      ['', ...vars.map((v) => `        ${v}`)].join('\n'),
+    ),
+  );
   return file;
 }
 
@@ -46,11 +52,20 @@ afterAll(async () => {
 }, 600_000);
 
 describe('a host rebooted by someone else in the middle of an apply', () => {
-  it('is detected by its boot_id; the run resumes at the interrupted step and finishes; a re-run changes nothing', async () => {
+  it('is detected by its boot_id; the run resumes at the interrupted step and finishes; a re-run changes ' +
+    'nothing', async () => {
     await resetLab();
     // each file write takes 2 s more (base64 slowed inside the VM), so the reboot lands mid-run
-    labExec(`sudo sh -c 'printf "#!/bin/sh\\nsleep 2\\nexec /usr/bin/base64 \\"\\$@\\"\\n" > /usr/local/bin/base64 && chmod 755 /usr/local/bin/base64'`);
-    const files = ['files:', ...Array.from({ length: N }, (_, i) => [`  - path: ${JSON.stringify(`${DIR}/${fname(i)}`)}`, `    content: ${JSON.stringify(body(i))}`]).flat()];
+    labExec(
+      `sudo sh -c 'printf "#!/bin/sh\\nsleep 2\\nexec /usr/bin/base64 \\"\\$@\\"\\n" > /usr/local/bin/base64 && chmod 755 /usr/local/bin/base64'`,
+    );
+    const files = [
+      'files:',
+      ...Array.from({ length: N }, (_, i) => [
+        `  - path: ${JSON.stringify(`${DIR}/${fname(i)}`)}`,
+        `    content: ${JSON.stringify(body(i))}`,
+      ]).flat(),
+    ];
     const inv = inventory('rebooted', ['kvmforge_reconnect_timeout: 600', ...files]);
     const before = bootId();
     const t0 = Date.now();
@@ -71,7 +86,9 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
     const r = await run;
     const out = r.stdout + r.stderr;
     expect(r.code, out).toBe(0);
-    expect(out).toMatch(/lab1: note: rebooted by someone else during step files \(boot_id [0-9a-f]{8}… → [0-9a-f]{8}…; it failed with: .*\); facts gathered again and the run resumed at files/);
+    expect(out).toMatch(
+      /lab1: note: rebooted by someone else during step files \(boot_id [0-9a-f]{8}… → [0-9a-f]{8}…; it failed with: .*\); facts gathered again and the run resumed at files/,
+    );
     // independently: a new boot, every file whole with its content, no temp file left
     expect(bootId()).not.toBe(before);
     const listing = labExec(`sudo ls -A ${DIR}`).trim().split('\n').sort();
@@ -82,16 +99,23 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
     const again = await kvmforge(['apply', '-i', inv, '--steps', 'files']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/\b0 change\(s\) made/);
-    process.stderr.write(`[faults] rebooted by someone else ${(rebootAt / 1000).toFixed(1)} s into the apply; the run resumed and ended after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    process.stderr.write(
+      `[faults] rebooted by someone else ${(rebootAt / 1000).toFixed(1)} s into the apply; the run resumed and ended after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
   }, 1_200_000);
 });
 
 describe('kvmforge killed (kill -9) while it waits for a reboot it asked for', () => {
-  it('the host finishes its reboot into the new state; the journal ends at the reboot; a re-run changes nothing', async () => {
+  it('the host finishes its reboot into the new state; the journal ends at the reboot; a re-run changes ' +
+    'nothing', async () => {
     await resetLab();
     const inv = inventory('killed-in-reboot', ['boot_args_add: [kvmforge.faults=1]']);
     const before = bootId();
-    const child = spawn(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', inv, '--steps', 'boot-args'], { cwd: LAB_DIR, env: { ...process.env, ...LAB_ENV }, detached: true, stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', inv, '--steps', 'boot-args'],
+      { cwd: LAB_DIR, env: { ...process.env, ...LAB_ENV }, detached: true, stdio: 'ignore' },
+    );
     const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const started = newestRun();
     // kill it once its journal says it asked for the reboot

@@ -19,11 +19,20 @@ export const BUILD_LOG = join(BUILDS, 'build.log');
 export function versions(): Record<string, string> {
   const f = join(SOURCES, 'versions.env');
   if (!existsSync(f)) throw new Error(`no test sources in ${SOURCES}: run .ci/fetch-sources first`);
-  return Object.fromEntries(readFileSync(f, 'utf8').trim().split('\n').map((l) => l.split('=') as [string, string]));
+  return Object.fromEntries(
+    readFileSync(f, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=') as [string, string]),
+  );
 }
 
 export type Component = 'kernel' | 'qemu' | 'libvirt';
-const VERSION_OF: Record<Component, string> = { kernel: 'KERNEL_VERSION', qemu: 'QEMU_VERSION', libvirt: 'LIBVIRT_VERSION' };
+const VERSION_OF: Record<Component, string> = {
+  kernel: 'KERNEL_VERSION',
+  qemu: 'QEMU_VERSION',
+  libvirt: 'LIBVIRT_VERSION',
+};
 
 /** The vars every host of the build tests shares (so every host wants the same artifacts); a host
  * builds or installs a component when it also has `<component>_version`. */
@@ -50,7 +59,16 @@ export function versionVars(components: Component[], v = versions()): string[] {
 /** An inventory: localhost (local transport, the build host; every component) plus extra hosts
  * (lines already indented), all sharing buildVars. */
 export function buildInventory(name: string, extra: string[] = []): string {
-  const lines = ['all:', '  vars:', ...buildVars().map((l) => `    ${l}`), '  hosts:', '    localhost:', '      ansible_connection: local', ...versionVars(['kernel', 'qemu', 'libvirt']).map((l) => `      ${l}`), ...extra];
+  const lines = [
+    'all:',
+    '  vars:',
+    ...buildVars().map((l) => `    ${l}`),
+    '  hosts:',
+    '    localhost:',
+    '      ansible_connection: local',
+    ...versionVars(['kernel', 'qemu', 'libvirt']).map((l) => `      ${l}`),
+    ...extra,
+  ];
   const file = join(BUILDS, name);
   writeFileSync(file, lines.join('\n') + '\n');
   return file;
@@ -73,7 +91,12 @@ export function startBackgroundBuild() {
   // kernels) nice only ranks processes inside one session: sessions share the CPU equally. So the
   // session itself is put at nice 19 (/proc/self/autogroup), else the lab VMs run ~2x slower.
   const cmd = `echo 19 > /proc/self/autogroup 2>/dev/null; "${process.execPath}" "${join(PROJECT, 'bin/kvmforge.js')}" build -i "${inv}" --limit localhost --json --journal "${join(BUILDS, 'journal')}" > "${BUILD_OUT}" 2> "${BUILD_LOG}"; echo $? > "${BUILD_RC}"`;
-  const child = spawn('sh', ['-c', cmd], { cwd: BUILDS, env: { ...process.env, ...BUILD_ENV, NO_COLOR: '1' }, detached: true, stdio: 'ignore' });
+  const child = spawn('sh', ['-c', cmd], {
+    cwd: BUILDS,
+    env: { ...process.env, ...BUILD_ENV, NO_COLOR: '1' },
+    detached: true,
+    stdio: 'ignore',
+  });
   writeFileSync(join(BUILDS, 'build.pid'), String(child.pid));
   child.unref();
 }

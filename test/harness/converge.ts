@@ -11,4 +11,3 @@ export async function applyThenPlanIsEmpty(inv: string, steps: string) {
   expect(again.code).toBe(0);
   expect(JSON.parse(again.stdout).hosts[0].steps.flatMap((s: { changes: unknown[] }) => s.changes)).toEqual([]);
 }
-

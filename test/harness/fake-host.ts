@@ -52,7 +52,11 @@ function basicValues(f: Facts): Record<string, unknown> {
   };
 }
 
-export function fakeCtx(facts: Facts, fake: Fake = {}, h = host()): StepContext & { probed: string[]; asked: string[] } {
+export function fakeCtx(
+  facts: Facts,
+  fake: Fake = {},
+  h = host(),
+): StepContext & { probed: string[]; asked: string[] } {
   const probed: string[] = [];
   const asked: string[] = [];
   const values = basicValues(facts);
@@ -68,8 +72,11 @@ export function fakeCtx(facts: Facts, fake: Fake = {}, h = host()): StepContext 
     probed.push(f.command);
     const file = /^(file|text):(.*)$/s.exec(f.name);
     if (file && f.command === fileProbe(file[2])) return f.parse(fileAnswer(file[2]), 0, '');
-    const out = fake.outputs?.[f.name] ?? Object.entries(fake.outputs ?? {}).find(([k]) => k.endsWith(':*') && f.name.startsWith(k.slice(0, -1)))?.[1];
-    if (out === undefined) throw new Error(`the fixture has no fact '${f.name}' (add its captured output to the fixture)`);
+    const out =
+      fake.outputs?.[f.name] ??
+      Object.entries(fake.outputs ?? {}).find(([k]) => k.endsWith(':*') && f.name.startsWith(k.slice(0, -1)))?.[1];
+    if (out === undefined)
+      throw new Error(`the fixture has no fact '${f.name}' (add its captured output to the fixture)`);
     return f.parse(out.replace(/\n$/, ''), 0, '');
   };
   return {
@@ -81,5 +88,17 @@ export function fakeCtx(facts: Facts, fake: Fake = {}, h = host()): StepContext 
 }
 
 /** A change with every kind's fields readable (tests look into them without narrowing). */
-export type LooseChange = Change & { script?: string; file?: FileSpec; verify?: string; commit?: string; rollback?: string; rolledBack?: string; timeoutS?: number; check?: { verify: string; commit: string }; packages?: string[]; before?: string; after?: string };
+export type LooseChange = Change & {
+  script?: string;
+  file?: FileSpec;
+  verify?: string;
+  commit?: string;
+  rollback?: string;
+  rolledBack?: string;
+  timeoutS?: number;
+  check?: { verify: string; commit: string };
+  packages?: string[];
+  before?: string;
+  after?: string;
+};
 export const loose = (cs: Change[]) => cs as LooseChange[];

@@ -17,7 +17,9 @@ export async function setup() {
 export async function teardown() {
   stopBackgroundBuild();
   const dir = LAB_ENV.KVMFORGE_LAB;
-  const pids = existsSync(join(dir, 'state.json')) ? (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).vms as { pid: number }[]).map((v) => v.pid) : [];
+  const pids = existsSync(join(dir, 'state.json'))
+    ? (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).vms as { pid: number }[]).map((v) => v.pid)
+    : [];
   rmSync(join(dir, 'state.json'), { force: true });
   const r = await kvmforge(['lab', 'down']);
   process.stderr.write(r.stderr);

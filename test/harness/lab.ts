@@ -6,11 +6,19 @@ import { PROJECT } from '../../src/lab/paths.ts';
 import { runAsync } from './nshosts.ts';
 
 export const LAB_DIR = '/tmp/kvmforge-labtest';
-export const LAB_ENV = { KVMFORGE_LAB: join(LAB_DIR, 'state'), KVMFORGE_INVENTORY_DIR: join(LAB_DIR, 'inventories'), NO_COLOR: '1' };
+export const LAB_ENV = {
+  KVMFORGE_LAB: join(LAB_DIR, 'state'),
+  KVMFORGE_INVENTORY_DIR: join(LAB_DIR, 'inventories'),
+  NO_COLOR: '1',
+};
 export const LAB_INVENTORY = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab.yaml');
 
 export function kvmforge(args: string[], env: Record<string, string> = {}, timeoutMs = 900_000) {
-  return runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), ...args], { cwd: LAB_DIR, env: { ...process.env, ...LAB_ENV, ...env }, timeoutMs });
+  return runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), ...args], {
+    cwd: LAB_DIR,
+    env: { ...process.env, ...LAB_ENV, ...env },
+    timeoutMs,
+  });
 }
 
 export function labState(): { vms: { name: string; port: number; pid: number }[]; accel: string } {
@@ -21,7 +29,26 @@ export function labState(): { vms: { name: string; port: number; pid: number }[]
 export function labExec(cmd: string, vm = 'lab1'): string {
   const port = labState().vms.find((v) => v.name === vm)!.port;
   const key = readFileSync(LAB_INVENTORY, 'utf8').match(/ansible_ssh_private_key_file: (\S+)/)![1];
-  return execFileSync('ssh', ['-i', key, '-p', String(port), '-o', `UserKnownHostsFile=${join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', 'kvmforge@127.0.0.1', cmd], { timeout: 120_000 }).toString();
+  return execFileSync(
+    'ssh',
+    [
+      '-i',
+      key,
+      '-p',
+      String(port),
+      '-o',
+      `UserKnownHostsFile=${join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts')}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=20',
+      'kvmforge@127.0.0.1',
+      cmd,
+    ],
+    { timeout: 120_000 },
+  ).toString();
 }
 
 export async function resetLab(vm = 'lab1') {

@@ -1,4 +1,5 @@
-// The layers, read from the code's own imports (used by test/unit/layers.test.ts): bottom to top core → facts, transport, inventory → step
+// The layers, read from the code's own imports (used by test/unit/layers.test.ts): bottom to top core → facts,
+// transport, inventory → step
 // libraries → steps → runner → cli, lab. No import points upward and there is no cycle.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
@@ -24,7 +25,9 @@ export function importGraph(root = '.'): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const f of [...files(join(root, 'src')), ...files(join(root, 'steps'))]) {
     const text = readFileSync(f, 'utf8');
-    const deps = [...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/gm)]
+    const deps = [
+      ...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/gm),
+    ]
       .map((m) => normalize(join(dirname(f), m[1] ?? m[2])))
       .map((p) => relative(root, p));
     graph.set(relative(root, f), [...new Set(deps)]);
@@ -81,4 +84,3 @@ export function cycles(graph: Map<string, string[]>): string[][] {
   for (const v of graph.keys()) if (!idx.has(v)) visit(v);
   return out;
 }
-

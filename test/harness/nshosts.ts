@@ -56,7 +56,9 @@ export class NsLab {
     cleanStale();
     this.rootfs = ensureRootfs((s) => process.stderr.write(s + '\n'));
     mkdirSync(this.dir, { recursive: true });
-    sh(`ip netns add ${this.hub} && ip -n ${this.hub} link set lo up && ip -n ${this.hub} link add br0 type bridge && ip -n ${this.hub} addr add 10.77.0.1/24 dev br0 && ip -n ${this.hub} link set br0 up`);
+    sh(
+      `ip netns add ${this.hub} && ip -n ${this.hub} link set lo up && ip -n ${this.hub} link add br0 type bridge && ip -n ${this.hub} addr add 10.77.0.1/24 dev br0 && ip -n ${this.hub} link set br0 up`,
+    );
     const known: string[] = [];
     for (let i = 1; i <= this.count; i++) {
       const h = this.addHost(i);
@@ -77,12 +79,26 @@ export class NsLab {
     mkdirSync(join(upper, 'run/sshd'), { recursive: true });
     mkdirSync(join(dir, 'work'), { recursive: true });
     mkdirSync(join(dir, 'merged'), { recursive: true });
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', join(upper, 'etc/ssh/ssh_host_ed25519_key')]);
+    execFileSync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      name,
+      '-f',
+      join(upper, 'etc/ssh/ssh_host_ed25519_key'),
+    ]);
     writeFileSync(
       join(upper, 'etc/ssh/sshd_kvf'),
       `ListenAddress ${address}\nHostKey /etc/ssh/ssh_host_ed25519_key\nPidFile /run/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\nMaxStartups 100:30:200\nSubsystem sftp /usr/lib/openssh/sftp-server\n`,
     );
-    const hostKeyPub = readFileSync(join(upper, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+    const hostKeyPub = readFileSync(join(upper, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8')
+      .trim()
+      .split(' ')
+      .slice(0, 2)
+      .join(' ');
     sh(
       `ip netns add ${ns} && ip -n ${this.hub} link add vh${i} type veth peer name eth0 netns ${ns} && ` +
         `ip -n ${this.hub} link set vh${i} master br0 up && ip -n ${ns} link set lo up && ` +
@@ -102,10 +118,14 @@ export class NsLab {
       `exec chroot ${q(m)} /usr/sbin/sshd -D -e -f /etc/ssh/sshd_kvf`,
     ].join(' && ');
     const log = join(dir, 'sshd.log');
-    const child = spawn('ip', ['netns', 'exec', ns, 'unshare', '--mount', '--uts', '--pid', '--fork', '--kill-child', 'sh', '-c', boot], {
-      stdio: ['ignore', 'ignore', openSync(log, 'a')],
-      detached: true,
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', ns, 'unshare', '--mount', '--uts', '--pid', '--fork', '--kill-child', 'sh', '-c', boot],
+      {
+        stdio: ['ignore', 'ignore', openSync(log, 'a')],
+        detached: true,
+      },
+    );
     child.unref();
     const host = { name, ns, address, dir, hostKeyPub };
     this.hosts.push(host);
@@ -117,9 +137,16 @@ export class NsLab {
     const deadline = Date.now() + timeoutMs;
     for (const h of hosts) {
       for (;;) {
-        const r = spawnSync('ip', ['netns', 'exec', this.hub, 'bash', '-c', `exec 3<>/dev/tcp/${h.address}/22 && head -c 4 <&3`], { timeout: 3000 });
+        const r = spawnSync(
+          'ip',
+          ['netns', 'exec', this.hub, 'bash', '-c', `exec 3<>/dev/tcp/${h.address}/22 && head -c 4 <&3`],
+          { timeout: 3000 },
+        );
         if (r.stdout?.toString() === 'SSH-') break;
-        if (Date.now() > deadline) throw new Error(`sshd on ${h.name} did not start: ${readFileSync(join(h.dir, 'sshd.log'), 'utf8').slice(-500)}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `sshd on ${h.name} did not start: ${readFileSync(join(h.dir, 'sshd.log'), 'utf8').slice(-500)}`,
+          );
         execSync('sleep 0.1');
       }
     }
@@ -146,13 +173,17 @@ export class NsLab {
   /** Runs a command inside a host (its namespaces and chroot), as root. */
   inHost(name: string, cmd: string): string {
     const h = this.host(name);
-    const pid = spawnSync('ip', ['netns', 'pids', h.ns]).stdout.toString().split('\n').filter(Boolean).find((p) => {
-      try {
-        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd';
-      } catch {
-        return false;
-      }
-    });
+    const pid = spawnSync('ip', ['netns', 'pids', h.ns])
+      .stdout.toString()
+      .split('\n')
+      .filter(Boolean)
+      .find((p) => {
+        try {
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd';
+        } catch {
+          return false;
+        }
+      });
     if (!pid) throw new Error(`${name} has no sshd`);
     return execFileSync('nsenter', ['-t', pid, '-m', '-u', '-n', '-p', '-r', '-w', 'sh', '-c', cmd]).toString();
   }
@@ -160,17 +191,41 @@ export class NsLab {
   /** Writes an inventory for these hosts; `extra` adds per-host YAML lines. */
   inventory(file: string, extra: Record<string, string[]> = {}, groupVars: string[] = []): string {
     // namespace hosts share this machine's kernel: the kernel-changing steps are off unless a host turns them on (plan only!)
-    const safety = ['virtio_modules_enabled: false', 'hugepages_enabled: false', 'ksm_enabled: false', 'boot_args_enabled: false', 'bridge_enabled: false', 'sriov_enabled: false', 'domains_enabled: false'];
-    const lines = ['all:', '  vars:', `    ansible_ssh_private_key_file: ${this.key}`, `    kvmforge_known_hosts_file: ${this.knownHosts}`, ...safety.map((l) => `    ${l}`), ...groupVars.map((l) => `    ${l}`), '  hosts:'];
+    const safety = [
+      'virtio_modules_enabled: false',
+      'hugepages_enabled: false',
+      'ksm_enabled: false',
+      'boot_args_enabled: false',
+      'bridge_enabled: false',
+      'sriov_enabled: false',
+      'domains_enabled: false',
+    ];
+    const lines = [
+      'all:',
+      '  vars:',
+      `    ansible_ssh_private_key_file: ${this.key}`,
+      `    kvmforge_known_hosts_file: ${this.knownHosts}`,
+      ...safety.map((l) => `    ${l}`),
+      ...groupVars.map((l) => `    ${l}`),
+      '  hosts:',
+    ];
     for (const h of this.hosts) {
-      lines.push(`    ${h.name}:`, `      ansible_host: ${h.address}`, ...(extra[h.name] ?? []).map((l) => `      ${l}`));
+      lines.push(
+        `    ${h.name}:`,
+        `      ansible_host: ${h.address}`,
+        ...(extra[h.name] ?? []).map((l) => `      ${l}`),
+      );
     }
     writeFileSync(file, lines.join('\n') + '\n');
     return file;
   }
 
   /** Runs the kvmforge CLI inside the hub namespace. */
-  cli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  cli(
+    args: string[],
+    env: Record<string, string> = {},
+    timeoutMs = 120_000,
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return runAsync('ip', ['netns', 'exec', this.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), ...args], {
       cwd: this.dir,
       env: { ...process.env, ...env, NO_COLOR: '1', SSH_AUTH_SOCK: '' },
@@ -180,7 +235,11 @@ export class NsLab {
 
   /** Runs a TypeScript file with node inside the hub namespace. */
   node(script: string, args: string[], timeoutMs = 120_000) {
-    return runAsync('ip', ['netns', 'exec', this.hub, process.execPath, '--import', 'tsx', join(PROJECT, script), ...args], { cwd: PROJECT, env: { ...process.env, SSH_AUTH_SOCK: '' }, timeoutMs });
+    return runAsync(
+      'ip',
+      ['netns', 'exec', this.hub, process.execPath, '--import', 'tsx', join(PROJECT, script), ...args],
+      { cwd: PROJECT, env: { ...process.env, SSH_AUTH_SOCK: '' }, timeoutMs },
+    );
   }
 
   /** Runs a shell command inside the hub namespace (e.g. OpenSSH for the floor). */
@@ -197,7 +256,11 @@ export class NsLab {
 }
 
 /** spawn without blocking the event loop (vitest's worker must keep answering). */
-export function runAsync(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runAsync(
+  cmd: string,
+  args: string[],
+  o: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: o.cwd, env: o.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';

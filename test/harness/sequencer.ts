@@ -5,6 +5,9 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 export default class LastBuilds extends BaseSequencer {
   async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
     const sorted = await super.sort(files);
-    return [...sorted.filter((f) => !f.moduleId.endsWith('builds.test.ts')), ...sorted.filter((f) => f.moduleId.endsWith('builds.test.ts'))];
+    return [
+      ...sorted.filter((f) => !f.moduleId.endsWith('builds.test.ts')),
+      ...sorted.filter((f) => f.moduleId.endsWith('builds.test.ts')),
+    ];
   }
 }

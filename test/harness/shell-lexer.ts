@@ -47,7 +47,12 @@ export function exposed(script: string, needle: string): number[] {
         mark(i, to);
         i = to;
         continue;
-      } else if (c === '<' && script[i + 1] === '<' && script[i + 2] !== '<' && /^<<-?\s*(?:'([^']*)'|"([^"]*)"|\\(\w+)|(\w+))/.test(script.slice(i))) {
+      } else if (
+        c === '<' &&
+        script[i + 1] === '<' &&
+        script[i + 2] !== '<' &&
+        /^<<-?\s*(?:'([^']*)'|"([^"]*)"|\\(\w+)|(\w+))/.test(script.slice(i))
+      ) {
         const m = /^<<-?\s*(?:'([^']*)'|"([^"]*)"|\\(\w+)|(\w+))/.exec(script.slice(i))!;
         heredocs.push({ delim: m[1] ?? m[2] ?? m[3] ?? m[4], quoted: m[4] === undefined });
         i += m[0].length;

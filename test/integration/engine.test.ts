@@ -9,7 +9,8 @@ import type { Report } from '../../src/runner/report.ts';
 const HEALTHY = 'h1,h2,h3,h4,h5';
 const lab = new NsLab(8);
 let inv = '';
-const accepted = (h: string) => (readFileSync(join(lab.host(h).dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
+const accepted = (h: string) =>
+  (readFileSync(join(lab.host(h).dir, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
 const json = (stdout: string) => JSON.parse(stdout) as Report;
 const hostile = 'a\'b "c" $(touch /tmp/kvf-pwned) `id` ; rm -rf / \n-x <&>';
 
@@ -98,7 +99,9 @@ describe('engine on namespace hosts', async () => {
     expect(r.code).toBe(1);
     const table = r.stdout;
     expect(table).toMatch(/h6: FAILED: connection refused by root@10\.77\.0\.16/);
-    expect(table).toMatch(/h7: FAILED: host key for 10\.77\.0\.17 has CHANGED \(now SHA256:[A-Za-z0-9+/]{43}; known key at .*known_hosts:7\): refused/);
+    expect(table).toMatch(
+      /h7: FAILED: host key for 10\.77\.0\.17 has CHANGED \(now SHA256:[A-Za-z0-9+/]{43}; known key at .*known_hosts:7\): refused/,
+    );
     expect(table).toMatch(/h8: FAILED: authentication failed for root@10\.77\.0\.18/);
     expect(table).toMatch(/h1 +ok/);
     expect(table).toMatch(/3 host\(s\) failed/);
@@ -112,7 +115,10 @@ describe('engine on namespace hosts', async () => {
 
   it('refuses an unknown host key unless told to accept it, then pins it', async () => {
     const inv2 = join(lab.dir, 'inv-unknown.yaml');
-    writeFileSync(inv2, `all:\n  hosts:\n    h3:\n      ansible_host: ${lab.host('h3').address}\n      ansible_ssh_private_key_file: ${lab.key}\n`);
+    writeFileSync(
+      inv2,
+      `all:\n  hosts:\n    h3:\n      ansible_host: ${lab.host('h3').address}\n      ansible_ssh_private_key_file: ${lab.key}\n`,
+    );
     const r1 = await lab.cli(['facts', '-i', inv2, '--known-hosts', 'kh-project']);
     expect(r1.code).toBe(1);
     expect(r1.stdout).toMatch(/host key for 10\.77\.0\.13 is unknown \(SHA256:.{43}\): refused/);
@@ -124,14 +130,17 @@ describe('engine on namespace hosts', async () => {
   });
 
   it('fails a host whose sudo password is wrong, in one line, and never logs the password', async () => {
-    const r = await lab.cli(['apply', '-i', inv, '--limit', 'h5', '--junit', 'j5.xml'], { KVF_SUDO_PW: 'wrong-password-123' });
+    const r = await lab.cli(['apply', '-i', inv, '--limit', 'h5', '--junit', 'j5.xml'], {
+      KVF_SUDO_PW: 'wrong-password-123',
+    });
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/h5: FAILED: sudo failed for ops: wrong password/);
     const ok = await lab.cli(['plan', '-i', inv, '--limit', 'h5', '--json'], env);
     expect(ok.code).toBe(0);
     const everything = [r.stdout, r.stderr, ok.stdout, ok.stderr, readFileSync(join(lab.dir, 'j5.xml'), 'utf8')];
     const runs = join(lab.dir, '.kvmforge', 'runs');
-    for (const d of readdirSync(runs)) for (const f of readdirSync(join(runs, d))) everything.push(readFileSync(join(runs, d, f), 'utf8'));
+    for (const d of readdirSync(runs))
+      for (const f of readdirSync(join(runs, d))) everything.push(readFileSync(join(runs, d, f), 'utf8'));
     for (const text of everything) {
       expect(text).not.toContain(SUDO_PASSWORD);
       expect(text).not.toContain('wrong-password-123');
@@ -161,7 +170,14 @@ describe('engine on namespace hosts', async () => {
       [['plan', '-i', bad('syntax.yaml', 'all:\n  hosts:\n    h1: [\n')], /syntax\.yaml:\d+:\d+: YAML syntax/],
       [['plan', '-i', inv, '--steps', 'files,nosuchstep'], /unknown step 'nosuchstep'/],
       [['plan', '-i', inv, '--limit', 'zz*'], /--limit 'zz\*' matches no host/],
-      [['plan', '-i', bad('type.yaml', `all:\n  hosts:\n    h1:\n      ansible_host: 10.77.0.11\n      files: "/etc/x"\n`)], /type\.yaml:5:14: all\.hosts\.h1\.files: expected array/],
+      [
+        [
+          'plan',
+          '-i',
+          bad('type.yaml', `all:\n  hosts:\n    h1:\n      ansible_host: 10.77.0.11\n      files: "/etc/x"\n`),
+        ],
+        /type\.yaml:5:14: all\.hosts\.h1\.files: expected array/,
+      ],
       [['plan', '-i', inv, '--forks', '0'], /--forks '0'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
     ];

@@ -11,13 +11,42 @@ afterAll(() => lab.down());
 
 const sshConfig = () =>
   lab.hosts
-    .map((h) => [`Host ${h.name}`, `  HostName ${h.address}`, '  User kvmforge', '  Port 22', '  UserKnownHostsFile /dev/null', '  StrictHostKeyChecking no', '  PasswordAuthentication no', `  IdentityFile ${lab.key}`, '  IdentitiesOnly yes', '  LogLevel FATAL', ''].join('\n'))
+    .map((h) =>
+      [
+        `Host ${h.name}`,
+        `  HostName ${h.address}`,
+        '  User kvmforge',
+        '  Port 22',
+        '  UserKnownHostsFile /dev/null',
+        '  StrictHostKeyChecking no',
+        '  PasswordAuthentication no',
+        `  IdentityFile ${lab.key}`,
+        '  IdentitiesOnly yes',
+        '  LogLevel FATAL',
+        '',
+      ].join('\n'),
+    )
     .join('\n');
 
 describe('inventory from-vagrant', () => {
   it('parses vagrant ssh-config output', () => {
-    expect(parseSshConfig(sshConfig())[1]).toEqual({ name: 'h2', hostName: '10.77.0.12', user: 'kvmforge', port: 22, identityFile: lab.key });
-    expect(parseSshConfig('Host default\n  HostName 127.0.0.1\n  Port 2200\n  IdentityFile "/home/u/my vms/.vagrant/private_key"\n')[0]).toMatchObject({ name: 'default', port: 2200, user: 'vagrant', identityFile: '/home/u/my vms/.vagrant/private_key' });
+    expect(parseSshConfig(sshConfig())[1]).toEqual({
+      name: 'h2',
+      hostName: '10.77.0.12',
+      user: 'kvmforge',
+      port: 22,
+      identityFile: lab.key,
+    });
+    expect(
+      parseSshConfig(
+        'Host default\n  HostName 127.0.0.1\n  Port 2200\n  IdentityFile "/home/u/my vms/.vagrant/private_key"\n',
+      )[0],
+    ).toMatchObject({
+      name: 'default',
+      port: 2200,
+      user: 'vagrant',
+      identityFile: '/home/u/my vms/.vagrant/private_key',
+    });
   });
 
   it('writes an inventory that runs, with each host key pinned (no accept-new needed afterwards)', async () => {

@@ -42,9 +42,36 @@ beforeAll(async () => {
   mbr[510] = 0x55;
   mbr[511] = 0xaa;
   writeFileSync(join(dir, 'pio.img'), mbr);
-  const base = ['-enable-kvm', '-cpu', 'host,-arch-capabilities', '-display', 'none', '-nodefaults', '-monitor', 'none'];
-  qemus.push(spawn('qemu-system-x86_64', [...base, '-m', '64', '-name', 'guest=top-busy,debug-threads=on', '-drive', `file=${join(dir, 'pio.img')},format=raw,if=ide,snapshot=on`], { stdio: 'ignore' }));
-  qemus.push(spawn('qemu-system-x86_64', [...base, '-m', '256', '-name', 'guest=top-idle,debug-threads=on'], { stdio: 'ignore' }));
+  const base = [
+    '-enable-kvm',
+    '-cpu',
+    'host,-arch-capabilities',
+    '-display',
+    'none',
+    '-nodefaults',
+    '-monitor',
+    'none',
+  ];
+  qemus.push(
+    spawn(
+      'qemu-system-x86_64',
+      [
+        ...base,
+        '-m',
+        '64',
+        '-name',
+        'guest=top-busy,debug-threads=on',
+        '-drive',
+        `file=${join(dir, 'pio.img')},format=raw,if=ide,snapshot=on`,
+      ],
+      { stdio: 'ignore' },
+    ),
+  );
+  qemus.push(
+    spawn('qemu-system-x86_64', [...base, '-m', '256', '-name', 'guest=top-idle,debug-threads=on'], {
+      stdio: 'ignore',
+    }),
+  );
   writeFileSync(join(dir, 'inv.yaml'), 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n');
   await sleep(10_000); // the idle one's firmware gives up and halts
 }, 60_000);
@@ -59,10 +86,29 @@ afterAll(() => {
 
 describe('kvmforge top', () => {
   it('live: refreshes, sorts by CPU then by memory on keys, and quits on q', async () => {
-    tmux('new-session', '-d', '-s', SESSION, '-x', '160', '-y', '60', `cd ${dir} && NO_COLOR=1 ${process.execPath} ${join(PROJECT, 'bin/kvmforge.js')} top -i inv.yaml --host localhost --interval 1; echo "exit $?"`, ';', 'set-option', '-t', SESSION, 'remain-on-exit', 'on');
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      SESSION,
+      '-x',
+      '160',
+      '-y',
+      '60',
+      `cd ${dir} && NO_COLOR=1 ${process.execPath} ${join(PROJECT, 'bin/kvmforge.js')} top -i inv.yaml --host localhost --interval 1; echo "exit $?"`,
+      ';',
+      'set-option',
+      '-t',
+      SESSION,
+      'remain-on-exit',
+      'on',
+    );
     let s = await waitFor((x) => /sorted by CPU/.test(x) && rowsOf(x).length >= 4, 'no table sorted by CPU');
     // the busy guest's vCPU thread leads
-    s = await waitFor((x) => rowsOf(x)[0]?.vm === 'top-busy' && rowsOf(x)[0]?.thread === 'CPU 0/KVM', 'the busy vCPU is not on top');
+    s = await waitFor(
+      (x) => rowsOf(x)[0]?.vm === 'top-busy' && rowsOf(x)[0]?.thread === 'CPU 0/KVM',
+      'the busy vCPU is not on top',
+    );
     expect(rowsOf(s)[0].cpu).toBeGreaterThan(50);
     expect(s).toMatch(/VM\s+PID\s+TID\s+THREAD\s+POLICY\s+RTPRIO\s+NICE\s+CPU%\s+MEM%\s+VCSW\s+IVCSW/);
     const cpus = rowsOf(s).map((r) => r.cpu);
@@ -79,13 +125,21 @@ describe('kvmforge top', () => {
   });
 
   it('--once prints one table; --json the rows; a host that is not in the inventory is bad input', async () => {
-    const cli = (args: string[]) => runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), 'top', '-i', join(dir, 'inv.yaml'), ...args], { cwd: dir, env: { ...process.env, NO_COLOR: '1' } });
+    const cli = (args: string[]) =>
+      runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), 'top', '-i', join(dir, 'inv.yaml'), ...args], {
+        cwd: dir,
+        env: { ...process.env, NO_COLOR: '1' },
+      });
     const once = await cli(['--host', 'localhost', '--once', '--interval', '1']);
     expect(once.code).toBe(0);
     expect(rowsOf(once.stdout).some((r) => r.vm === 'top-idle' && r.thread === 'CPU 0/KVM')).toBe(true);
     const json = await cli(['--host', 'localhost', '--json', '--interval', '1', '--sort', 'mem']);
     const rows = (JSON.parse(json.stdout) as { rows: TopRow[] }).rows.filter((r) => r.vm.startsWith('top-'));
-    expect(rows.find((r) => r.vm === 'top-busy' && r.thread === 'CPU 0/KVM')).toMatchObject({ pid: qemus[0].pid, policy: 'other', nice: 0 });
+    expect(rows.find((r) => r.vm === 'top-busy' && r.thread === 'CPU 0/KVM')).toMatchObject({
+      pid: qemus[0].pid,
+      policy: 'other',
+      nice: 0,
+    });
     expect(rows.every((r) => r.vcs >= 0 && r.ivcs >= 0 && r.mem > 0)).toBe(true);
     const bad = await cli(['--host', 'nowhere']);
     expect(bad.code).toBe(2);

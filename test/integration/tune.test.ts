@@ -13,24 +13,65 @@ import { runAsync } from '../harness/nshosts.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-tune-'));
 const qemus: ChildProcess[] = [];
-const cli = (args: string[]) => runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), ...args, '-i', join(dir, 'inv.yaml')], { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, timeoutMs: 120_000 });
+const cli = (args: string[]) =>
+  runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), ...args, '-i', join(dir, 'inv.yaml')], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: '1' },
+    timeoutMs: 120_000,
+  });
 
 /** Every thread of a process: name, policy (0 other, 2 rr), RT priority, nice — straight from /proc. */
 function threads(pid: number) {
   return readdirSync(`/proc/${pid}/task`).map((tid) => {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { tid: Number(tid), comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(), nice: Number(f[16]), rtprio: Number(f[37]), policy: Number(f[38]) };
+    return {
+      tid: Number(tid),
+      comm: readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim(),
+      nice: Number(f[16]),
+      rtprio: Number(f[37]),
+      policy: Number(f[38]),
+    };
   });
 }
 
 beforeAll(async () => {
-  const base = ['-enable-kvm', '-cpu', 'host,-arch-capabilities', '-m', '64', '-display', 'none', '-nodefaults', '-monitor', 'none'];
-  qemus.push(spawn('qemu-system-x86_64', [...base, '-smp', '2', '-name', 'guest=tune-a,debug-threads=on'], { stdio: 'ignore' }));
-  qemus.push(spawn('qemu-system-x86_64', [...base, '-name', 'tune-b', '-qmp', `unix:${join(dir, 'b.qmp')},server=on,wait=off`], { stdio: 'ignore' }));
+  const base = [
+    '-enable-kvm',
+    '-cpu',
+    'host,-arch-capabilities',
+    '-m',
+    '64',
+    '-display',
+    'none',
+    '-nodefaults',
+    '-monitor',
+    'none',
+  ];
+  qemus.push(
+    spawn('qemu-system-x86_64', [...base, '-smp', '2', '-name', 'guest=tune-a,debug-threads=on'], { stdio: 'ignore' }),
+  );
+  qemus.push(
+    spawn('qemu-system-x86_64', [...base, '-name', 'tune-b', '-qmp', `unix:${join(dir, 'b.qmp')},server=on,wait=off`], {
+      stdio: 'ignore',
+    }),
+  );
   writeFileSync(
     join(dir, 'inv.yaml'),
-    ['all:', '  hosts:', '    localhost:', '      ansible_connection: local', '      domains_vms:', '        - { name: tune-a, tier: rr90 }', '        - { name: tune-b, tier: rr99 }', '    other:', '      ansible_connection: local', '      domains_vms:', '        - { name: not-running, tier: fifo99 }', ''].join('\n'),
+    [
+      'all:',
+      '  hosts:',
+      '    localhost:',
+      '      ansible_connection: local',
+      '      domains_vms:',
+      '        - { name: tune-a, tier: rr90 }',
+      '        - { name: tune-b, tier: rr99 }',
+      '    other:',
+      '      ansible_connection: local',
+      '      domains_vms:',
+      '        - { name: not-running, tier: fifo99 }',
+      '',
+    ].join('\n'),
   );
   await new Promise((r) => setTimeout(r, 2000));
 });
@@ -77,7 +118,11 @@ describe('kvmforge tune', () => {
     expect(r.stdout).toContain('other: FAILED: not-running is not running');
     expect(r.stdout).toContain('localhost: tune-a: vCPU threads already as its tier wants');
     writeFileSync(join(dir, 'none.yaml'), 'all:\n  hosts:\n    h:\n      ansible_connection: local\n');
-    const none = await runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), 'tune', '-i', join(dir, 'none.yaml')], { cwd: dir, env: process.env, input: '' });
+    const none = await runAsync(
+      process.execPath,
+      [join(PROJECT, 'bin/kvmforge.js'), 'tune', '-i', join(dir, 'none.yaml')],
+      { cwd: dir, env: process.env, input: '' },
+    );
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no VM in .*none\.yaml names a tier/);
   });

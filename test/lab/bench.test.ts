@@ -32,14 +32,37 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
   // single notification. With 1 MiB requests both are bound by QEMU's copying under TCG and the order
   // of the two flips from run to run (measured here: reads 423 vs 460 MB/s, then 441 vs 295).
   it('reports disk, network and CPU for both, side by side; virtio wins on disk; a plot', async () => {
-    const r = await kvmforge(['bench', '-i', LAB_INVENTORY, '--vm', 'lab1', '--vm', 'lab2', '--size', '8', '--block-size', '4k', '--runs', '3', '--json', '--plot', PLOT], {}, 1_200_000);
+    const r = await kvmforge(
+      [
+        'bench',
+        '-i',
+        LAB_INVENTORY,
+        '--vm',
+        'lab1',
+        '--vm',
+        'lab2',
+        '--size',
+        '8',
+        '--block-size',
+        '4k',
+        '--runs',
+        '3',
+        '--json',
+        '--plot',
+        PLOT,
+      ],
+      {},
+      1_200_000,
+    );
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     process.stderr.write(`[bench] ${JSON.stringify(out.vms)}\n`);
     const [virtio, emulated] = out.vms;
     expect(virtio).toMatchObject({ host: 'lab1', disk: 'virtio_blk', nic: 'virtio_net' });
     expect(emulated).toMatchObject({ host: 'lab2', disk: 'ata_piix', nic: 'e1000' });
-    for (const vm of out.vms) for (const w of ['disk-write', 'disk-read', 'network', 'cpu']) expect(vm.results[w], `${vm.host} ${w}`).toBeGreaterThan(0);
+    for (const vm of out.vms)
+      for (const w of ['disk-write', 'disk-read', 'network', 'cpu'])
+        expect(vm.results[w], `${vm.host} ${w}`).toBeGreaterThan(0);
     expect(virtio.results['disk-write']).toBeGreaterThan(emulated.results['disk-write']);
     expect(virtio.results['disk-read']).toBeGreaterThan(emulated.results['disk-read']);
     // the guests' temp files are gone
@@ -51,8 +74,26 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
 
   it('a guest that cannot be reached is one line; the other still reports; exit 1', async () => {
     const inv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'bench-ghost.yaml');
-    writeFileSync(inv, readFileSync(LAB_INVENTORY, 'utf8') + '        ghost:\n          ansible_host: 127.0.0.1\n          ansible_port: 1\n');
-    const r = await kvmforge(['bench', '-i', inv, '--vm', 'ghost', '--vm', 'lab1', '--size', '1', '--runs', '1', '--workloads', 'cpu']);
+    writeFileSync(
+      inv,
+      readFileSync(LAB_INVENTORY, 'utf8') +
+        '        ghost:\n          ansible_host: 127.0.0.1\n          ansible_port: 1\n',
+    );
+    const r = await kvmforge([
+      'bench',
+      '-i',
+      inv,
+      '--vm',
+      'ghost',
+      '--vm',
+      'lab1',
+      '--size',
+      '1',
+      '--runs',
+      '1',
+      '--workloads',
+      'cpu',
+    ]);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toContainEqual(expect.stringMatching(/^cpu \(sha256\) +\d+(\.\d)?$/));

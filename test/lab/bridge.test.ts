@@ -14,7 +14,13 @@ const times: Record<string, number[]> = { switch: [], rollback: [], reboot: [] }
 
 function inventory(name: string, vars: string[] = []): string {
   const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
-  writeFileSync(file, readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*hugepages_count: "10%".*$/m, ['', `        bridge_rollback_timeout: ${TIMEOUT}`, ...vars.map((v) => `        ${v}`)].join('\n')));
+  writeFileSync(
+    file,
+    readFileSync(LAB_INVENTORY, 'utf8').replace(
+      /^\s*hugepages_count: "10%".*$/m,
+      ['', `        bridge_rollback_timeout: ${TIMEOUT}`, ...vars.map((v) => `        ${v}`)].join('\n'),
+    ),
+  );
   return file;
 }
 
@@ -27,11 +33,26 @@ interface NetState {
 }
 
 function netState(): NetState {
-  const [addr, route, link] = labExec("ip -j addr; echo '@@'; ip -j route; echo '@@'; /sbin/bridge -j link").split('@@').map((x) => x.trim() || '[]');
-  const ifs = JSON.parse(addr) as { ifname: string; address: string; addr_info: { family: string; local: string; prefixlen: number }[] }[];
-  const v4 = (n: string) => (ifs.find((i) => i.ifname === n)?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+  const [addr, route, link] = labExec("ip -j addr; echo '@@'; ip -j route; echo '@@'; /sbin/bridge -j link")
+    .split('@@')
+    .map((x) => x.trim() || '[]');
+  const ifs = JSON.parse(addr) as {
+    ifname: string;
+    address: string;
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  }[];
+  const v4 = (n: string) =>
+    (ifs.find((i) => i.ifname === n)?.addr_info ?? [])
+      .filter((a) => a.family === 'inet')
+      .map((a) => `${a.local}/${a.prefixlen}`);
   const ports = JSON.parse(link) as { ifname: string; master: string }[];
-  return { br0: v4('br0'), eth0: v4('eth0'), eth0Master: ports.find((p) => p.ifname === 'eth0')?.master, routes: (JSON.parse(route) as { dst: string; dev: string }[]).map((r) => `${r.dst} dev ${r.dev}`), brMac: ifs.find((i) => i.ifname === 'br0')?.address };
+  return {
+    br0: v4('br0'),
+    eth0: v4('eth0'),
+    eth0Master: ports.find((p) => p.ifname === 'eth0')?.master,
+    routes: (JSON.parse(route) as { dst: string; dev: string }[]).map((r) => `${r.dst} dev ${r.dev}`),
+    brMac: ifs.find((i) => i.ifname === 'br0')?.address,
+  };
 }
 
 const bridged = (s: NetState) => {
@@ -48,14 +69,34 @@ const plain = (s: NetState) => {
 };
 
 /** The whole network as the host sees it, read with OpenSSH and `ip -j`, as comparable lines. */
-function fullState(vm = 'lab1'): { addrs: string[]; routes: string[]; rules: string[]; dns: string[]; links: string[] } {
-  const out = labExec("ip -j addr; echo '@@'; ip -d -j link; echo '@@'; ip -d -j -4 route show table all; echo '@@'; ip -d -j -6 route show table all; echo '@@'; ip -d -j -4 rule; echo '@@'; ip -d -j -6 rule; echo '@@'; cat /etc/resolv.conf", vm);
+function fullState(vm = 'lab1'): {
+  addrs: string[];
+  routes: string[];
+  rules: string[];
+  dns: string[];
+  links: string[];
+} {
+  const out = labExec(
+    "ip -j addr; echo '@@'; ip -d -j link; echo '@@'; ip -d -j -4 route show table all; echo '@@'; ip -d -j -6 route " +
+      "show table all; echo '@@'; ip -d -j -4 rule; echo '@@'; ip -d -j -6 rule; echo '@@'; cat /etc/resolv.conf",
+    vm,
+  );
   const [addr, link, r4, r6, u4, u6, resolv] = out.split('@@').map((x) => x.trim());
   const j = (t: string) => (t ? JSON.parse(t) : []) as Record<string, any>[];
-  const addrs = j(addr).flatMap((i) => (i.addr_info as { family: string; local: string; prefixlen: number; scope: string; temporary?: boolean }[]).filter((a) => a.scope !== 'link' && a.scope !== 'host' && !a.temporary).map((a) => `${i.ifname} ${a.local}/${a.prefixlen}`));
-  const routes = [...j(r4), ...j(r6)].filter((r) => r.table !== 'local' && !String(r.dst).startsWith('fe80:') && !String(r.dst).startsWith('ff00:')).map((r) => `${r.table ?? 'main'} ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`);
-  const rules = [...j(u4), ...j(u6)].filter((r) => r.protocol !== 'kernel').map((r) => `${r.priority} from ${r.src}${r.iif ? ` iif ${r.iif}` : ''} lookup ${r.table}`);
-  const links = j(link).filter((l) => l.link || l.master).map((l) => `${l.ifname}${l.link ? `@${l.link}` : ''}${l.master ? ` master ${l.master}` : ''}`);
+  const addrs = j(addr).flatMap((i) =>
+    (i.addr_info as { family: string; local: string; prefixlen: number; scope: string; temporary?: boolean }[])
+      .filter((a) => a.scope !== 'link' && a.scope !== 'host' && !a.temporary)
+      .map((a) => `${i.ifname} ${a.local}/${a.prefixlen}`),
+  );
+  const routes = [...j(r4), ...j(r6)]
+    .filter((r) => r.table !== 'local' && !String(r.dst).startsWith('fe80:') && !String(r.dst).startsWith('ff00:'))
+    .map((r) => `${r.table ?? 'main'} ${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`);
+  const rules = [...j(u4), ...j(u6)]
+    .filter((r) => r.protocol !== 'kernel')
+    .map((r) => `${r.priority} from ${r.src}${r.iif ? ` iif ${r.iif}` : ''} lookup ${r.table}`);
+  const links = j(link)
+    .filter((l) => l.link || l.master)
+    .map((l) => `${l.ifname}${l.link ? `@${l.link}` : ''}${l.master ? ` master ${l.master}` : ''}`);
   const dns = resolv.split('\n').filter((l) => /^(nameserver|search)\s/.test(l));
   return { addrs: addrs.sort(), routes: routes.sort(), rules: rules.sort(), dns, links: links.sort() };
 }
@@ -88,7 +129,10 @@ const execSleep = (s: number) => Atomics.wait(new Int32Array(new SharedArrayBuff
 function reconfigure(script: string, ready: (state: string) => boolean, vm = 'lab1', probe = 'ip -br addr; ip route') {
   // the script travels base64-encoded: no quoting layer between here and the VM's sh
   const b64 = Buffer.from(script).toString('base64');
-  labExec(`echo ${b64} | base64 -d > /tmp/kvmforge-test-net.sh && sudo sh -c 'setsid nohup sh /tmp/kvmforge-test-net.sh >/tmp/kvmforge-test-net.log 2>&1 </dev/null &'`, vm);
+  labExec(
+    `echo ${b64} | base64 -d > /tmp/kvmforge-test-net.sh && sudo sh -c 'setsid nohup sh /tmp/kvmforge-test-net.sh >/tmp/kvmforge-test-net.log 2>&1 </dev/null &'`,
+    vm,
+  );
   let last = '';
   for (let i = 0; i < 90; i++) {
     try {
@@ -105,7 +149,12 @@ function reconfigure(script: string, ready: (state: string) => boolean, vm = 'la
 /** Moves the VM from systemd-networkd to ifupdown (dhclient), with extra stanza lines for eth0. */
 function toIfupdown(extra: string[] = []) {
   const stanza = ['auto eth0', 'iface eth0 inet dhcp', ...extra.map((l) => `    ${l}`)].join('\\n');
-  reconfigure(`printf '${stanza}\\n' > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`, (s) => s.includes('10.0.2.15'), 'lab1', 'systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0; ip route');
+  reconfigure(
+    `printf '${stanza}\\n' > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`,
+    (s) => s.includes('10.0.2.15'),
+    'lab1',
+    'systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0; ip route',
+  );
 }
 
 /** Reboots the VM and waits for a new boot (over OpenSSH). */
@@ -138,7 +187,12 @@ async function convertOnce(inv: string): Promise<string> {
 
 /** A carry-over case: before → plan changes nothing → apply → all of before is there through br0 → plan empty
  * → the journal has the check's comparison → a reboot keeps it all. */
-async function carriesOver(inv: string, from: string, alsoAfter: { addrs?: string[]; routes?: string[]; links?: string[] }, vm = 'lab1') {
+async function carriesOver(
+  inv: string,
+  from: string,
+  alsoAfter: { addrs?: string[]; routes?: string[]; links?: string[] },
+  vm = 'lab1',
+) {
   const before = fullState(vm);
   const p = await kvmforge(['plan', '-i', inv, '--steps', 'bridge']);
   expect(p.code).toBe(0);
@@ -163,7 +217,9 @@ async function carriesOver(inv: string, from: string, alsoAfter: { addrs?: strin
   await holds();
   await planIsEmpty(inv);
   const log = readFileSync(join(journal, `${vm}.log`), 'utf8');
-  expect(log).toMatch(/confirmed on a new connection after [\d.]+ s; rollback disarmed\nkept after the switch \((\d+) of \1\):/);
+  expect(log).toMatch(
+    /confirmed on a new connection after [\d.]+ s; rollback disarmed\nkept after the switch \((\d+) of \1\):/,
+  );
   reboot(vm);
   await holds();
   await planIsEmpty(inv);
@@ -189,7 +245,9 @@ describe.each([
       await convertOnce(inv);
       bridged(netState());
       await planIsEmpty(inv);
-      expect(labExec('sudo ls /var/lib/kvmforge/bridge; sudo systemctl is-active kvmforge-bridge-rollback.timer || true')).toMatch(/committed[\s\S]*inactive/);
+      expect(
+        labExec('sudo ls /var/lib/kvmforge/bridge; sudo systemctl is-active kvmforge-bridge-rollback.timer || true'),
+      ).toMatch(/committed[\s\S]*inactive/);
     }
   }, 1_800_000);
 
@@ -198,9 +256,17 @@ describe.each([
     for (let i = 0; i < broken; i++) {
       // kvmforge cannot reach 10.0.2.99, so the host's timer rolls back; the host's own checks passed and it
       // says so. This one waits out the whole timer, so it is every fourth (the first of each stack).
-      if (i % 4 === 0) await brokenRollsBack(inventory('bad-addr', ['bridge_addresses: [10.0.2.99/24]']), /before rolling back it found: its own checks passed; only kvmforge could not reach it/);
+      if (i % 4 === 0)
+        await brokenRollsBack(
+          inventory('bad-addr', ['bridge_addresses: [10.0.2.99/24]']),
+          /before rolling back it found: its own checks passed; only kvmforge could not reach it/,
+        );
       // whichever side gets there first (kvmforge's check, or the host's before its timer rolls back) names the gateway
-      else await brokenRollsBack(inventory('bad-gw', ['bridge_gateway: 10.0.2.77']), /gateway 10.0.2.77 does not answer on br0/);
+      else
+        await brokenRollsBack(
+          inventory('bad-gw', ['bridge_gateway: 10.0.2.77']),
+          /gateway 10.0.2.77 does not answer on br0/,
+        );
       plain(netState()); // the old config, back by itself
       expect(labExec('sudo cat /var/lib/kvmforge/bridge/rolled-back/at')).toMatch(/20\d\d/);
     }
@@ -208,40 +274,76 @@ describe.each([
 
   it('a DHCP address with a static default gateway and a static route: all carried over, and after a reboot', async () => {
     await resetLab();
-    if (ifupdown) toIfupdown(['up ip route replace default via 10.0.2.2 dev eth0', 'up ip route replace 192.0.2.0/24 via 10.0.2.2 dev eth0']);
-    else reconfigure("printf '[Match]\\nName=en* eth*\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n\\n[Route]\\nDestination=192.0.2.0/24\\nGateway=10.0.2.2\\n' > /etc/systemd/network/50-lab-dhcp.network; networkctl reload; networkctl reconfigure eth0", (s) => /default via 10\.0\.2\.2 dev eth0/.test(s) && /192\.0\.2\.0\/24 via 10\.0\.2\.2/.test(s));
-    await carriesOver(inventory('bridge'), 'eth0', { routes: ['main default via 10.0.2.2 dev br0', 'main 192.0.2.0/24 via 10.0.2.2 dev br0'], addrs: ['br0 10.0.2.15/24'] });
+    if (ifupdown)
+      toIfupdown([
+        'up ip route replace default via 10.0.2.2 dev eth0',
+        'up ip route replace 192.0.2.0/24 via 10.0.2.2 dev eth0',
+      ]);
+    else
+      reconfigure(
+        "printf '[Match]\\nName=en* " +
+          "eth*\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n\\n[Route]\\nDestination=192.0.2.0/24\\nGateway=10.0.2.2\\n' > /etc/systemd/network/50-lab-dhcp.network; networkctl reload; networkctl reconfigure eth0",
+        (s) => /default via 10\.0\.2\.2 dev eth0/.test(s) && /192\.0\.2\.0\/24 via 10\.0\.2\.2/.test(s),
+      );
+    await carriesOver(inventory('bridge'), 'eth0', {
+      routes: ['main default via 10.0.2.2 dev br0', 'main 192.0.2.0/24 via 10.0.2.2 dev br0'],
+      addrs: ['br0 10.0.2.15/24'],
+    });
   }, 900_000);
 });
 
 describe('bridge carries a server’s network over (systemd-networkd)', () => {
-  it('static IPv4, a second address, static IPv6, a DNS server and a VLAN on the NIC: all on br0 (the VLAN on top of it), and after a reboot', async () => {
+  it('static IPv4, a second address, static IPv6, a DNS server and a VLAN on the NIC: all on br0 (the VLAN on top of ' +
+    'it), and after a reboot', async () => {
     await resetLab();
     const files = [
       "printf '[Match]\\nName=eth0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nAddress=10.0.2.16/24\\nAddress=fd00:1::15/64\\nGateway=10.0.2.2\\nDNS=10.0.2.3\\nIPv6AcceptRA=yes\\nVLAN=eth0.100\\n' > /etc/systemd/network/50-lab-dhcp.network",
       "printf '[NetDev]\\nName=eth0.100\\nKind=vlan\\n\\n[VLAN]\\nId=100\\n' > /etc/systemd/network/20-vlan100.netdev",
-      "printf '[Match]\\nName=eth0.100\\n\\n[Network]\\nAddress=192.168.100.15/24\\n' > /etc/systemd/network/60-vlan100.network",
+      "printf '[Match]\\nName=eth0.100\\n\\n[Network]\\nAddress=192.168.100.15/24\\n' > " +
+        '/etc/systemd/network/60-vlan100.network',
     ];
-    reconfigure(`${files.join('; ')}; networkctl reload; networkctl reconfigure eth0`, (s) => s.includes('10.0.2.16/24') && s.includes('192.168.100.15/24') && s.includes('fd00:1::15/64') && /default via 10\.0\.2\.2/.test(s));
-    await carriesOver(inventory('bridge'), 'eth0', { addrs: ['br0 10.0.2.15/24', 'br0 10.0.2.16/24', 'br0 fd00:1::15/64', 'eth0.100 192.168.100.15/24'], routes: ['main default via 10.0.2.2 dev br0'], links: ['eth0.100@br0'] });
+    reconfigure(
+      `${files.join('; ')}; networkctl reload; networkctl reconfigure eth0`,
+      (s) =>
+        s.includes('10.0.2.16/24') &&
+        s.includes('192.168.100.15/24') &&
+        s.includes('fd00:1::15/64') &&
+        /default via 10\.0\.2\.2/.test(s),
+    );
+    await carriesOver(inventory('bridge'), 'eth0', {
+      addrs: ['br0 10.0.2.15/24', 'br0 10.0.2.16/24', 'br0 fd00:1::15/64', 'eth0.100 192.168.100.15/24'],
+      routes: ['main default via 10.0.2.2 dev br0'],
+      links: ['eth0.100@br0'],
+    });
   }, 900_000);
 
-  it('a bond of two NICs (static address) carrying the default route is bridged as the port, its slaves untouched, and after a reboot', async () => {
+  it('a bond of two NICs (static address) carrying the default route is bridged as the port, its slaves untouched, ' +
+    'and after a reboot', async () => {
     const up = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048', '--second-nic', 'lab1'], {}, 1_200_000);
     expect(up.code).toBe(0);
     try {
       const files = [
         "printf '[NetDev]\\nName=bond0\\nKind=bond\\nMACAddress=52:54:00:6b:66:01\\n\\n[Bond]\\nMode=active-backup\\nMIIMonitorSec=0.1\\n' > /etc/systemd/network/10-bond0.netdev",
-        "printf '[Match]\\nName=eth0\\n\\n[Network]\\nBond=bond0\\nPrimarySlave=yes\\n' > /etc/systemd/network/20-bond-eth0.network",
+        "printf '[Match]\\nName=eth0\\n\\n[Network]\\nBond=bond0\\nPrimarySlave=yes\\n' > " +
+          '/etc/systemd/network/20-bond-eth0.network',
         "printf '[Match]\\nName=eth1\\n\\n[Network]\\nBond=bond0\\n' > /etc/systemd/network/20-bond-eth1.network",
-        // static: QEMU's user network forwards SSH to 10.0.2.15, and its DHCP gave that address to eth1 (the bond has eth0's MAC)
-        "printf '[Match]\\nName=bond0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nGateway=10.0.2.2\\n' > /etc/systemd/network/30-bond0.network",
+        // static: QEMU's user network forwards SSH to 10.0.2.15, and its DHCP gave that address to eth1 (the bond has
+        // eth0's MAC)
+        "printf '[Match]\\nName=bond0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nGateway=10.0.2.2\\n' > " +
+          '/etc/systemd/network/30-bond0.network',
         'rm -f /etc/systemd/network/50-lab-dhcp.network',
       ];
       // then traffic to the gateway, so the user network learns 10.0.2.15's new MAC (its ARP cache had eth1's)
       const poke = `python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect_ex(('10.0.2.2', 9))"`;
-      reconfigure(`${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2; ${poke}; done`, (s) => /bond0\s+UP\s+10\.0\.2\.15\/24/.test(s) && /default via 10\.0\.2\.2 dev bond0/.test(s));
-      await carriesOver(inventory('bridge'), 'bond0', { addrs: ['br0 10.0.2.15/24'], routes: ['main default via 10.0.2.2 dev br0'], links: ['bond0 master br0', 'eth0 master bond0', 'eth1 master bond0'] });
+      reconfigure(
+        `${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2; ${poke}; done`,
+        (s) => /bond0\s+UP\s+10\.0\.2\.15\/24/.test(s) && /default via 10\.0\.2\.2 dev bond0/.test(s),
+      );
+      await carriesOver(inventory('bridge'), 'bond0', {
+        addrs: ['br0 10.0.2.15/24'],
+        routes: ['main default via 10.0.2.2 dev br0'],
+        links: ['bond0 master br0', 'eth0 master bond0', 'eth1 master bond0'],
+      });
     } finally {
       // the other lab files expect one plain VM
       const back = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048'], {}, 1_200_000);
@@ -251,6 +353,11 @@ describe('bridge carries a server’s network over (systemd-networkd)', () => {
 });
 
 afterAll(() => {
-  const fmt = (xs: number[]) => (xs.length ? `${xs.length} runs, ${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)} s` : 'none');
-  process.stderr.write(`bridge figures (whole kvmforge apply, TCG): switch+confirm ${fmt(times.switch)}; broken → rolled back ${fmt(times.rollback)}; reboots ${fmt(times.reboot)}\n`);
+  const fmt = (xs: number[]) =>
+    xs.length
+      ? `${xs.length} runs, ${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)} s`
+      : 'none';
+  process.stderr.write(
+    `bridge figures (whole kvmforge apply, TCG): switch+confirm ${fmt(times.switch)}; broken → rolled back ${fmt(times.rollback)}; reboots ${fmt(times.reboot)}\n`,
+  );
 });

@@ -8,13 +8,23 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUILD_DIR, BUILD_ENV, BUILD_LOG, BUILD_OUT, BUILD_RC, BUILDS, buildInventory, versionVars } from '../harness/builds.ts';
+import {
+  BUILD_DIR,
+  BUILD_ENV,
+  BUILD_LOG,
+  BUILD_OUT,
+  BUILD_RC,
+  BUILDS,
+  buildInventory,
+  versionVars,
+} from '../harness/builds.ts';
 import { kvmforge, LAB_INVENTORY, labExec, labState } from '../harness/lab.ts';
 import { rootfsDir } from '../../src/lab/paths.ts';
 
 const STEPS = 'kernel,qemu,libvirt';
 const OLD = 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root';
-const run = (args: string[], timeoutMs = 1_800_000) => kvmforge([...args, '--journal', join(BUILDS, 'journal')], BUILD_ENV, timeoutMs);
+const run = (args: string[], timeoutMs = 1_800_000) =>
+  kvmforge([...args, '--journal', join(BUILDS, 'journal')], BUILD_ENV, timeoutMs);
 
 /** Lab VMs as inventory hosts: connection vars from the lab's own inventory. */
 function labHosts(vars: Record<string, string[]>): string[] {
@@ -59,13 +69,25 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
 
   beforeAll(async () => {
     const rc = await waitForBuild();
-    if (rc !== 0) throw new Error(`kvmforge build exited ${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n${existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''}`);
+    if (rc !== 0)
+      throw new Error(
+        `kvmforge build exited ${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n${existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''}`,
+      );
     // lab2 is a plain server: no Debian libvirt or QEMU, so no libvirt-qemu user, no kvm/libvirt groups made by them
     const up = await kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048', '--plain', 'lab2'], {}, 1_200_000);
     if (up.code !== 0) throw new Error(`lab up --hosts 2 --plain lab2 failed: ${up.stderr}`);
     // lab1 gets the kernel with a trial command line that cannot boot; lab2 gets QEMU and libvirt
-    firstInv = buildInventory('first.yaml', labHosts({ lab1: [...versionVars(['kernel']), 'kernel_trial_args: root=/dev/kvmforge-missing rootdelay=1'], lab2: versionVars(['qemu', 'libvirt']) }));
-    secondInv = buildInventory('second.yaml', labHosts({ lab1: versionVars(['kernel']), lab2: versionVars(['qemu', 'libvirt']) }));
+    firstInv = buildInventory(
+      'first.yaml',
+      labHosts({
+        lab1: [...versionVars(['kernel']), 'kernel_trial_args: root=/dev/kvmforge-missing rootdelay=1'],
+        lab2: versionVars(['qemu', 'libvirt']),
+      }),
+    );
+    secondInv = buildInventory(
+      'second.yaml',
+      labHosts({ lab1: versionVars(['kernel']), lab2: versionVars(['qemu', 'libvirt']) }),
+    );
   }, 80 * 60_000);
 
   // this file is sorted last, but should it ever run earlier, leave the lab as the others expect it:
@@ -80,11 +102,22 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     const report = artifacts();
     const steps = report.hosts[0].steps.filter((s: { status: string }) => s.status !== 'skipped');
     expect(steps.map((s: { step: string; status: string }) => s.step)).toEqual(['kernel', 'qemu', 'libvirt']);
-    for (const s of steps) expect(s.changes[0].summary).toMatch(/artifact [0-9a-f]{12} (ready \(built on localhost in \d+ s\)|already in the local cache)/);
+    for (const s of steps)
+      expect(s.changes[0].summary).toMatch(
+        /artifact [0-9a-f]{12} (ready \(built on localhost in \d+ s\)|already in the local cache)/,
+      );
     const list = await run(['artifacts', '--json']);
-    const metas = JSON.parse(list.stdout) as { component: string; files: { name: string }[]; builtOn: string; dropped: string[]; buildSeconds: number }[];
+    const metas = JSON.parse(list.stdout) as {
+      component: string;
+      files: { name: string }[];
+      builtOn: string;
+      dropped: string[];
+      buildSeconds: number;
+    }[];
     const by = (c: string) => metas.find((m) => m.component === c)!;
-    expect(by('kernel').files.map((f) => f.name)).toContainEqual(expect.stringMatching(/^linux-image-\d+\.\d+\.\d+-kvmforge-[0-9a-f]{8}_.*\.deb$/));
+    expect(by('kernel').files.map((f) => f.name)).toContainEqual(
+      expect.stringMatching(/^linux-image-\d+\.\d+\.\d+-kvmforge-[0-9a-f]{8}_.*\.deb$/),
+    );
     expect(by('qemu').files.map((f) => f.name)).toEqual([expect.stringMatching(/^kvmforge-qemu_.*_amd64\.deb$/)]);
     expect(by('libvirt').files.map((f) => f.name)).toEqual([expect.stringMatching(/^kvmforge-libvirt_.*_amd64\.deb$/)]);
     expect(by('kernel').dropped).toEqual([]);
@@ -92,7 +125,9 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     release = /^linux-image-(\S+?)_/.exec(by('kernel').files.find((f) => f.name.startsWith('linux-image-'))!.name)![1];
     // the build host keeps the artifacts; its build directories are gone after success
     expect(readdirSync(join(BUILD_DIR, 'artifacts')).filter((d) => !d.endsWith('.part'))).toHaveLength(3);
-    process.stderr.write(`[builds] build seconds: ${metas.map((m) => `${m.component} ${m.buildSeconds}`).join(', ')}\n`);
+    process.stderr.write(
+      `[builds] build seconds: ${metas.map((m) => `${m.component} ${m.buildSeconds}`).join(', ')}\n`,
+    );
   });
 
   it('building again finds everything cached', async () => {
@@ -106,121 +141,197 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     const r = await run(['plan', '-i', firstInv, '--limit', 'lab1,lab2', '--steps', STEPS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`lab1 kernel: install kernel ${release}; 6.1.0-50-amd64 stays the default`);
-    expect(r.stdout).toContain(`lab1 kernel: trial boot of ${release} (panic=5 root=/dev/kvmforge-missing rootdelay=1); default only if healthy`);
+    expect(r.stdout).toContain(
+      `lab1 kernel: trial boot of ${release} (panic=5 root=/dev/kvmforge-missing rootdelay=1); default only if healthy`,
+    );
     expect(r.stdout).toMatch(/lab2 qemu: install QEMU 7\.2\.\d+/);
     expect(r.stdout).toMatch(/lab2 libvirt: install libvirt 9\.0\.0/);
     expect(labExec('dpkg -l "linux-image-*kvmforge*" 2>/dev/null | grep -c ^ii || true', 'lab1').trim()).toBe('0');
     expect(labExec('ls /usr/local/bin', 'lab2').trim()).toBe('');
     // a plain server: none of what Debian's libvirt and QEMU would have made
-    expect(labExec('command -v virsh libvirtd qemu-system-x86_64 || true; getent passwd libvirt-qemu || true; getent group libvirt || true; cat /etc/kvmforge-lab-image', 'lab2').trim()).toBe('plain');
+    expect(
+      labExec(
+        'command -v virsh libvirtd qemu-system-x86_64 || true; getent passwd libvirt-qemu || true; getent group ' +
+          'libvirt || true; cat /etc/kvmforge-lab-image',
+        'lab2',
+      ).trim(),
+    ).toBe('plain');
   });
 
-  it('a trial kernel that cannot boot falls back by itself; the old kernel stays the default; lab2 gets QEMU and libvirt from the artifacts', async () => {
-    const r = await run(['apply', '-i', firstInv, '--limit', 'lab1,lab2', '--steps', STEPS, '--json']);
-    const rep = report(r);
-    const lab1 = rep.hosts.find((h: { host: string }) => h.host === 'lab1');
-    const lab2 = rep.hosts.find((h: { host: string }) => h.host === 'lab2');
-    expect(r.code).toBe(1);
-    expect(lab1.status).toBe('failed');
-    expect(lab1.error).toMatch(new RegExp(`came back on 6\\.1\\.0-50-amd64, not ${release.replace(/\./g, '\\.')}: the trial boot failed`));
-    expect(lab2.status).toBe('changed');
-    // installs only: nothing was built in this run
-    expect(buildLogs(rep.journal)).toEqual([]);
-    // independent checks over OpenSSH
-    expect(labExec('uname -r', 'lab1').trim()).toBe('6.1.0-50-amd64');
-    expect(labExec('sudo grub-editenv list', 'lab1')).toContain(`saved_entry=${OLD}`);
-    expect(labExec(`dpkg-query -W -f '\${Status}' linux-image-${release}`, 'lab1')).toBe('install ok installed');
-    expect(labExec('kvm --version', 'lab2')).toMatch(/QEMU emulator version 7\.2\.\d+/);
-    expect(labExec('readlink /usr/local/bin/kvm', 'lab2').trim()).toBe('qemu-system-x86_64');
-    expect(labExec('systemctl is-enabled libvirtd', 'lab2').trim()).toBe('enabled');
-    const v = labExec('sudo virsh -c qemu:///system version', 'lab2');
-    expect(v).toMatch(/Using library: libvirt 9\.0\.0/);
-    expect(v).toMatch(/Running hypervisor: QEMU 7\.2\.\d+/);
-    expect(labExec('dpkg -S /usr/sbin/libvirtd', 'lab2')).toMatch(/^kvmforge-libvirt: /);
-    // the packages made what the build names, as Debian's would: the QEMU user (in kvm), its group, libvirt
-    expect(labExec('id libvirt-qemu; getent group libvirt kvm | cut -d: -f1', 'lab2')).toMatch(/uid=\d+\(libvirt-qemu\) gid=\d+\(libvirt-qemu\) groups=.*\(kvm\)[\s\S]*libvirt\nkvm/);
-    expect(labExec('stat -c "%U:%G %a" /var/lib/libvirt/qemu', 'lab2').trim()).toBe('libvirt-qemu:libvirt-qemu 750');
-    // the step proved the QEMU driver answers (not just that a unit is active), and timed it
-    const log = readFileSync(join(rep.journal, 'lab2.log'), 'utf8');
-    expect(log).toMatch(/libvirt answers after \d+ s: QEMU driver loaded \(x86_64 domcapabilities\), domain types: (kvm )?qemu/);
-    expect(log).toMatch(/QEMU emulator version 7\.2\.\d+ starts/);
-    const took = (what: RegExp) => Number(new RegExp(`${what.source}[^\\n]*: exit 0 in (\\d+) ms`).exec(log)?.[1] ?? NaN) / 1000;
-    process.stderr.write(`[builds] plain lab2: install QEMU ${took(/qemu: install QEMU/)} s, install libvirt ${took(/libvirt: install libvirt/)} s (runtime dependencies from the mirror), libvirt check ${took(/libvirt: libvirtd enabled, started and answering/)} s\n`);
-  }, 40 * 60_000);
+  it(
+    'a trial kernel that cannot boot falls back by itself; the old kernel stays the default; lab2 gets QEMU and ' +
+      'libvirt from the artifacts',
+    async () => {
+      const r = await run(['apply', '-i', firstInv, '--limit', 'lab1,lab2', '--steps', STEPS, '--json']);
+      const rep = report(r);
+      const lab1 = rep.hosts.find((h: { host: string }) => h.host === 'lab1');
+      const lab2 = rep.hosts.find((h: { host: string }) => h.host === 'lab2');
+      expect(r.code).toBe(1);
+      expect(lab1.status).toBe('failed');
+      expect(lab1.error).toMatch(
+        new RegExp(`came back on 6\\.1\\.0-50-amd64, not ${release.replace(/\./g, '\\.')}: the trial boot failed`),
+      );
+      expect(lab2.status).toBe('changed');
+      // installs only: nothing was built in this run
+      expect(buildLogs(rep.journal)).toEqual([]);
+      // independent checks over OpenSSH
+      expect(labExec('uname -r', 'lab1').trim()).toBe('6.1.0-50-amd64');
+      expect(labExec('sudo grub-editenv list', 'lab1')).toContain(`saved_entry=${OLD}`);
+      expect(labExec(`dpkg-query -W -f '\${Status}' linux-image-${release}`, 'lab1')).toBe('install ok installed');
+      expect(labExec('kvm --version', 'lab2')).toMatch(/QEMU emulator version 7\.2\.\d+/);
+      expect(labExec('readlink /usr/local/bin/kvm', 'lab2').trim()).toBe('qemu-system-x86_64');
+      expect(labExec('systemctl is-enabled libvirtd', 'lab2').trim()).toBe('enabled');
+      const v = labExec('sudo virsh -c qemu:///system version', 'lab2');
+      expect(v).toMatch(/Using library: libvirt 9\.0\.0/);
+      expect(v).toMatch(/Running hypervisor: QEMU 7\.2\.\d+/);
+      expect(labExec('dpkg -S /usr/sbin/libvirtd', 'lab2')).toMatch(/^kvmforge-libvirt: /);
+      // the packages made what the build names, as Debian's would: the QEMU user (in kvm), its group, libvirt
+      expect(labExec('id libvirt-qemu; getent group libvirt kvm | cut -d: -f1', 'lab2')).toMatch(
+        /uid=\d+\(libvirt-qemu\) gid=\d+\(libvirt-qemu\) groups=.*\(kvm\)[\s\S]*libvirt\nkvm/,
+      );
+      expect(labExec('stat -c "%U:%G %a" /var/lib/libvirt/qemu', 'lab2').trim()).toBe('libvirt-qemu:libvirt-qemu 750');
+      // the step proved the QEMU driver answers (not just that a unit is active), and timed it
+      const log = readFileSync(join(rep.journal, 'lab2.log'), 'utf8');
+      expect(log).toMatch(
+        /libvirt answers after \d+ s: QEMU driver loaded \(x86_64 domcapabilities\), domain types: (kvm )?qemu/,
+      );
+      expect(log).toMatch(/QEMU emulator version 7\.2\.\d+ starts/);
+      const took = (what: RegExp) =>
+        Number(new RegExp(`${what.source}[^\\n]*: exit 0 in (\\d+) ms`).exec(log)?.[1] ?? NaN) / 1000;
+      process.stderr.write(
+        `[builds] plain lab2: install QEMU ${took(/qemu: install QEMU/)} s, install libvirt ${took(/libvirt: install libvirt/)} s (runtime dependencies from the mirror), libvirt check ${took(/libvirt: libvirtd enabled, started and answering/)} s\n`,
+      );
+    },
+    40 * 60_000,
+  );
 
-  it('the plain host runs a VM with the installed libvirt and QEMU (software-emulated inside it), defined and started by the domains step', async () => {
-    const inv = buildInventory('vm.yaml', labHosts({ lab2: [...versionVars(['qemu', 'libvirt']), 'domains_vms: [{name: tiny, type: qemu, memory: 64, vcpus: 1, nics: [], graphics: false, start: true}]'] }));
-    const r = await run(['apply', '-i', inv, '--limit', 'lab2', '--steps', `${STEPS},domains`, '--json']);
-    const rep = report(r);
-    expect(rep.hosts[0].error ?? '').toBe('');
-    expect(r.code).toBe(0);
-    expect(labExec('sudo virsh -c qemu:///system domstate --domain tiny', 'lab2').trim()).toBe('running');
-    const xml = labExec('sudo virsh -c qemu:///system dumpxml --domain tiny', 'lab2');
-    expect(xml).toMatch(/<domain type='qemu' id='\d+'>/);
-    expect(xml).toMatch(/<emulator>\/usr\/local\/bin\/qemu-system-x86_64<\/emulator>/);
-    expect(labExec('ps -o user= -C qemu-system-x86_64', 'lab2').trim()).toBe('libvirt-qemu');
-    labExec('sudo virsh -c qemu:///system destroy --domain tiny >/dev/null; sudo virsh -c qemu:///system undefine --domain tiny >/dev/null', 'lab2');
-  }, 20 * 60_000);
+  it(
+    'the plain host runs a VM with the installed libvirt and QEMU (software-emulated inside it), defined and started ' +
+      'by the domains step',
+    async () => {
+      const inv = buildInventory(
+        'vm.yaml',
+        labHosts({
+          lab2: [
+            ...versionVars(['qemu', 'libvirt']),
+            'domains_vms: [{name: tiny, type: qemu, memory: 64, vcpus: 1, nics: [], graphics: false, start: true}]',
+          ],
+        }),
+      );
+      const r = await run(['apply', '-i', inv, '--limit', 'lab2', '--steps', `${STEPS},domains`, '--json']);
+      const rep = report(r);
+      expect(rep.hosts[0].error ?? '').toBe('');
+      expect(r.code).toBe(0);
+      expect(labExec('sudo virsh -c qemu:///system domstate --domain tiny', 'lab2').trim()).toBe('running');
+      const xml = labExec('sudo virsh -c qemu:///system dumpxml --domain tiny', 'lab2');
+      expect(xml).toMatch(/<domain type='qemu' id='\d+'>/);
+      expect(xml).toMatch(/<emulator>\/usr\/local\/bin\/qemu-system-x86_64<\/emulator>/);
+      expect(labExec('ps -o user= -C qemu-system-x86_64', 'lab2').trim()).toBe('libvirt-qemu');
+      labExec(
+        'sudo virsh -c qemu:///system destroy --domain tiny >/dev/null; sudo virsh -c qemu:///system undefine ' +
+          '--domain tiny >/dev/null',
+        'lab2',
+      );
+    },
+    20 * 60_000,
+  );
 
-  it('the packages’ maintainer scripts on a plain tree, natively: install makes the accounts and directories, an upgrade keeps them, removal and purge leave nothing broken', async () => {
-    const root = join(BUILDS, 'chroot');
-    rmSync(root, { recursive: true, force: true });
-    execFileSync('cp', ['-a', rootfsDir('plain'), root]);
-    const metas = JSON.parse((await run(['artifacts', '--json'])).stdout) as { component: string; key: string; version: string; files: { name: string }[] }[];
-    const files = metas.filter((m) => m.component !== 'kernel').flatMap((m) => m.files.map((f) => join(BUILD_ENV.KVMFORGE_CACHE, 'artifacts', `${m.component}-${m.version}-${m.key.slice(0, 12)}`, f.name)));
-    expect(files).toHaveLength(2);
-    for (const f of files) execFileSync('cp', [f, join(root, 'tmp')]);
-    const names = files.map((f) => `/tmp/${f.split('/').pop()}`);
-    writeFileSync(join(root, 'etc/apt/apt.conf.d/99-test-no-proxy'), 'Acquire::http::Proxy "false";\n');
-    execFileSync('mount', ['--bind', '/dev', join(root, 'dev')]);
-    execFileSync('mount', ['-t', 'proc', 'proc', join(root, 'proc')]);
-    const sh = (cmd: string) => execFileSync('chroot', [root, 'sh', '-c', cmd], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' }, timeout: 600_000 }).toString();
-    try {
-      sh(`apt-get update -qq && apt-get install -y -qq --no-install-recommends ${names.join(' ')} >/dev/null`);
-      const made = () => sh('id libvirt-qemu; getent group libvirt kvm libvirt-qemu | cut -d: -f1 | tr "\\n" " "; stat -c "%n %U:%G %a" /var/lib/libvirt/qemu /var/lib/libvirt/images /var/cache/libvirt/qemu');
-      const first = made();
-      expect(first).toMatch(/uid=\d+\(libvirt-qemu\) gid=\d+\(libvirt-qemu\) groups=\d+\(libvirt-qemu\),\d+\(kvm\)/);
-      expect(first).toContain('libvirt kvm libvirt-qemu');
-      expect(first).toContain('/var/lib/libvirt/qemu libvirt-qemu:libvirt-qemu 750');
-      expect(first).toContain('/var/lib/libvirt/images root:root 711');
-      // an upgrade (the same package again: dpkg runs the old prerm upgrade and the new postinst configure VERSION)
-      sh(`dpkg -i ${names.join(' ')} >/dev/null`);
-      expect(made()).toBe(first);
-      expect(sh('dpkg -s kvmforge-libvirt kvmforge-qemu | grep -c "^Status: install ok installed"').trim()).toBe('2');
-      // removal: the daemon's files go, the accounts and VM images stay (as Debian's libvirt does); nothing half-configured
-      sh('dpkg -r kvmforge-libvirt >/dev/null');
-      expect(sh('test ! -e /usr/sbin/libvirtd && id -u libvirt-qemu >/dev/null && echo ok').trim()).toBe('ok');
-      expect(sh('dpkg --audit; dpkg -l | grep -E "^(iF|iU|rH|iH)" || true').trim()).toBe('');
-      // purge: the accounts the package made go too
-      sh('dpkg -P kvmforge-libvirt >/dev/null');
-      expect(sh('getent passwd libvirt-qemu || true; getent group libvirt libvirt-qemu || true').trim()).toBe('');
-      expect(sh('getent group kvm | cut -d: -f1').trim()).toBe('kvm');
-    } finally {
-      for (const m of ['proc', 'dev']) execFileSync('umount', ['-l', join(root, m)]);
+  it(
+    'the packages’ maintainer scripts on a plain tree, natively: install makes the accounts and directories, an ' +
+      'upgrade keeps them, removal and purge leave nothing broken',
+    async () => {
+      const root = join(BUILDS, 'chroot');
       rmSync(root, { recursive: true, force: true });
-    }
-  }, 15 * 60_000);
+      execFileSync('cp', ['-a', rootfsDir('plain'), root]);
+      const metas = JSON.parse((await run(['artifacts', '--json'])).stdout) as {
+        component: string;
+        key: string;
+        version: string;
+        files: { name: string }[];
+      }[];
+      const files = metas
+        .filter((m) => m.component !== 'kernel')
+        .flatMap((m) =>
+          m.files.map((f) =>
+            join(BUILD_ENV.KVMFORGE_CACHE, 'artifacts', `${m.component}-${m.version}-${m.key.slice(0, 12)}`, f.name),
+          ),
+        );
+      expect(files).toHaveLength(2);
+      for (const f of files) execFileSync('cp', [f, join(root, 'tmp')]);
+      const names = files.map((f) => `/tmp/${f.split('/').pop()}`);
+      writeFileSync(join(root, 'etc/apt/apt.conf.d/99-test-no-proxy'), 'Acquire::http::Proxy "false";\n');
+      execFileSync('mount', ['--bind', '/dev', join(root, 'dev')]);
+      execFileSync('mount', ['-t', 'proc', 'proc', join(root, 'proc')]);
+      const sh = (cmd: string) =>
+        execFileSync('chroot', [root, 'sh', '-c', cmd], {
+          env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' },
+          timeout: 600_000,
+        }).toString();
+      try {
+        sh(`apt-get update -qq && apt-get install -y -qq --no-install-recommends ${names.join(' ')} >/dev/null`);
+        const made = () =>
+          sh(
+            'id libvirt-qemu; getent group libvirt kvm libvirt-qemu | cut -d: -f1 | tr "\\n" " "; stat -c "%n %U:%G ' +
+              '%a" /var/lib/libvirt/qemu /var/lib/libvirt/images /var/cache/libvirt/qemu',
+          );
+        const first = made();
+        expect(first).toMatch(/uid=\d+\(libvirt-qemu\) gid=\d+\(libvirt-qemu\) groups=\d+\(libvirt-qemu\),\d+\(kvm\)/);
+        expect(first).toContain('libvirt kvm libvirt-qemu');
+        expect(first).toContain('/var/lib/libvirt/qemu libvirt-qemu:libvirt-qemu 750');
+        expect(first).toContain('/var/lib/libvirt/images root:root 711');
+        // an upgrade (the same package again: dpkg runs the old prerm upgrade and the new postinst configure VERSION)
+        sh(`dpkg -i ${names.join(' ')} >/dev/null`);
+        expect(made()).toBe(first);
+        expect(sh('dpkg -s kvmforge-libvirt kvmforge-qemu | grep -c "^Status: install ok installed"').trim()).toBe('2');
+        // removal: the daemon's files go, the accounts and VM images stay (as Debian's libvirt does); nothing
+        // half-configured
+        sh('dpkg -r kvmforge-libvirt >/dev/null');
+        expect(sh('test ! -e /usr/sbin/libvirtd && id -u libvirt-qemu >/dev/null && echo ok').trim()).toBe('ok');
+        expect(sh('dpkg --audit; dpkg -l | grep -E "^(iF|iU|rH|iH)" || true').trim()).toBe('');
+        // purge: the accounts the package made go too
+        sh('dpkg -P kvmforge-libvirt >/dev/null');
+        expect(sh('getent passwd libvirt-qemu || true; getent group libvirt libvirt-qemu || true').trim()).toBe('');
+        expect(sh('getent group kvm | cut -d: -f1').trim()).toBe('kvm');
+      } finally {
+        for (const m of ['proc', 'dev']) execFileSync('umount', ['-l', join(root, m)]);
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+    15 * 60_000,
+  );
 
-  it('a good trial kernel becomes the default', async () => {
-    const t0 = Date.now();
-    const r = await run(['apply', '-i', secondInv, '--limit', 'lab1', '--steps', STEPS, '--json']);
-    const rep = report(r);
-    expect(rep.hosts[0].error ?? '').toBe('');
-    expect(r.code).toBe(0);
-    expect(buildLogs(rep.journal)).toEqual([]);
-    expect(labExec('uname -r', 'lab1').trim()).toBe(release);
-    expect(labExec('sudo grub-editenv list', 'lab1')).toContain(`saved_entry=${OLD.replace(/6\.1\.0-50-amd64/g, release)}`);
-    expect(labExec('sudo grep -c kvmforge-trial /boot/grub/custom.cfg || true', 'lab1').trim()).toBe('0');
-    expect(labExec('ls /dev/kvm; grep -oE "^kvm[a-z_]*" /proc/modules | sort', 'lab1')).toMatch(/\/dev\/kvm\nkvm\nkvm_amd/);
-    process.stderr.write(`[builds] lab1 good trial boot (kernel already installed): ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  }, 40 * 60_000);
+  it(
+    'a good trial kernel becomes the default',
+    async () => {
+      const t0 = Date.now();
+      const r = await run(['apply', '-i', secondInv, '--limit', 'lab1', '--steps', STEPS, '--json']);
+      const rep = report(r);
+      expect(rep.hosts[0].error ?? '').toBe('');
+      expect(r.code).toBe(0);
+      expect(buildLogs(rep.journal)).toEqual([]);
+      expect(labExec('uname -r', 'lab1').trim()).toBe(release);
+      expect(labExec('sudo grub-editenv list', 'lab1')).toContain(
+        `saved_entry=${OLD.replace(/6\.1\.0-50-amd64/g, release)}`,
+      );
+      expect(labExec('sudo grep -c kvmforge-trial /boot/grub/custom.cfg || true', 'lab1').trim()).toBe('0');
+      expect(labExec('ls /dev/kvm; grep -oE "^kvm[a-z_]*" /proc/modules | sort', 'lab1')).toMatch(
+        /\/dev\/kvm\nkvm\nkvm_amd/,
+      );
+      process.stderr.write(
+        `[builds] lab1 good trial boot (kernel already installed): ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+      );
+    },
+    40 * 60_000,
+  );
 
   it('a second apply on both hosts changes nothing', async () => {
     const t0 = Date.now();
     const r = await run(['apply', '-i', secondInv, '--limit', 'lab1,lab2', '--steps', STEPS, '--json']);
     expect(r.code).toBe(0);
     const rep = report(r);
-    expect(rep.hosts.flatMap((h: { steps: { changes: unknown[] }[] }) => h.steps.flatMap((s) => s.changes))).toEqual([]);
+    expect(rep.hosts.flatMap((h: { steps: { changes: unknown[] }[] }) => h.steps.flatMap((s) => s.changes))).toEqual(
+      [],
+    );
     process.stderr.write(`[builds] no-op apply, 2 hosts: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }, 600_000);
 });

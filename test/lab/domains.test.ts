@@ -44,7 +44,13 @@ describe('domains step on a lab VM (distro libvirt)', () => {
   it('plan defines nothing', async () => {
     const r = await kvmforge(['plan', '-i', inv, '--steps', STEPS]);
     expect(r.code).toBe(0);
-    for (const s of ['define VM win2008-test3', `define VM ${TUNED}`, `start VM ${TUNED}`, 'create disk /var/lib/libvirt/images/tuned.qcow2 (qcow2, 64M)']) expect(r.stdout).toContain(s);
+    for (const s of [
+      'define VM win2008-test3',
+      `define VM ${TUNED}`,
+      `start VM ${TUNED}`,
+      'create disk /var/lib/libvirt/images/tuned.qcow2 (qcow2, 64M)',
+    ])
+      expect(r.stdout).toContain(s);
     // hugepages are reserved by an earlier step of the same run: check mode says so instead of failing
     expect(r.stdout).toMatch(/pre-flight not met before virtio-modules, hugepages run/);
     expect(labExec('sudo virsh -q list --all --name; sudo ls /var/lib/libvirt/images/').trim()).toBe('');
@@ -59,11 +65,30 @@ describe('domains step on a lab VM (distro libvirt)', () => {
     expect(list).toMatch(/\d+\s+tuned & <fast>\s+running/);
     expect(list).toMatch(/-\s+win2008-test3\s+shut off/);
     const xml = labExec(`sudo virsh dumpxml --inactive 'tuned & <fast>'`);
-    for (const s of ['<name>tuned &amp; &lt;fast&gt;</name>', '<hugepages/>', "<vcpupin vcpu='1' cpuset='1'/>", "<emulatorpin cpuset='0-1'/>", "<vcpusched vcpus='0' scheduler='fifo' priority='99'/>", '<iothreads>1</iothreads>', "iothread='1'", "<driver name='vhost' queues='2'/>", "cache='none'"]) expect(xml).toContain(s);
+    for (const s of [
+      '<name>tuned &amp; &lt;fast&gt;</name>',
+      '<hugepages/>',
+      "<vcpupin vcpu='1' cpuset='1'/>",
+      "<emulatorpin cpuset='0-1'/>",
+      "<vcpusched vcpus='0' scheduler='fifo' priority='99'/>",
+      '<iothreads>1</iothreads>',
+      "iothread='1'",
+      "<driver name='vhost' queues='2'/>",
+      "cache='none'",
+    ])
+      expect(xml).toContain(s);
     const thesis = labExec('sudo virsh dumpxml --inactive win2008-test3');
-    for (const s of ['<emulator>/usr/bin/kvm</emulator>', "cache='writeback'", "keymap='en-us'", "<input type='tablet' bus='usb'"]) expect(thesis).toContain(s);
+    for (const s of [
+      '<emulator>/usr/bin/kvm</emulator>',
+      "cache='writeback'",
+      "keymap='en-us'",
+      "<input type='tablet' bus='usb'",
+    ])
+      expect(thesis).toContain(s);
     expect(labExec('sudo virsh dominfo "tuned & <fast>"')).toMatch(/Autostart:\s+enable/);
-    const policies = labExec(`pid=$(pgrep -f 'guest=tuned' | head -1); for t in /proc/$pid/task/*; do case $(cat $t/comm) in CPU*) chrt -p \${t##*/};; esac; done`);
+    const policies = labExec(
+      `pid=$(pgrep -f 'guest=tuned' | head -1); for t in /proc/$pid/task/*; do case $(cat $t/comm) in CPU*) chrt -p \${t##*/};; esac; done`,
+    );
     expect(policies.match(/SCHED_FIFO/g)?.length).toBe(2);
     expect(policies).toMatch(/priority: 99/);
     // it really runs: the domain type is kvm, on the guest's own /dev/kvm (nested under TCG)
@@ -78,12 +103,17 @@ describe('domains step on a lab VM (distro libvirt)', () => {
     const r = await kvmforge(['apply', '-i', inv, '--steps', 'domains']);
     expect(r.code).toBe(0);
     expect(labExec('sudo virsh dumpxml --inactive win2008-test3')).toContain("<memory unit='KiB'>655360</memory>");
-    expect(labExec('sudo cat /var/lib/kvmforge/domains/win2008-test3.xml.kvmforge.bak')).toContain("<memory unit='KiB'>524288</memory>");
+    expect(labExec('sudo cat /var/lib/kvmforge/domains/win2008-test3.xml.kvmforge.bak')).toContain(
+      "<memory unit='KiB'>524288</memory>",
+    );
   }, 300_000);
 
   it('sriov refuses cleanly on a NIC without SR-IOV, and changes nothing', async () => {
     const sriovInv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'sriov.yaml');
-    writeFileSync(sriovInv, readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*hugepages_count: "10%".*$/m, '\n        sriov_vfs: { eth0: 4 }'));
+    writeFileSync(
+      sriovInv,
+      readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*hugepages_count: "10%".*$/m, '\n        sriov_vfs: { eth0: 4 }'),
+    );
     const r = await kvmforge(['apply', '-i', sriovInv, '--steps', 'sriov']);
     expect(r.code).toBe(1);
     expect(r.stdout + r.stderr).toMatch(/eth0 has no SR-IOV capability \(no sriov_totalvfs/);

@@ -19,13 +19,24 @@ const rebootStep: Step<true> = {
   vars: {},
   params: () => true,
   async plan(ctx) {
-    return (await ctx.read(fileText(MARK)))[0] === null ? [{ kind: 'reboot', summary: `create ${MARK} and reboot`, script: `echo "$(cat /proc/sys/kernel/random/boot_id)" > ${MARK}` }] : [];
+    return (await ctx.read(fileText(MARK)))[0] === null
+      ? [
+          {
+            kind: 'reboot',
+            summary: `create ${MARK} and reboot`,
+            script: `echo "$(cat /proc/sys/kernel/random/boot_id)" > ${MARK}`,
+          },
+        ]
+      : [];
   },
 };
 
 function withVars(extra: string[]): string {
   const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `inv-${Math.random().toString(36).slice(2)}.yaml`);
-  const text = readFileSync(LAB_INVENTORY, 'utf8').replace('      vars:\n', `      vars:\n${extra.map((l) => `        ${l}\n`).join('')}`);
+  const text = readFileSync(LAB_INVENTORY, 'utf8').replace(
+    '      vars:\n',
+    `      vars:\n${extra.map((l) => `        ${l}\n`).join('')}`,
+  );
   writeFileSync(file, text);
   return file;
 }
@@ -37,7 +48,10 @@ describe('lab VM', () => {
     const kh = readFileSync(join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts'), 'utf8');
     expect(kh).toMatch(new RegExp(`^\\[127\\.0\\.0\\.1\\]:${labState().vms[0].port} ssh-ed25519 AAAA`));
     expect(readFileSync(LAB_INVENTORY, 'utf8')).not.toMatch(/StrictHostKeyChecking/i);
-    const out = labExec('cat /proc/cmdline; ps -p 1 -o comm=; systemctl is-active systemd-networkd ssh; test -s /boot/grub/grub.cfg && echo grub-ok; sudo -n id -u; ip -j route');
+    const out = labExec(
+      'cat /proc/cmdline; ps -p 1 -o comm=; systemctl is-active systemd-networkd ssh; test -s /boot/grub/grub.cfg && ' +
+        'echo grub-ok; sudo -n id -u; ip -j route',
+    );
     expect(out).toMatch(/BOOT_IMAGE=\/boot\/vmlinuz-\S+ root=LABEL=kvmforge-root/);
     expect(out).toMatch(/^systemd$/m);
     expect(out).toMatch(/^active\nactive$/m);
@@ -53,7 +67,9 @@ describe('lab VM', () => {
     expect(plan.stdout).toContain('lab1 files: create /etc/kvmforge-lab-test.conf');
     expect(labExec('ls /etc/kvmforge-lab-test.conf 2>/dev/null || echo absent').trim()).toBe('absent');
     expect((await kvmforge(['apply', '-i', inv, '--verify', '--steps', 'files'])).code).toBe(0);
-    expect(labExec('stat -c %U /etc/kvmforge-lab-test.conf; cat /etc/kvmforge-lab-test.conf')).toBe('root\nfrom the lab test\n');
+    expect(labExec('stat -c %U /etc/kvmforge-lab-test.conf; cat /etc/kvmforge-lab-test.conf')).toBe(
+      'root\nfrom the lab test\n',
+    );
     const again = await kvmforge(['apply', '-i', inv, '--json', '--steps', 'files']);
     expect(JSON.parse(again.stdout).hosts[0].status).toBe('ok');
   });
@@ -62,7 +78,14 @@ describe('lab VM', () => {
     const before = labExec('cat /proc/sys/kernel/random/boot_id').trim();
     const hosts = loadInventory(LAB_INVENTORY).hosts;
     const journal = new Journal(join(LAB_DIR, '.kvmforge'), new Secrets());
-    const report = await run(hosts, { mode: 'apply', steps: [rebootStep], forks: 1, verify: true, connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false }, journal });
+    const report = await run(hosts, {
+      mode: 'apply',
+      steps: [rebootStep],
+      forks: 1,
+      verify: true,
+      connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false },
+      journal,
+    });
     expect(report.hosts[0].error).toBeUndefined();
     expect(report.hosts[0].steps[0].status).toBe('changed');
     const after = labExec(`cat /proc/sys/kernel/random/boot_id; cat ${MARK}`).trim().split('\n');
@@ -77,7 +100,14 @@ describe('lab VM', () => {
     const hosts = loadInventory(inv).hosts;
     const journal = new Journal(join(LAB_DIR, '.kvmforge'), new Secrets());
     const t0 = Date.now();
-    const report = await run(hosts, { mode: 'apply', steps: [rebootStep], forks: 1, verify: false, connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false }, journal });
+    const report = await run(hosts, {
+      mode: 'apply',
+      steps: [rebootStep],
+      forks: 1,
+      verify: false,
+      connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false },
+      journal,
+    });
     expect(report.hosts[0].status).toBe('failed');
     expect(report.hosts[0].error).toMatch(/reboot-test: did not come back from reboot within 10s/);
     expect(Date.now() - t0).toBeLessThan(60_000);

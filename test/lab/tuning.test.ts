@@ -16,10 +16,17 @@ function state() {
       "awk '/^HugePages_Total:/ {print $2}' /proc/meminfo",
       'cat /sys/kernel/mm/ksm/run /sys/kernel/mm/ksm/pages_to_scan',
       'cat /proc/cmdline',
-      "findmnt -n -o FSTYPE /dev/hugepages || echo none",
+      'findmnt -n -o FSTYPE /dev/hugepages || echo none',
     ].join('; '),
   ).split('\n');
-  return { modules: out[0].split(' '), hugepages: Number(out[1]), ksmRun: Number(out[2]), ksmScan: Number(out[3]), cmdline: out[4], hugetlbfs: out[5] };
+  return {
+    modules: out[0].split(' '),
+    hugepages: Number(out[1]),
+    ksmRun: Number(out[2]),
+    ksmScan: Number(out[3]),
+    cmdline: out[4],
+    hugetlbfs: out[5],
+  };
 }
 
 describe('host tuning steps on a lab VM', () => {
@@ -35,7 +42,14 @@ describe('host tuning steps on a lab VM', () => {
     const before = state();
     const r = await kvmforge(['plan', '-i', inv, '--steps', STEPS]);
     expect(r.code).toBe(0);
-    for (const s of ['load modules vhost_net, virtio_balloon', 'vm.nr_hugepages 0 → 64', 'ksm run 0 → 1', 'ksm pages_to_scan 100 → 200', 'create /etc/default/grub.d/80-kvmforge.cfg', 'reboot: /proc/cmdline lacks cgroup_disable=cpu,cpuset,memory']) {
+    for (const s of [
+      'load modules vhost_net, virtio_balloon',
+      'vm.nr_hugepages 0 → 64',
+      'ksm run 0 → 1',
+      'ksm pages_to_scan 100 → 200',
+      'create /etc/default/grub.d/80-kvmforge.cfg',
+      'reboot: /proc/cmdline lacks cgroup_disable=cpu,cpuset,memory',
+    ]) {
       expect(r.stdout).toContain(s);
     }
     expect(r.stdout).toMatch(/warning: cgroup_disable=cpu,cpuset,memory on a cgroup v2 host/);
@@ -59,7 +73,12 @@ describe('host tuning steps on a lab VM', () => {
   });
 
   it('turning things back off converges too', async () => {
-    writeFileSync(inv, readFileSync(inv, 'utf8').replace('hugepages_count: 64', 'hugepages_count: 0').replace('ksm_pages_to_scan: 200', 'ksm_pages_to_scan: 200\n        ksm_run: 2'));
+    writeFileSync(
+      inv,
+      readFileSync(inv, 'utf8')
+        .replace('hugepages_count: 64', 'hugepages_count: 0')
+        .replace('ksm_pages_to_scan: 200', 'ksm_pages_to_scan: 200\n        ksm_run: 2'),
+    );
     const r = await kvmforge(['apply', '-i', inv, '--steps', 'hugepages,ksm', '--verify']);
     expect(r.code).toBe(0);
     const s = state();

@@ -34,11 +34,21 @@ describe('bench', () => {
     // a dd that fails as it does on a full disk, and as it does on a tmpfs without O_DIRECT (kernels < 6.6)
     const dir = mkdtempSync(join(tmpdir(), 'kvf-bench-'));
     for (const [why, expected] of [
-      ["dd: error writing '$f': No space left on device", /^disk-write: dd: error writing '.*\.kvmforge-bench\.\d+': No space left on device$/],
-      ["dd: failed to open '$f': Invalid argument", /Invalid argument \(no O_DIRECT here: is it a tmpfs\? choose a directory on the disk to measure with --dir\)$/],
+      [
+        "dd: error writing '$f': No space left on device",
+        /^disk-write: dd: error writing '.*\.kvmforge-bench\.\d+': No space left on device$/,
+      ],
+      [
+        "dd: failed to open '$f': Invalid argument",
+        /Invalid argument \(no O_DIRECT here: is it a tmpfs\? choose a directory on the disk to measure with --dir\)$/,
+      ],
     ] as const) {
       const bin = mkdtempSync(join(tmpdir(), 'kvf-fakedd-'));
-      writeFileSync(join(bin, 'dd'), `#!/bin/sh\nfor a; do case $a in of=*) f=\${a#of=};; esac; done\necho "${why}" >&2\nexit 1\n`, { mode: 0o755 });
+      writeFileSync(
+        join(bin, 'dd'),
+        `#!/bin/sh\nfor a; do case $a in of=*) f=\${a#of=};; esac; done\necho "${why}" >&2\nexit 1\n`,
+        { mode: 0o755 },
+      );
       const r = sh(`PATH=${bin}:$PATH\n${benchScript({ dir, sizeMiB: 1, blockKiB: 4 }, ['disk-write', 'cpu'])}`);
       const p = parseBench(r.stdout);
       expect(p.errors).toEqual([expect.stringMatching(expected)]);
@@ -48,7 +58,11 @@ describe('bench', () => {
   });
 
   it('a hostile --dir is data, never code', () => {
-    for (const v of [`/tmp/x'; touch kvmforge-pwned; '`, '/tmp/$(touch kvmforge-pwned)', '/tmp/`touch kvmforge-pwned`']) {
+    for (const v of [
+      `/tmp/x'; touch kvmforge-pwned; '`,
+      '/tmp/$(touch kvmforge-pwned)',
+      '/tmp/`touch kvmforge-pwned`',
+    ]) {
       const s = benchScript({ dir: v, sizeMiB: 1, blockKiB: 4 }, [...WORKLOADS]);
       expect(exposed(s, 'touch kvmforge-pwned'), v).toEqual([]);
       expect(spawnSync('sh', ['-n', '-c', s]).status).toBe(0);
@@ -56,8 +70,15 @@ describe('bench', () => {
   });
 
   it('parses results as MB/s and medians the runs', () => {
-    const p = parseBench('disk virtio_blk\nnic e1000\nresult disk-write 104857600 2000000000\nresult cpu 1000000 1000000\nnoise\n');
-    expect(p).toEqual({ disk: 'virtio_blk', nic: 'e1000', mbps: { 'disk-write': 104857600 / 1e6 / 2, cpu: 1000 }, errors: [] });
+    const p = parseBench(
+      'disk virtio_blk\nnic e1000\nresult disk-write 104857600 2000000000\nresult cpu 1000000 1000000\nnoise\n',
+    );
+    expect(p).toEqual({
+      disk: 'virtio_blk',
+      nic: 'e1000',
+      mbps: { 'disk-write': 104857600 / 1e6 / 2, cpu: 1000 },
+      errors: [],
+    });
     expect(median([5, 1, 3])).toBe(3);
     expect(median([4, 1, 3, 2])).toBe(2.5);
   });

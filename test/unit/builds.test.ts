@@ -9,7 +9,14 @@ import { ConfigError } from '../../src/core/errors.ts';
 import { parseInv } from '../harness/fake-host.ts';
 import { resolveParams } from '../../src/runner/run.ts';
 import { defaultEntry, entryOf, parseGrubCfg } from '../../src/artifacts/grub.ts';
-import { artifactKey, buildScript, kernelRelease, packageBody, packageVersion, type BuildSpec } from '../../src/artifacts/recipes.ts';
+import {
+  artifactKey,
+  buildScript,
+  kernelRelease,
+  packageBody,
+  packageVersion,
+  type BuildSpec,
+} from '../../src/artifacts/recipes.ts';
 import { fetchScript, sourceOf } from '../../src/artifacts/sources.ts';
 import { progressMeter } from '../../src/artifacts/artifacts.ts';
 import kernel, { checkFragment, trialScript, trialCheck, HOLD_DROPIN } from '../../steps/kernel.ts';
@@ -35,7 +42,8 @@ const spec = (over: Partial<BuildSpec> = {}): BuildSpec => ({
 
 describe('config fragments', () => {
   it('accepts the thesis fragment and the minimal-boot one', () => {
-    for (const f of ['templates/kernel/virtualization.config', 'templates/kernel/minimal-boot.config']) expect(checkFragment(f, readFileSync(f, 'utf8'))).toBeUndefined();
+    for (const f of ['templates/kernel/virtualization.config', 'templates/kernel/minimal-boot.config'])
+      expect(checkFragment(f, readFileSync(f, 'utf8'))).toBeUndefined();
   });
   it('names the file and line of a bad line', () => {
     const err = checkFragment('frag.config', 'CONFIG_KVM=y\nKVM=y\nCONFIG_X=maybe\n# CONFIG_Y is not set\n');
@@ -51,15 +59,25 @@ describe('GRUB menu', () => {
   it('lists entries with their submenu path and release', () => {
     expect(entries.map((e) => [e.path, e.release, e.index])).toEqual([
       ['gnulinux-simple-LABEL=kvmforge-root', '6.1.0-50-amd64', 0],
-      ['gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root', '6.1.0-50-amd64', 1],
-      ['gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-recovery-LABEL=kvmforge-root', '6.1.0-50-amd64', 1],
+      [
+        'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root',
+        '6.1.0-50-amd64',
+        1,
+      ],
+      [
+        'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-recovery-LABEL=kvmforge-root',
+        '6.1.0-50-amd64',
+        1,
+      ],
     ]);
   });
   it('resolves the default from an index, a saved path, an id or a title', () => {
     expect(defaultEntry(entries, '0', '')?.path).toBe('gnulinux-simple-LABEL=kvmforge-root');
     expect(defaultEntry(entries, 'saved', '')?.index).toBe(0);
     expect(defaultEntry(entries, 'saved', entries[2].path)?.recovery).toBe(true);
-    expect(defaultEntry(entries, 'gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root', '')?.path).toBe(entries[1].path);
+    expect(defaultEntry(entries, 'gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root', '')?.path).toBe(
+      entries[1].path,
+    );
     expect(defaultEntry(entries, 'Debian GNU/Linux', '')?.index).toBe(0);
     expect(entryOf(entries, '6.1.0-50-amd64')?.path).toBe(entries[1].path);
   });
@@ -77,13 +95,25 @@ describe('artifact keys', () => {
   });
   it('show in the package version and the kernel release', () => {
     expect(packageVersion(spec(), k)).toBe(`7.2.0-kvmforge.${k.slice(0, 12)}`);
-    expect(kernelRelease(spec({ component: 'kernel', version: '6.1.192' }), k)).toBe(`6.1.192-kvmforge-${k.slice(0, 8)}`);
+    expect(kernelRelease(spec({ component: 'kernel', version: '6.1.192' }), k)).toBe(
+      `6.1.192-kvmforge-${k.slice(0, 8)}`,
+    );
   });
   it('build scripts quote their options', () => {
     const s = buildScript(spec({ options: { prefix: '/opt/q', configureArgs: ["--x=a'b"] } }), k, '/w', '/s.tar', '/o');
     expect(s).toContain("'--x=a'\\''b'");
     expect(spawnSync('sh', ['-n'], { input: s }).status).toBe(0);
-    const ks = buildScript(spec({ component: 'kernel', options: { base: 'tinyconfig', debugInfo: 'no' }, files: { 'fragment-1.config': '' } }), k, '/w', '/s.tar', '/o');
+    const ks = buildScript(
+      spec({
+        component: 'kernel',
+        options: { base: 'tinyconfig', debugInfo: 'no' },
+        files: { 'fragment-1.config': '' },
+      }),
+      k,
+      '/w',
+      '/s.tar',
+      '/o',
+    );
     expect(spawnSync('sh', ['-n'], { input: ks }).status).toBe(0);
     expect(ks).toContain('bindeb-pkg');
   });
@@ -92,9 +122,13 @@ describe('artifact keys', () => {
 describe('sources', () => {
   it('need a sha256 for a download, name the var, and take a local file', () => {
     const h = host(['kernel_version: 6.1.192']);
-    expect(() => sourceOf(h, 'kernel', dir)).toThrow(/h1\.kernel_sha256: a download \(https:\/\/cdn\.kernel\.org\/pub\/linux\/kernel\/v6\.x\/linux-6\.1\.192\.tar\.xz\) needs its published sha256/);
+    expect(() => sourceOf(h, 'kernel', dir)).toThrow(
+      /h1\.kernel_sha256: a download \(https:\/\/cdn\.kernel\.org\/pub\/linux\/kernel\/v6\.x\/linux-6\.1\.192\.tar\.xz\) needs its published sha256/,
+    );
     expect(() => sourceOf(host(['qemu_version: "7.2; rm -rf /"']), 'qemu', dir)).toThrow(ConfigError);
-    expect(() => sourceOf(host(['qemu_version: 7.2.0', 'qemu_source: nowhere.tar.xz']), 'qemu', dir)).toThrow(/does not exist/);
+    expect(() => sourceOf(host(['qemu_version: 7.2.0', 'qemu_source: nowhere.tar.xz']), 'qemu', dir)).toThrow(
+      /does not exist/,
+    );
     expect(sourceOf(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`]), 'kernel', dir)?.path).toBe(tarball);
   });
   it('a tarball that does not match its checksum is refused and deleted', () => {
@@ -115,49 +149,93 @@ describe('sources', () => {
 });
 
 describe('unreachable sources', () => {
-  it.runIf(spawnSync('sh', ['-c', 'command -v curl || command -v wget']).status === 0)('a URL that cannot be fetched fails clearly and leaves nothing behind', () => {
-    const src = join(dir, 'dl');
-    const s = sourceOf(host(['qemu_version: 7.2.0', 'qemu_source: http://127.0.0.1:9/qemu-7.2.0.tar.xz', `qemu_sha256: ${'d'.repeat(64)}`]), 'qemu', dir)!;
-    const r = spawnSync('sh', ['-eu'], { input: fetchScript(s, s.sha256!, src) });
-    expect(r.status).toBe(3);
-    expect(r.stderr.toString()).toContain('cannot download http://127.0.0.1:9/qemu-7.2.0.tar.xz');
-    expect(readdirSync(src)).toEqual([]);
-  });
+  it.runIf(spawnSync('sh', ['-c', 'command -v curl || command -v wget']).status === 0)(
+    'a URL that cannot be fetched fails clearly and leaves nothing behind',
+    () => {
+      const src = join(dir, 'dl');
+      const s = sourceOf(
+        host([
+          'qemu_version: 7.2.0',
+          'qemu_source: http://127.0.0.1:9/qemu-7.2.0.tar.xz',
+          `qemu_sha256: ${'d'.repeat(64)}`,
+        ]),
+        'qemu',
+        dir,
+      )!;
+      const r = spawnSync('sh', ['-eu'], { input: fetchScript(s, s.sha256!, src) });
+      expect(r.status).toBe(3);
+      expect(r.stderr.toString()).toContain('cannot download http://127.0.0.1:9/qemu-7.2.0.tar.xz');
+      expect(readdirSync(src)).toEqual([]);
+    },
+  );
 });
 
 describe('build host', () => {
   it('must be a host of the inventory (exit 2 before any connection)', () => {
-    const inv = parseInv(['all:', '  hosts:', '    a:', `      qemu_version: 7.2.0`, `      qemu_source: ${tarball}`, '      build_host: builder'].join('\n') + '\n', join(dir, 'inv.yaml'));
-    expect(() => resolveParams(inv.hosts, [qemu], inv.hosts)).toThrow(/inv\.yaml:6:\d+: a\.build_host: 'builder' is not a host of the inventory; hosts are: a/);
+    const inv = parseInv(
+      [
+        'all:',
+        '  hosts:',
+        '    a:',
+        `      qemu_version: 7.2.0`,
+        `      qemu_source: ${tarball}`,
+        '      build_host: builder',
+      ].join('\n') + '\n',
+      join(dir, 'inv.yaml'),
+    );
+    expect(() => resolveParams(inv.hosts, [qemu], inv.hosts)).toThrow(
+      /inv\.yaml:6:\d+: a\.build_host: 'builder' is not a host of the inventory; hosts are: a/,
+    );
   });
 });
 
-const kernelHost = () => host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, 'kernel_config_base: tinyconfig', 'build_host: h1']);
+const kernelHost = () =>
+  host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, 'kernel_config_base: tinyconfig', 'build_host: h1']);
 
 describe('kernel step plans', () => {
   const p = kernel.params(kernelHost())!;
   const release = async () => {
-    const ctx = fakeCtx(debianFacts(), { outputs: { 'grub-state:*': 'running=6.1.0-50-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB } }, kernelHost());
+    const ctx = fakeCtx(
+      debianFacts(),
+      { outputs: { 'grub-state:*': 'running=6.1.0-50-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB } },
+      kernelHost(),
+    );
     const changes = await kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p);
     return { changes, release: /install kernel (\S+);/.exec(changes[0].summary)![1] };
   };
   it('a fresh host: install with the old kernel held as default, then a trial boot', async () => {
     const { changes, release: rel } = await release();
-    expect(changes.map((c) => c.summary)).toEqual([`install kernel ${rel}; 6.1.0-50-amd64 stays the default`, `trial boot of ${rel} (panic=10); default only if healthy`]);
+    expect(changes.map((c) => c.summary)).toEqual([
+      `install kernel ${rel}; 6.1.0-50-amd64 stays the default`,
+      `trial boot of ${rel} (panic=10); default only if healthy`,
+    ]);
     expect(changes[1].kind).toBe('reboot');
-    expect(loose(changes)[1].check?.commit).toContain(`grub-set-default 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root'`);
+    expect(loose(changes)[1].check?.commit).toContain(
+      `grub-set-default 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root'`,
+    );
     expect(changes[0].kind).toBe('install'); // the artifact is built or fetched when the change is applied
   });
   it('running the new kernel from its trial: make it the default; default already: nothing', async () => {
     const { release: rel } = await release();
     const withNew = LAB_GRUB.replace(/6\.1\.0-50-amd64/g, rel);
-    const at = (saved: string) => fakeCtx(debianFacts(), { outputs: { 'grub-state:*': `running=${rel}\ninstalled=install ok installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}` } }, kernelHost());
+    const at = (saved: string) =>
+      fakeCtx(
+        debianFacts(),
+        {
+          outputs: {
+            'grub-state:*': `running=${rel}\ninstalled=install ok installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}`,
+          },
+        },
+        kernelHost(),
+      );
     const old = 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root';
     const c1 = await kernel.plan(at(old), p);
     expect(c1.map((c) => c.summary)).toEqual([`make ${rel} the default kernel (its trial boot was healthy)`]);
-    expect(await kernel.plan(at(`gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root`), p)).toEqual([]);
+    expect(
+      await kernel.plan(at(`gnulinux-advanced-LABEL=kvmforge-root>gnulinux-${rel}-advanced-LABEL=kvmforge-root`), p),
+    ).toEqual([]);
   });
-  it('the trial entry is the new kernel\'s own entry with panic=N added, booted once', () => {
+  it("the trial entry is the new kernel's own entry with panic=N added, booted once", () => {
     const rel = '6.1.192-kvmforge-abcd1234';
     const t = mkdtempSync(join(tmpdir(), 'kvmforge-trial-'));
     writeFileSync(join(t, 'grub.cfg'), LAB_GRUB.replace(/6\.1\.0-50-amd64/g, rel));
@@ -165,104 +243,234 @@ describe('kernel step plans', () => {
       writeFileSync(join(t, tool), `#!/bin/sh\necho "${tool} $*" >> ${t}/calls\n`);
       chmodSync(join(t, tool), 0o755);
     }
-    const r = spawnSync('sh', ['-eu'], { input: trialScript(rel, 7, 'rootdelay=2', join(t, 'grub.cfg'), join(t, 'custom.cfg')), env: { ...process.env, PATH: `${t}:${process.env.PATH}` } });
+    const r = spawnSync('sh', ['-eu'], {
+      input: trialScript(rel, 7, 'rootdelay=2', join(t, 'grub.cfg'), join(t, 'custom.cfg')),
+      env: { ...process.env, PATH: `${t}:${process.env.PATH}` },
+    });
     expect(r.stderr.toString()).toBe('');
     const custom = readFileSync(join(t, 'custom.cfg'), 'utf8');
-    expect(custom).toMatch(/^### kvmforge trial begin\nmenuentry "kvmforge trial: Linux 6\.1\.192-kvmforge-abcd1234" --id kvmforge-trial \{\n/);
-    expect(custom).toContain(`\tlinux\t/boot/vmlinuz-${rel} root=LABEL=kvmforge-root ro  console=ttyS0,115200 net.ifnames=0 quiet loglevel=3 panic=7 rootdelay=2\n`);
+    expect(custom).toMatch(
+      /^### kvmforge trial begin\nmenuentry "kvmforge trial: Linux 6\.1\.192-kvmforge-abcd1234" --id kvmforge-trial \{\n/,
+    );
+    expect(custom).toContain(
+      `\tlinux\t/boot/vmlinuz-${rel} root=LABEL=kvmforge-root ro  console=ttyS0,115200 net.ifnames=0 quiet loglevel=3 panic=7 rootdelay=2\n`,
+    );
     expect(custom).toContain(`\tinitrd\t/boot/initrd.img-${rel}\n}\n### kvmforge trial end\n`);
     expect(custom).not.toContain('recovery');
     expect(readFileSync(join(t, 'calls'), 'utf8')).toContain('grub-reboot kvmforge-trial');
     // again: one block, not two
-    spawnSync('sh', ['-eu'], { input: trialScript(rel, 7, '', join(t, 'grub.cfg'), join(t, 'custom.cfg')), env: { ...process.env, PATH: `${t}:${process.env.PATH}` } });
+    spawnSync('sh', ['-eu'], {
+      input: trialScript(rel, 7, '', join(t, 'grub.cfg'), join(t, 'custom.cfg')),
+      env: { ...process.env, PATH: `${t}:${process.env.PATH}` },
+    });
     expect(readFileSync(join(t, 'custom.cfg'), 'utf8').match(/trial begin/g)).toHaveLength(1);
     expect(spawnSync('sh', ['-n'], { input: trialCheck(rel, 7) }).status).toBe(0);
   });
   it('refuses a host whose running kernel has no GRUB entry', async () => {
-    const ctx = fakeCtx(debianFacts(), { outputs: { 'grub-state:*': 'running=5.10.0-9-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB } }, kernelHost());
-    await expect(kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p)).rejects.toThrow(/no GRUB entry boots the running kernel 5\.10\.0-9-amd64/);
+    const ctx = fakeCtx(
+      debianFacts(),
+      { outputs: { 'grub-state:*': 'running=5.10.0-9-amd64\ninstalled=\nsaved=\ndefault=0\n---\n' + LAB_GRUB } },
+      kernelHost(),
+    );
+    await expect(
+      kernel.plan({ ...ctx, inventory: [ctx.host], connect: async () => undefined as never }, p),
+    ).rejects.toThrow(/no GRUB entry boots the running kernel 5\.10\.0-9-amd64/);
   });
   it('bad fragments and bases are bad input', () => {
     writeFileSync(join(dir, 'bad.config'), 'CONFIG_KVM=y\nCONFIG_VHOST_NET=yes\n');
-    expect(() => kernel.params(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, `kernel_config_fragments: [${join(dir, 'bad.config')}]`]))).toThrow(/bad\.config:2:1: expected CONFIG_NAME=/);
-    expect(() => kernel.params(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, 'kernel_config_base: nope.config']))).toThrow(/h1\.kernel_config_base: expected running, defconfig, tinyconfig or a config file/);
+    expect(() =>
+      kernel.params(
+        host([
+          'kernel_version: 6.1.192',
+          `kernel_source: ${tarball}`,
+          `kernel_config_fragments: [${join(dir, 'bad.config')}]`,
+        ]),
+      ),
+    ).toThrow(/bad\.config:2:1: expected CONFIG_NAME=/);
+    expect(() =>
+      kernel.params(host(['kernel_version: 6.1.192', `kernel_source: ${tarball}`, 'kernel_config_base: nope.config'])),
+    ).toThrow(/h1\.kernel_config_base: expected running, defconfig, tinyconfig or a config file/);
     expect(HOLD_DROPIN).toMatch(/grub\.d/);
   });
 });
 
 describe('qemu and libvirt step plans', () => {
   const qh = () => host(['qemu_version: 7.2.0', `qemu_source: ${tarball}`]);
-  it('qemu: installed at the artifact version and starting → nothing; not starting → reinstall; else one install, each checked', async () => {
-    const p = qemu.params(qh())!;
-    const ctx = fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': 'version=\n' } }, qh());
-    const c = await qemu.plan(ctx, p);
-    expect(c.map((x) => x.summary)).toEqual([expect.stringMatching(/^install QEMU 7\.2\.0 \(7\.2\.0-kvmforge\.[0-9a-f]{12}\)$/)]);
-    const version = /\((\S+)\)/.exec(c[0].summary)![1];
-    expect(await qemu.plan(fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': `version=${version}\nstarts=yes\n` } }, qh()), p)).toEqual([]);
-    const broken = await qemu.plan(fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': `version=${version}\nstarts=no\n` } }, qh()), p);
-    expect(broken.map((x) => x.summary)).toEqual([`reinstall QEMU 7.2.0 (${version}): the installed binary does not start`]);
-    // the probe itself runs under sh -eu (read-only: dpkg-query / rpm, qemu -version)
-    expect(spawnSync('sh', ['-eu'], { input: ctx.probed[0] }).stdout.toString()).toMatch(/^version=/);
-  });
-  it('qemu: the check after an install proves the binary starts, with KVM where /dev/kvm opens (real sh, a fake QEMU)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kvf-qemu-'));
-    mkdirSync(join(dir, 'bin'));
-    const q = join(dir, 'bin', 'qemu-system-x86_64');
-    writeFileSync(q, '#!/bin/sh\ncase "$*" in *-version*) echo "QEMU emulator version 7.2.22";; *kvm*) echo "qemu: failed to initialize kvm: Permission denied" >&2; exit 1;; esac\n', { mode: 0o755 });
-    const run = () => spawnSync('sh', ['-eu'], { input: qemuCheck(dir) });
-    const r = run();
-    if (existsSync('/dev/kvm')) {
+  it(
+    'qemu: installed at the artifact version and starting → nothing; not starting → reinstall; else one install, ' +
+      'each checked',
+    async () => {
+      const p = qemu.params(qh())!;
+      const ctx = fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': 'version=\n' } }, qh());
+      const c = await qemu.plan(ctx, p);
+      expect(c.map((x) => x.summary)).toEqual([
+        expect.stringMatching(/^install QEMU 7\.2\.0 \(7\.2\.0-kvmforge\.[0-9a-f]{12}\)$/),
+      ]);
+      const version = /\((\S+)\)/.exec(c[0].summary)![1];
+      expect(
+        await qemu.plan(
+          fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': `version=${version}\nstarts=yes\n` } }, qh()),
+          p,
+        ),
+      ).toEqual([]);
+      const broken = await qemu.plan(
+        fakeCtx(debianFacts(), { outputs: { 'qemu-installed:*': `version=${version}\nstarts=no\n` } }, qh()),
+        p,
+      );
+      expect(broken.map((x) => x.summary)).toEqual([
+        `reinstall QEMU 7.2.0 (${version}): the installed binary does not start`,
+      ]);
+      // the probe itself runs under sh -eu (read-only: dpkg-query / rpm, qemu -version)
+      expect(spawnSync('sh', ['-eu'], { input: ctx.probed[0] }).stdout.toString()).toMatch(/^version=/);
+    },
+  );
+  it(
+    'qemu: the check after an install proves the binary starts, with KVM where /dev/kvm opens (real sh, a fake ' +
+      'QEMU)',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvf-qemu-'));
+      mkdirSync(join(dir, 'bin'));
+      const q = join(dir, 'bin', 'qemu-system-x86_64');
+      writeFileSync(
+        q,
+        '#!/bin/sh\ncase "$*" in *-version*) echo "QEMU emulator version 7.2.22";; *kvm*) echo "qemu: failed to ' +
+          'initialize kvm: Permission denied" >&2; exit 1;; esac\n',
+        { mode: 0o755 },
+      );
+      const run = () => spawnSync('sh', ['-eu'], { input: qemuCheck(dir) });
+      const r = run();
+      if (existsSync('/dev/kvm')) {
+        expect(r.status).toBe(1);
+        expect(r.stderr.toString()).toMatch(
+          /QEMU does not start with KVM \(-accel kvm -machine none\): qemu: failed to initialize kvm: Permission denied/,
+        );
+      } else expect(r.stdout.toString()).toMatch(/QEMU emulator version 7\.2\.22 starts \(no usable \/dev\/kvm/);
+      writeFileSync(q, '#!/bin/sh\necho "error while loading shared libraries: libslirp.so.0" >&2; exit 127\n', {
+        mode: 0o755,
+      });
+      expect(run().stderr.toString()).toMatch(/the installed QEMU does not start/);
+    },
+  );
+  const lh = (conf = '{user: root, group: root, vnc_listen: 0.0.0.0}') =>
+    host(['libvirt_version: 9.0.0', `libvirt_source: ${tarball}`, `libvirt_qemu_conf: ${conf}`]);
+  it(
+    'libvirt: qemu.conf settings with warnings; enabled and its QEMU driver answering → nothing more; not answering ' +
+      '→ not converged',
+    async () => {
+      const p = libvirt.params(lh())!;
+      const firstCtx = fakeCtx(
+        debianFacts(),
+        { outputs: { 'libvirt-state:*': 'version=\nenabled=\nactive=\nuser=yes\ngroup=yes\n' } },
+        lh(),
+      );
+      const first = await libvirt.plan(firstCtx, p);
+      expect(spawnSync('sh', ['-eu'], { input: firstCtx.probed[0] }).stdout.toString()).toMatch(
+        /^version=.*\nenabled=.*\nactive=.*\nuser=yes\ngroup=yes\n$/,
+      );
+      expect(first.map((c) => c.summary)).toEqual([
+        expect.stringMatching(/^install libvirt 9\.0\.0/),
+        '/etc/libvirt/qemu.conf: user = "root", group = "root", vnc_listen = "0.0.0.0"',
+        'libvirtd enabled, started and answering',
+      ]);
+      expect(loose(first)[2].script).toContain('virsh -c qemu:///system capabilities');
+      expect(first.find((c) => c.warning)?.warning).toMatch(/QEMU runs as root.*vnc_listen on every address/);
+      const version = /\((\S+)\)/.exec(first[0].summary)![1];
+      const conf = setConf('#user = "qemu"\n#vnc_listen = "127.0.0.1"\n', {
+        user: 'root',
+        group: 'root',
+        vnc_listen: '0.0.0.0',
+      });
+      expect(conf).toBe('user = "root"\nvnc_listen = "0.0.0.0"\ngroup = "root"\n');
+      const state = (works: string) =>
+        fakeCtx(
+          debianFacts(),
+          {
+            outputs: {
+              'libvirt-state:*': `version=${version}\nenabled=enabled\nactive=active\nuser=yes\ngroup=yes\nworks=${works}\n`,
+            },
+            files: { '/etc/libvirt/qemu.conf': conf },
+          },
+          lh(),
+        );
+      expect(await libvirt.plan(state('yes'), p)).toEqual([]);
+      // the unit is active, but the daemon can't start its QEMU driver (the fresh-host bug): not converged
+      expect((await libvirt.plan(state('no'), p)).map((c) => c.summary)).toEqual([
+        'libvirtd enabled, started and answering (its QEMU driver does not answer now: virsh -c qemu:///system ' +
+          'capabilities)',
+      ]);
+      expect(qemuConfWarnings({})).toEqual([]);
+      expect(() => libvirt.params(host(['libvirt_qemu_conf: {user: "a\\"b"}']))).toThrow(
+        /libvirt_qemu_conf\.user: a qemu\.conf string may not contain quotes/,
+      );
+    },
+  );
+  it(
+    'libvirt: a qemu.conf user or group that does not exist and that the package does not make is bad input, before ' +
+      'anything is installed',
+    async () => {
+      const plan = (conf: string, answer: string) =>
+        libvirt.plan(
+          fakeCtx(
+            debianFacts(),
+            { outputs: { 'libvirt-state:*': `version=\nenabled=\nactive=\n${answer}` } },
+            lh(conf),
+          ),
+          libvirt.params(lh(conf))!,
+        );
+      const err = await plan('{user: vmrunner, group: kvm}', 'user=no\ngroup=yes\n').catch((e) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err.message).toMatch(
+        /inv\.yaml:\d+:\d+: h1\.libvirt_qemu_conf\.user: qemu\.conf user 'vmrunner' does not exist on h1, and the kvmforge-libvirt package does not make it \(it makes the user libvirt-qemu and the groups libvirt-qemu, kvm, libvirt\)/,
+      );
+      // the accounts the package makes are fine on a fresh host where they don't exist yet
+      expect(
+        (await plan('{user: libvirt-qemu, group: libvirt-qemu}', 'user=no\ngroup=no\n')).map((c) => c.summary)[0],
+      ).toMatch(/^install libvirt/);
+    },
+  );
+  it(
+    'libvirt: the check after an install fails with libvirtd’s own error lines when the QEMU driver does not answer ' +
+      '(real sh; systemctl, virsh, journalctl faked)',
+    () => {
+      const bin = mkdtempSync(join(tmpdir(), 'kvf-lv-'));
+      writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      writeFileSync(join(bin, 'sleep'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      writeFileSync(join(bin, 'timeout'), '#!/bin/sh\nshift; exec "$@"\n', { mode: 0o755 });
+      // time runs fast: every `date +%s` is a minute later
+      writeFileSync(
+        join(bin, 'date'),
+        `#!/bin/sh\nn=$(cat ${bin}/t 2>/dev/null || echo 0); n=$((n+60)); echo $n > ${bin}/t; echo $n\n`,
+        { mode: 0o755 },
+      );
+      writeFileSync(join(bin, 'virsh'), '#!/bin/sh\necho "error: failed to connect to the hypervisor" >&2; exit 1\n', {
+        mode: 0o755,
+      });
+      writeFileSync(
+        join(bin, 'journalctl'),
+        "#!/bin/sh\necho 'info : libvirt version: 9.0.0'\necho \"error : virStateInitialize:657 : Initialization of " +
+          "QEMU state driver failed: Failed to parse user 'libvirt-qemu'\"\n",
+        { mode: 0o755 },
+      );
+      const r = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
       expect(r.status).toBe(1);
-      expect(r.stderr.toString()).toMatch(/QEMU does not start with KVM \(-accel kvm -machine none\): qemu: failed to initialize kvm: Permission denied/);
-    } else expect(r.stdout.toString()).toMatch(/QEMU emulator version 7\.2\.22 starts \(no usable \/dev\/kvm/);
-    writeFileSync(q, '#!/bin/sh\necho "error while loading shared libraries: libslirp.so.0" >&2; exit 127\n', { mode: 0o755 });
-    expect(run().stderr.toString()).toMatch(/the installed QEMU does not start/);
-  });
-  const lh = (conf = '{user: root, group: root, vnc_listen: 0.0.0.0}') => host(['libvirt_version: 9.0.0', `libvirt_source: ${tarball}`, `libvirt_qemu_conf: ${conf}`]);
-  it('libvirt: qemu.conf settings with warnings; enabled and its QEMU driver answering → nothing more; not answering → not converged', async () => {
-    const p = libvirt.params(lh())!;
-    const firstCtx = fakeCtx(debianFacts(), { outputs: { 'libvirt-state:*': 'version=\nenabled=\nactive=\nuser=yes\ngroup=yes\n' } }, lh());
-    const first = await libvirt.plan(firstCtx, p);
-    expect(spawnSync('sh', ['-eu'], { input: firstCtx.probed[0] }).stdout.toString()).toMatch(/^version=.*\nenabled=.*\nactive=.*\nuser=yes\ngroup=yes\n$/);
-    expect(first.map((c) => c.summary)).toEqual([expect.stringMatching(/^install libvirt 9\.0\.0/), '/etc/libvirt/qemu.conf: user = "root", group = "root", vnc_listen = "0.0.0.0"', 'libvirtd enabled, started and answering']);
-    expect(loose(first)[2].script).toContain('virsh -c qemu:///system capabilities');
-    expect(first.find((c) => c.warning)?.warning).toMatch(/QEMU runs as root.*vnc_listen on every address/);
-    const version = /\((\S+)\)/.exec(first[0].summary)![1];
-    const conf = setConf('#user = "qemu"\n#vnc_listen = "127.0.0.1"\n', { user: 'root', group: 'root', vnc_listen: '0.0.0.0' });
-    expect(conf).toBe('user = "root"\nvnc_listen = "0.0.0.0"\ngroup = "root"\n');
-    const state = (works: string) => fakeCtx(debianFacts(), { outputs: { 'libvirt-state:*': `version=${version}\nenabled=enabled\nactive=active\nuser=yes\ngroup=yes\nworks=${works}\n` }, files: { '/etc/libvirt/qemu.conf': conf } }, lh());
-    expect(await libvirt.plan(state('yes'), p)).toEqual([]);
-    // the unit is active, but the daemon can't start its QEMU driver (the fresh-host bug): not converged
-    expect((await libvirt.plan(state('no'), p)).map((c) => c.summary)).toEqual(['libvirtd enabled, started and answering (its QEMU driver does not answer now: virsh -c qemu:///system capabilities)']);
-    expect(qemuConfWarnings({})).toEqual([]);
-    expect(() => libvirt.params(host(['libvirt_qemu_conf: {user: "a\\"b"}']))).toThrow(/libvirt_qemu_conf\.user: a qemu\.conf string may not contain quotes/);
-  });
-  it('libvirt: a qemu.conf user or group that does not exist and that the package does not make is bad input, before anything is installed', async () => {
-    const plan = (conf: string, answer: string) => libvirt.plan(fakeCtx(debianFacts(), { outputs: { 'libvirt-state:*': `version=\nenabled=\nactive=\n${answer}` } }, lh(conf)), libvirt.params(lh(conf))!);
-    const err = await plan('{user: vmrunner, group: kvm}', 'user=no\ngroup=yes\n').catch((e) => e);
-    expect(err).toBeInstanceOf(ConfigError);
-    expect(err.message).toMatch(/inv\.yaml:\d+:\d+: h1\.libvirt_qemu_conf\.user: qemu\.conf user 'vmrunner' does not exist on h1, and the kvmforge-libvirt package does not make it \(it makes the user libvirt-qemu and the groups libvirt-qemu, kvm, libvirt\)/);
-    // the accounts the package makes are fine on a fresh host where they don't exist yet
-    expect((await plan('{user: libvirt-qemu, group: libvirt-qemu}', 'user=no\ngroup=no\n')).map((c) => c.summary)[0]).toMatch(/^install libvirt/);
-  });
-  it('libvirt: the check after an install fails with libvirtd’s own error lines when the QEMU driver does not answer (real sh; systemctl, virsh, journalctl faked)', () => {
-    const bin = mkdtempSync(join(tmpdir(), 'kvf-lv-'));
-    writeFileSync(join(bin, 'systemctl'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    writeFileSync(join(bin, 'sleep'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    writeFileSync(join(bin, 'timeout'), '#!/bin/sh\nshift; exec "$@"\n', { mode: 0o755 });
-    // time runs fast: every `date +%s` is a minute later
-    writeFileSync(join(bin, 'date'), `#!/bin/sh\nn=$(cat ${bin}/t 2>/dev/null || echo 0); n=$((n+60)); echo $n > ${bin}/t; echo $n\n`, { mode: 0o755 });
-    writeFileSync(join(bin, 'virsh'), '#!/bin/sh\necho "error: failed to connect to the hypervisor" >&2; exit 1\n', { mode: 0o755 });
-    writeFileSync(join(bin, 'journalctl'), "#!/bin/sh\necho 'info : libvirt version: 9.0.0'\necho \"error : virStateInitialize:657 : Initialization of QEMU state driver failed: Failed to parse user 'libvirt-qemu'\"\n", { mode: 0o755 });
-    const r = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
-    expect(r.status).toBe(1);
-    expect(r.stderr.toString()).toMatch(/libvirtd's QEMU driver does not answer \(virsh -c qemu:\/\/\/system capabilities\): error: failed to connect to the hypervisor/);
-    expect(r.stderr.toString()).toContain("Initialization of QEMU state driver failed: Failed to parse user 'libvirt-qemu'");
-    writeFileSync(join(bin, 'virsh'), `#!/bin/sh\ncase "$*" in *domcapabilities*) echo "<domainCapabilities/>";; *) echo "<capabilities><guest><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>";; esac\n`, { mode: 0o755 });
-    const ok = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
-    expect(ok.status).toBe(0);
-    expect(ok.stdout.toString()).toMatch(/libvirt answers after \d+ s: QEMU driver loaded \(x86_64 domcapabilities\), domain types: kvm qemu/);
-  });
+      expect(r.stderr.toString()).toMatch(
+        /libvirtd's QEMU driver does not answer \(virsh -c qemu:\/\/\/system capabilities\): error: failed to connect to the hypervisor/,
+      );
+      expect(r.stderr.toString()).toContain(
+        "Initialization of QEMU state driver failed: Failed to parse user 'libvirt-qemu'",
+      );
+      writeFileSync(
+        join(bin, 'virsh'),
+        `#!/bin/sh\ncase "$*" in *domcapabilities*) echo "<domainCapabilities/>";; *) echo "<capabilities><guest><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>";; esac\n`,
+        { mode: 0o755 },
+      );
+      const ok = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
+      expect(ok.status).toBe(0);
+      expect(ok.stdout.toString()).toMatch(
+        /libvirt answers after \d+ s: QEMU driver loaded \(x86_64 domcapabilities\), domain types: kvm qemu/,
+      );
+    },
+  );
 });
 
 describe('build progress', () => {
@@ -280,19 +488,48 @@ describe('build progress', () => {
 });
 
 describe('the packages stand on their own: maintainer scripts', () => {
-  const lv = (pm: 'apt' | 'dnf'): BuildSpec => ({ component: 'libvirt', version: '9.0.0', sourceSha: 'x', distro: { family: pm === 'apt' ? 'debian' : 'rhel', id: pm === 'apt' ? 'debian' : 'rocky', versionId: pm === 'apt' ? '12' : '9', arch: 'x86_64', pm }, options: { mesonArgs: [] }, files: {} });
-  it('deb: postinst makes the QEMU user and groups the build names, owns the directories, enables the units; prerm stops them; postrm purges the accounts (each valid sh)', () => {
-    const { postinst, prerm, postrm } = debScripts('libvirt');
-    for (const s of [postinst, prerm, postrm]) expect(spawnSync('sh', ['-n'], { input: `QEMU_USER=x\nQEMU_GROUP=y\n${s}` }).status).toBe(0);
-    for (const s of ['groupadd --system kvm', 'groupadd --system libvirt', 'useradd --system --gid "$QEMU_GROUP" --groups kvm', 'usermod -a -G kvm', 'chown "$QEMU_USER:$QEMU_GROUP" "$d"', 'systemctl enable virtlogd.socket', 'systemctl try-restart libvirtd.service']) expect(postinst).toContain(s);
-    expect(prerm).toMatch(/if \[ "\$1" = remove \]; then\nif \[ -d \/run\/systemd\/system \]; then systemctl stop libvirtd\.service/);
-    expect(postrm).toMatch(/if \[ "\$1" = purge \]; then[\s\S]*userdel "\$QEMU_USER"[\s\S]*groupdel libvirt/);
-    // the package step reads the accounts from the configured build, and writes them in front of each script
-    const body = packageBody(lv('apt'), 'k'.repeat(64));
-    expect(body).toContain('#define QEMU_USER');
-    expect(body).toMatch(/cat "\$W\/accounts"; printf '%s\\n' '[\s\S]*'; } > "\$STAGE\/DEBIAN\/postinst"/);
-    expect(debScripts('qemu').postinst).toContain('getent group kvm >/dev/null || groupadd --system kvm');
+  const lv = (pm: 'apt' | 'dnf'): BuildSpec => ({
+    component: 'libvirt',
+    version: '9.0.0',
+    sourceSha: 'x',
+    distro: {
+      family: pm === 'apt' ? 'debian' : 'rhel',
+      id: pm === 'apt' ? 'debian' : 'rocky',
+      versionId: pm === 'apt' ? '12' : '9',
+      arch: 'x86_64',
+      pm,
+    },
+    options: { mesonArgs: [] },
+    files: {},
   });
+  it(
+    'deb: postinst makes the QEMU user and groups the build names, owns the directories, enables the units; prerm ' +
+      'stops them; postrm purges the accounts (each valid sh)',
+    () => {
+      const { postinst, prerm, postrm } = debScripts('libvirt');
+      for (const s of [postinst, prerm, postrm])
+        expect(spawnSync('sh', ['-n'], { input: `QEMU_USER=x\nQEMU_GROUP=y\n${s}` }).status).toBe(0);
+      for (const s of [
+        'groupadd --system kvm',
+        'groupadd --system libvirt',
+        'useradd --system --gid "$QEMU_GROUP" --groups kvm',
+        'usermod -a -G kvm',
+        'chown "$QEMU_USER:$QEMU_GROUP" "$d"',
+        'systemctl enable virtlogd.socket',
+        'systemctl try-restart libvirtd.service',
+      ])
+        expect(postinst).toContain(s);
+      expect(prerm).toMatch(
+        /if \[ "\$1" = remove \]; then\nif \[ -d \/run\/systemd\/system \]; then systemctl stop libvirtd\.service/,
+      );
+      expect(postrm).toMatch(/if \[ "\$1" = purge \]; then[\s\S]*userdel "\$QEMU_USER"[\s\S]*groupdel libvirt/);
+      // the package step reads the accounts from the configured build, and writes them in front of each script
+      const body = packageBody(lv('apt'), 'k'.repeat(64));
+      expect(body).toContain('#define QEMU_USER');
+      expect(body).toMatch(/cat "\$W\/accounts"; printf '%s\\n' '[\s\S]*'; } > "\$STAGE\/DEBIAN\/postinst"/);
+      expect(debScripts('qemu').postinst).toContain('getent group kvm >/dev/null || groupadd --system kvm');
+    },
+  );
   it('rpm (fixture: no RHEL host here): %pre makes the accounts, %post owns and enables, %preun stops on erase', () => {
     const body = packageBody(lv('dnf'), 'k'.repeat(64));
     for (const h of ['%pre', '%post', '%preun', '%postun']) expect(body).toContain(`echo ${h}\n  cat "$W/accounts"`);
@@ -305,7 +542,13 @@ describe('the packages stand on their own: maintainer scripts', () => {
   it('the QEMU user and group a build names: meson’s default per distro, or -Dqemu_user/-Dqemu_group', () => {
     expect(qemuAccounts({ id: 'debian', like: [] }, [])).toEqual({ user: 'libvirt-qemu', group: 'libvirt-qemu' });
     expect(qemuAccounts({ id: 'ubuntu', like: ['debian'] }, [])).toEqual({ user: 'libvirt-qemu', group: 'kvm' });
-    expect(qemuAccounts({ id: 'rocky', like: ['rhel', 'centos', 'fedora'] }, [])).toEqual({ user: 'qemu', group: 'qemu' });
-    expect(qemuAccounts({ id: 'debian', like: [] }, ['-Dqemu_user=vm', '-Dqemu_group=vm'])).toEqual({ user: 'vm', group: 'vm' });
+    expect(qemuAccounts({ id: 'rocky', like: ['rhel', 'centos', 'fedora'] }, [])).toEqual({
+      user: 'qemu',
+      group: 'qemu',
+    });
+    expect(qemuAccounts({ id: 'debian', like: [] }, ['-Dqemu_user=vm', '-Dqemu_group=vm'])).toEqual({
+      user: 'vm',
+      group: 'vm',
+    });
   });
 });

@@ -17,7 +17,8 @@ import sriov, { MODPROBE_CONF, modprobeConf, UDEV_RULES, udevRules } from '../..
 import { debianFacts, fakeCtx, loose } from '../harness/fake-host.ts';
 
 /** An inventory of one host whose domains_vms is the given YAML block (indented under the key). */
-const inv = (vms: string, extra = '') => parseInv(`all:\n  hosts:\n    h1:\n${extra}      domains_vms:\n${vms}`, 'inv.yaml');
+const inv = (vms: string, extra = '') =>
+  parseInv(`all:\n  hosts:\n    h1:\n${extra}      domains_vms:\n${vms}`, 'inv.yaml');
 const vmsOf = (vms: string, extra = '') => resolveVms(inv(vms, extra).hosts[0]);
 const one = (yaml: string) => vmsOf(yaml)[0];
 
@@ -61,7 +62,9 @@ function testDriverRoundTrip(xml: string, name: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'kvmforge-dom-'));
   const f = join(dir, 'd.xml');
   writeFileSync(f, xml);
-  return execFileSync('virsh', ['-q', '-c', 'test:///default', `define --validate ${f}; dumpxml --inactive ${name}`], { encoding: 'utf8' }).replace(/^Domain .* defined from .*\n/m, '');
+  return execFileSync('virsh', ['-q', '-c', 'test:///default', `define --validate ${f}; dumpxml --inactive ${name}`], {
+    encoding: 'utf8',
+  }).replace(/^Domain .* defined from .*\n/m, '');
 }
 
 describe('domain profiles', () => {
@@ -74,7 +77,12 @@ describe('domain profiles', () => {
   });
 
   it('a tier is all a user writes: the four tiers become vcpusched on every vCPU', () => {
-    const want = { ordinary: undefined, rr90: "scheduler='rr' priority='90'", rr99: "scheduler='rr' priority='99'", fifo99: "scheduler='fifo' priority='99'" };
+    const want = {
+      ordinary: undefined,
+      rr90: "scheduler='rr' priority='90'",
+      rr99: "scheduler='rr' priority='99'",
+      fifo99: "scheduler='fifo' priority='99'",
+    };
     for (const [tier, attrs] of Object.entries(want)) {
       const xml = renderDomain(one(`        - { name: t, profile: thesis, tier: ${tier} }\n`));
       if (attrs) for (const v of [0, 1]) expect(xml).toContain(`<vcpusched vcpus='${v}' ${attrs}/>`);
@@ -86,14 +94,40 @@ describe('domain profiles', () => {
   it('every profile × tier, and every option at once, passes virt-xml-validate and virsh define --validate', () => {
     const vms: Vm[] = [];
     for (const profile of Object.keys(BUILTIN_PROFILES)) {
-      for (const tier of Object.keys(TIERS)) vms.push(one(`        - { name: ${profile}-${tier}, profile: ${profile}, tier: ${tier}, disks: [{ path: /var/lib/libvirt/images/${profile}.qcow2 }] }\n`));
+      for (const tier of Object.keys(TIERS))
+        vms.push(
+          one(
+            `        - { name: ${profile}-${tier}, profile: ${profile}, tier: ${tier}, disks: [{ path: /var/lib/libvirt/images/${profile}.qcow2 }] }\n`,
+          ),
+        );
     }
     vms.push(one(KITCHEN_SINK));
     vms.push(one(`        - { name: bare }\n`));
-    vms.push(one(`        - { name: small, vcpus: 1, tier: rr99, hugepages: { size: 2M }, graphics: false, nics: [{ bridge: br1, model: e1000 }] }\n`));
+    vms.push(
+      one(
+        `        - { name: small, vcpus: 1, tier: rr99, hugepages: { size: 2M }, graphics: false, nics: [{ bridge: br1, model: e1000 }] }\n`,
+      ),
+    );
     expect(() => validateDomains(vms.map((vm) => ({ label: vm.name, xml: renderDomain(vm) })))).not.toThrow();
     const sink = renderDomain(vms.find((v) => v.name === 'sink')!);
-    for (const s of ["<vcpupin vcpu='3' cpuset='6-7'/>", "<emulatorpin cpuset='0-1'/>", "<iothreadpin iothread='2' cpuset='1'/>", '<nosharepages/>', "<allocation mode='immediate'/>", "<page size='1048576' unit='KiB'/>", "<memory mode='strict' nodeset='0'/>", "<address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/>", "<vendor id='0x046d'/>", "<product id='0xc077'/>", "<interface type='hostdev' managed='yes'>", "<source network='sriov-pool'/>", "<driver name='qemu' queues='4'/>", "<target dev='sdc' bus='sata'/>", "<memballoon model='none'/>", '<shares>2048</shares>']) {
+    for (const s of [
+      "<vcpupin vcpu='3' cpuset='6-7'/>",
+      "<emulatorpin cpuset='0-1'/>",
+      "<iothreadpin iothread='2' cpuset='1'/>",
+      '<nosharepages/>',
+      "<allocation mode='immediate'/>",
+      "<page size='1048576' unit='KiB'/>",
+      "<memory mode='strict' nodeset='0'/>",
+      "<address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/>",
+      "<vendor id='0x046d'/>",
+      "<product id='0xc077'/>",
+      "<interface type='hostdev' managed='yes'>",
+      "<source network='sriov-pool'/>",
+      "<driver name='qemu' queues='4'/>",
+      "<target dev='sdc' bus='sata'/>",
+      "<memballoon model='none'/>",
+      '<shares>2048</shares>',
+    ]) {
       expect(sink).toContain(s);
     }
   });
@@ -101,7 +135,11 @@ describe('domain profiles', () => {
   it('a render that libvirt rejects is refused with libvirt’s own words', () => {
     const vm = one(`        - { name: bad }\n`);
     vm.machine = 'pc"><evil/>'; // cannot come from the inventory; proves the check runs
-    expect(() => validateDomains([{ label: 'h1/bad.xml', xml: renderDomain(vm).replace("<vcpu>1</vcpu>", '<vcpu>1</vcpu><bogus/>') }])).toThrow(/h1\/bad.xml: libvirt rejects the rendered XML/);
+    expect(() =>
+      validateDomains([
+        { label: 'h1/bad.xml', xml: renderDomain(vm).replace('<vcpu>1</vcpu>', '<vcpu>1</vcpu><bogus/>') },
+      ]),
+    ).toThrow(/h1\/bad.xml: libvirt rejects the rendered XML/);
   });
 
   it('names and paths with & < > quotes are escaped by ejs, and arrive as data', () => {
@@ -115,7 +153,11 @@ describe('domain profiles', () => {
 
 describe('comparing a render with what libvirt keeps', () => {
   it('libvirt’s test driver adds uuid, addresses, controllers…: the render still matches', () => {
-    for (const yaml of [`        - { name: win2008-test3, profile: thesis }\n`, KITCHEN_SINK, `        - { name: tuned, profile: tuned, tier: rr90, disks: [{ path: /var/lib/libvirt/images/t.qcow2 }] }\n`]) {
+    for (const yaml of [
+      `        - { name: win2008-test3, profile: thesis }\n`,
+      KITCHEN_SINK,
+      `        - { name: tuned, profile: tuned, tier: rr90, disks: [{ path: /var/lib/libvirt/images/t.qcow2 }] }\n`,
+    ]) {
       const vm = one(yaml);
       const xml = renderDomain(vm);
       const dumped = testDriverRoundTrip(xml, vm.name);
@@ -129,7 +171,9 @@ describe('comparing a render with what libvirt keeps', () => {
   it('a changed value, a removed tuning and an extra disk are all differences', () => {
     const base = one(`        - { name: v, profile: tuned, disks: [{ path: /var/lib/libvirt/images/v.qcow2 }] }\n`);
     const dumped = parseXml(testDriverRoundTrip(renderDomain(base), 'v'));
-    const moreMemory = parseXml(renderDomain({ ...base, memoryKiB: base.memoryKiB * 2, currentMemoryKiB: base.currentMemoryKiB * 2 }));
+    const moreMemory = parseXml(
+      renderDomain({ ...base, memoryKiB: base.memoryKiB * 2, currentMemoryKiB: base.currentMemoryKiB * 2 }),
+    );
     expect(matches(moreMemory, dumped)).toBe(false);
     expect(differences(moreMemory, dumped).join('\n')).toMatch(/\/domain\/memory: '2097152' → '4194304'/);
     const noHugepages = parseXml(renderDomain({ ...base, hugepages: undefined }));
@@ -151,11 +195,31 @@ describe('domains_vms: bad input is exit 2 with file:line, before any host', () 
     throw new Error('expected a ConfigError');
   };
   it.each([
-    ['memory not a number', `        - name: a\n          memory: lots\n`, 6, /domains_vms\.0\.memory|expected integer/],
-    ['a PCI address of the wrong form', `        - name: a\n          hostdevs: [{ pci: "3:0.0" }]\n`, 6, /pattern|PCI|expected/],
-    ['an unknown profile', `        - name: a\n          profile: gaming\n`, 6, /unknown profile 'gaming': expected one of thesis, tuned/],
+    [
+      'memory not a number',
+      `        - name: a\n          memory: lots\n`,
+      6,
+      /domains_vms\.0\.memory|expected integer/,
+    ],
+    [
+      'a PCI address of the wrong form',
+      `        - name: a\n          hostdevs: [{ pci: "3:0.0" }]\n`,
+      6,
+      /pattern|PCI|expected/,
+    ],
+    [
+      'an unknown profile',
+      `        - name: a\n          profile: gaming\n`,
+      6,
+      /unknown profile 'gaming': expected one of thesis, tuned/,
+    ],
     ['a duplicate name', `        - name: a\n        - name: a\n`, 6, /duplicate VM name on host h1/],
-    ['a vcpupin of a vCPU the VM lacks', `        - name: a\n          vcpus: 2\n          vcpupin: { "2": "0" }\n`, 7, /vCPU 2 does not exist \(the VM has 2\)/],
+    [
+      'a vcpupin of a vCPU the VM lacks',
+      `        - name: a\n          vcpus: 2\n          vcpupin: { "2": "0" }\n`,
+      7,
+      /vCPU 2 does not exist \(the VM has 2\)/,
+    ],
     ['an unknown key', `        - name: a\n          memroy: 1024\n`, 6, /memroy/],
     ['an unknown tier', `        - name: a\n          tier: fifo98\n`, 6, /ordinary/],
   ])('%s', (_what, vms, line, message) => {
@@ -172,7 +236,11 @@ describe('pre-flight and plan (fixtures)', () => {
   const facts = debianFacts();
   it('names the VM and the missing resource', () => {
     const vms = vmsOf(KITCHEN_SINK);
-    const problems = preflight(vms, parseProbe(probeOut('@@path file /srv/iso/virtio-win.iso\n@@path no-dir /var/lib/libvirt/images/sink.qcow2\n')), facts);
+    const problems = preflight(
+      vms,
+      parseProbe(probeOut('@@path file /srv/iso/virtio-win.iso\n@@path no-dir /var/lib/libvirt/images/sink.qcow2\n')),
+      facts,
+    );
     const text = problems.join('\n');
     expect(text).toMatch(/VM sink: vcpupin 2 → CPU 4, but the host has CPUs 0-1/);
     expect(text).toMatch(/VM sink: PCI device 0000:03:00.0 does not exist/);
@@ -184,7 +252,9 @@ describe('pre-flight and plan (fixtures)', () => {
   });
 
   it('no bridge, no vhost-net, no IOMMU group', () => {
-    const vms = vmsOf(`        - { name: a, nics: [{ bridge: br9, vhost: true }], hostdevs: [{ pci: "0000:00:1f.0" }] }\n`);
+    const vms = vmsOf(
+      `        - { name: a, nics: [{ bridge: br9, vhost: true }], hostdevs: [{ pci: "0000:00:1f.0" }] }\n`,
+    );
     const text = preflight(vms, parseProbe('@@virsh yes\n@@pci 0000:00:1f.0 no-iommu\n'), facts).join('\n');
     expect(text).toMatch(/bridge br9 does not exist/);
     expect(text).toMatch(/\/dev\/vhost-net is missing/);
@@ -196,19 +266,31 @@ describe('pre-flight and plan (fixtures)', () => {
     const h = inv(yaml).hosts[0];
     const [planned] = domains.params(h)!;
     const script = probeScript([planned.vm]);
-    const fresh = fakeCtx(facts, { outputs: { 'domains:*': probeOut('@@path creatable /var/lib/libvirt/images/web.qcow2\n') } }, h);
+    const fresh = fakeCtx(
+      facts,
+      { outputs: { 'domains:*': probeOut('@@path creatable /var/lib/libvirt/images/web.qcow2\n') } },
+      h,
+    );
     const first = loose(await domains.plan(fresh, [planned]));
-    expect(first.map((c) => c.summary)).toEqual(['create disk /var/lib/libvirt/images/web.qcow2 (qcow2, 2G)', 'define VM web', 'autostart web on']);
-    expect(first[0].script).toBe("qemu-img create -q -f qcow2 /var/lib/libvirt/images/web.qcow2 2G");
-    expect(script).toContain("virsh -q dumpxml --inactive --domain web");
+    expect(first.map((c) => c.summary)).toEqual([
+      'create disk /var/lib/libvirt/images/web.qcow2 (qcow2, 2G)',
+      'define VM web',
+      'autostart web on',
+    ]);
+    expect(first[0].script).toBe('qemu-img create -q -f qcow2 /var/lib/libvirt/images/web.qcow2 2G');
+    expect(script).toContain('virsh -q dumpxml --inactive --domain web');
     const dumped = testDriverRoundTrip(planned.xml, 'web');
-    const defined = probeOut(`@@path file /var/lib/libvirt/images/web.qcow2\n@@domain web\n@@state shut off\n@@autostart enable\n@@xml\n${dumped}\n@@end\n`);
+    const defined = probeOut(
+      `@@path file /var/lib/libvirt/images/web.qcow2\n@@domain web\n@@state shut off\n@@autostart enable\n@@xml\n${dumped}\n@@end\n`,
+    );
     expect(await domains.plan(fakeCtx(facts, { outputs: { 'domains:*': defined } }, h), [planned])).toEqual([]);
     const bigger = domains.params(inv(yaml.replace('memory: 512', 'memory: 1024')).hosts[0])!;
     const changes = loose(await domains.plan(fakeCtx(facts, { outputs: { 'domains:*': defined } }, h), bigger));
     expect(changes.map((c) => c.summary)).toEqual(['redefine VM web']);
     expect(changes[0].diff).toMatch(/\/domain\/memory: '524288' → '1048576'/);
-    expect(changes[0].script).toMatch(/virsh -q dumpxml --inactive --domain web > \/var\/lib\/kvmforge\/domains\/web.xml.kvmforge.bak/);
+    expect(changes[0].script).toMatch(
+      /virsh -q dumpxml --inactive --domain web > \/var\/lib\/kvmforge\/domains\/web.xml.kvmforge.bak/,
+    );
     const uuid = /<uuid>(.*)<\/uuid>/.exec(dumped)![1];
     const sent = Buffer.from(/printf '%s' '([^']+)'/.exec(changes[0].script!)![1], 'base64').toString();
     expect(sent).toContain(`<name>web</name>\n  <uuid>${uuid}</uuid>`); // or libvirt refuses the name as taken
@@ -216,7 +298,9 @@ describe('pre-flight and plan (fixtures)', () => {
 
   it('a failed pre-flight fails the host and defines nothing', async () => {
     const h = inv(`        - { name: web, nics: [{ bridge: br7 }] }\n`).hosts[0];
-    await expect(domains.plan(fakeCtx(facts, { outputs: { 'domains:*': probeOut() } }, h), domains.params(h)!)).rejects.toThrow(/pre-flight failed, nothing defined:\n {2}VM web: bridge br7 does not exist/);
+    await expect(
+      domains.plan(fakeCtx(facts, { outputs: { 'domains:*': probeOut() } }, h), domains.params(h)!),
+    ).rejects.toThrow(/pre-flight failed, nothing defined:\n {2}VM web: bridge br7 does not exist/);
   });
 });
 
@@ -227,17 +311,38 @@ describe('sriov (fixtures: no SR-IOV hardware here)', () => {
     const h = sriovHost('      sriov_vfs: { eth1: 7, eth2: 4 }\n      sriov_max_vfs: { igb: 7 }\n');
     const p = sriov.params(h)!;
     const changes = loose(await sriov.plan(fakeCtx(facts, { outputs: { 'sriov:*': 'eth1 0 7\neth2 4 8\n' } }, h), p));
-    expect(changes.map((c) => c.summary)).toEqual(['eth1: VFs 0 → 7', `create ${UDEV_RULES}`, `create ${MODPROBE_CONF}`]);
+    expect(changes.map((c) => c.summary)).toEqual([
+      'eth1: VFs 0 → 7',
+      `create ${UDEV_RULES}`,
+      `create ${MODPROBE_CONF}`,
+    ]);
     expect(changes[0].script).toBe('f=/sys/class/net/eth1/device/sriov_numvfs; echo 0 > "$f"; echo 7 > "$f"');
-    expect(changes[1].file!.content).toContain('ACTION=="add", SUBSYSTEM=="net", KERNEL=="eth1", ATTR{device/sriov_numvfs}="7"');
+    expect(changes[1].file!.content).toContain(
+      'ACTION=="add", SUBSYSTEM=="net", KERNEL=="eth1", ATTR{device/sriov_numvfs}="7"',
+    );
     expect(changes[2].file!.content).toContain('options igb max_vfs=7');
     expect(changes[2].warning).toMatch(/takes effect when the driver is next loaded/);
-    const done = await sriov.plan(fakeCtx(facts, { outputs: { 'sriov:*': 'eth1 7 7\neth2 4 8\n' }, files: { [UDEV_RULES]: udevRules(p.vfs), [MODPROBE_CONF]: modprobeConf(p.maxVfs) } }, h), p);
+    const done = await sriov.plan(
+      fakeCtx(
+        facts,
+        {
+          outputs: { 'sriov:*': 'eth1 7 7\neth2 4 8\n' },
+          files: { [UDEV_RULES]: udevRules(p.vfs), [MODPROBE_CONF]: modprobeConf(p.maxVfs) },
+        },
+        h,
+      ),
+      p,
+    );
     expect(done).toEqual([]);
   });
   it('refuses a NIC without SR-IOV, a missing NIC, and more VFs than the NIC has', async () => {
     const h = sriovHost('      sriov_vfs: { eth0: 2, eth5: 1, eth1: 9 }\n');
-    await expect(sriov.plan(fakeCtx(facts, { outputs: { 'sriov:*': 'eth0 no-sriov\neth5 missing\neth1 0 7\n' } }, h), sriov.params(h)!)).rejects.toThrow(/eth0 has no SR-IOV capability.*; eth5 does not exist; eth1 supports at most 7 VFs, 9 asked/);
+    await expect(
+      sriov.plan(
+        fakeCtx(facts, { outputs: { 'sriov:*': 'eth0 no-sriov\neth5 missing\neth1 0 7\n' } }, h),
+        sriov.params(h)!,
+      ),
+    ).rejects.toThrow(/eth0 has no SR-IOV capability.*; eth5 does not exist; eth1 supports at most 7 VFs, 9 asked/);
   });
   it('a count that is not a number is exit 2 with file:line', () => {
     try {

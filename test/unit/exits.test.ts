@@ -4,8 +4,20 @@ import { describe, expect, it } from 'vitest';
 import { COUNTERS, derive, exitsScript, exitsTable, type Counters, type VmSample } from '../../src/insight/exits.ts';
 import { spawnSync } from 'node:child_process';
 
-const c = (o: Partial<Counters>): Counters => ({ ...(Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Counters), ...o });
-const vm = (first: Partial<Counters>, second: Partial<Counters>, extra: Partial<VmSample> = {}): VmSample => ({ pid: 42, name: 'win2003', via: 'libvirt', kvm: true, vcpus: 2, first: c(first), second: c(second), ...extra });
+const c = (o: Partial<Counters>): Counters => ({
+  ...(Object.fromEntries(COUNTERS.map((k) => [k, 0])) as Counters),
+  ...o,
+});
+const vm = (first: Partial<Counters>, second: Partial<Counters>, extra: Partial<VmSample> = {}): VmSample => ({
+  pid: 42,
+  name: 'win2003',
+  via: 'libvirt',
+  kvm: true,
+  vcpus: 2,
+  first: c(first),
+  second: c(second),
+  ...extra,
+});
 
 describe('exit statistics', () => {
   it('the thesis’s Windows 2003 guest: 55% I/O over the interval → I/O-bound, 45% handled in the kernel', () => {
@@ -34,7 +46,9 @@ describe('exit statistics', () => {
     expect(exitsTable('h1', [r], 2)).toContain('(since start: nothing moved in the interval)');
   });
   it('a VM with no counters keeps its reason; no exits at all is idle', () => {
-    expect(derive({ pid: 1, name: 'x', via: 'none', kvm: true, vcpus: 0, error: 'no QMP monitor to ask' }, 1).error).toBe('no QMP monitor to ask');
+    expect(
+      derive({ pid: 1, name: 'x', via: 'none', kvm: true, vcpus: 0, error: 'no QMP monitor to ask' }, 1).error,
+    ).toBe('no QMP monitor to ask');
     expect(derive(vm({}, {}), 1).verdict).toBe('idle (no exits)');
   });
   it('the host script is valid Python and sh, and quotes the VM names it is given', () => {
@@ -51,12 +65,33 @@ describe('the exits plot', () => {
   it('is valid SVG with stacked bars in proportion, labels escaped', async () => {
     const { barChart } = await import('../../src/insight/plot.ts');
     const svg = barChart('t <1>', 'exits/s', [
-      { label: 'a&b', parts: [{ name: 'io', value: 30 }, { name: 'other', value: 70 }] },
-      { label: 'c', parts: [{ name: 'io', value: 0 }, { name: 'other', value: 50 }] },
+      {
+        label: 'a&b',
+        parts: [
+          { name: 'io', value: 30 },
+          { name: 'other', value: 70 },
+        ],
+      },
+      {
+        label: 'c',
+        parts: [
+          { name: 'io', value: 0 },
+          { name: 'other', value: 50 },
+        ],
+      },
     ]);
     expect(spawnSync('xmllint', ['--noout', '-'], { input: svg }).status).toBe(0);
-    const h = [...svg.matchAll(/data-label="([^"]+)" data-part="(\w+)" data-value="[^"]+" x="[^"]+" y="[^"]+" width="70" height="([\d.]+)"/g)].map((m) => [m[1], m[2], Number(m[3])]);
-    expect(h.map((x) => x.slice(0, 2))).toEqual([['a&amp;b', 'io'], ['a&amp;b', 'other'], ['c', 'io'], ['c', 'other']]);
+    const h = [
+      ...svg.matchAll(
+        /data-label="([^"]+)" data-part="(\w+)" data-value="[^"]+" x="[^"]+" y="[^"]+" width="70" height="([\d.]+)"/g,
+      ),
+    ].map((m) => [m[1], m[2], Number(m[3])]);
+    expect(h.map((x) => x.slice(0, 2))).toEqual([
+      ['a&amp;b', 'io'],
+      ['a&amp;b', 'other'],
+      ['c', 'io'],
+      ['c', 'other'],
+    ]);
     expect((h[0][2] as number) + (h[1][2] as number)).toBeCloseTo(2 * (h[3][2] as number), 1); // 100 vs 50
     expect(svg).toContain('t &lt;1&gt;');
   });

@@ -10,15 +10,30 @@ describe('facts parser', () => {
     expect(f.os).toMatchObject({ id: 'rocky', versionId: '9.4', family: 'rhel' });
     expect(f.kernel).toBe('5.14.0-427.13.1.el9_4.x86_64');
     expect(f.cpu).toMatchObject({ count: 8, virtFlags: ['vmx'] });
-    expect(f.memory).toEqual({ totalKiB: 32614096, availableKiB: 28000000, hugePagesTotal: 1024, hugePagesFree: 1000, hugePageSizeKiB: 2048 });
+    expect(f.memory).toEqual({
+      totalKiB: 32614096,
+      availableKiB: 28000000,
+      hugePagesTotal: 1024,
+      hugePagesFree: 1000,
+      hugePageSizeKiB: 2048,
+    });
     expect(f.modules).toEqual(['kvm', 'kvm_intel', 'vhost_net']);
     expect(f.builtinModules).toContain('virtio');
     expect(f.sysctl['vm.nr_hugepages']).toBe('1024');
     expect(f.ksm).toMatchObject({ run: 1, pages_shared: 42 });
     expect(f.interfaces.find((i) => i.name === 'eno1')).toMatchObject({ master: 'br0', addresses: [] });
-    expect(f.interfaces.find((i) => i.name === 'br0')).toMatchObject({ kind: 'bridge', addresses: [{ address: '192.0.2.10', prefix: 24, dynamic: true }, expect.anything()] });
+    expect(f.interfaces.find((i) => i.name === 'br0')).toMatchObject({
+      kind: 'bridge',
+      addresses: [{ address: '192.0.2.10', prefix: 24, dynamic: true }, expect.anything()],
+    });
     expect(f.defaultRoute).toEqual({ dev: 'br0', gateway: '192.0.2.1' });
-    expect(f).toMatchObject({ init: 'systemd', packageManager: 'dnf', bootLoader: 'grub-bls', versions: { qemu: '8.2.0', libvirt: '10.0.0' }, user: { uid: 0, name: 'root' } });
+    expect(f).toMatchObject({
+      init: 'systemd',
+      packageManager: 'dnf',
+      bootLoader: 'grub-bls',
+      versions: { qemu: '8.2.0', libvirt: '10.0.0' },
+      user: { uid: 0, name: 'root' },
+    });
   });
 
   it('parses a real capture from a Debian 12 machine', () => {
@@ -43,7 +58,14 @@ describe('facts parser', () => {
 
   it('tolerates missing sections (a minimal host)', () => {
     const f = parseFacts('@@kernel\n6.1.0\n@@os\nID=debian\n');
-    expect(f).toMatchObject({ kernel: '6.1.0', interfaces: [], modules: [], bootLoader: 'unknown', packageManager: 'unknown', defaultRoute: undefined });
+    expect(f).toMatchObject({
+      kernel: '6.1.0',
+      interfaces: [],
+      modules: [],
+      bootLoader: 'unknown',
+      packageManager: 'unknown',
+      defaultRoute: undefined,
+    });
   });
 
   it('splits sections without eating blank lines inside them', () => {

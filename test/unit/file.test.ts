@@ -11,7 +11,9 @@ import { HOSTILE } from '../harness/hostile-values.ts';
 const me = `${userInfo().username}:${execFileSync('id', ['-gn']).toString().trim()}`;
 const runSh = (script: string) => execFileSync('sh', ['-s'], { input: `set -eu\n${script}\n` }).toString();
 // facts read by a real shell on this machine
-const ctx = { read: async (...fs: Fact<unknown>[]) => fs.map((f) => f.parse(runSh(f.command).replace(/\n$/, ''), 0, '')) } as unknown as StepContext;
+const ctx = {
+  read: async (...fs: Fact<unknown>[]) => fs.map((f) => f.parse(runSh(f.command).replace(/\n$/, ''), 0, '')),
+} as unknown as StepContext;
 const fileOf = (c: Change | null) => (c as LooseChange).file!;
 
 describe('file helper', () => {
@@ -56,25 +58,32 @@ describe('file helper', () => {
     expect(existsSync('/tmp/kvmforge-pwned')).toBe(false);
   });
 
-  it('a write cut short leaves no temp file: TERM removes it, and a stale one (kill -9, reboot) goes with the next write', async () => {
-    const sub = mkdtempSync(join(dir, 'cut-'));
-    const path = join(sub, 'a [*] b.conf');
-    // killed by TERM while its content is still arriving
-    const slow = writeFileScript({ path, content: 'new\n', owner: me }).replace("base64 -d <<'KVMFORGE_EOF'", "sleep 5; base64 -d <<'KVMFORGE_EOF'");
-    const { spawn } = await import('node:child_process');
-    const child = spawn('sh', ['-c', slow], { detached: true });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(readdirSync(sub).filter((f) => f.includes('.kvmforge-'))).toHaveLength(1);
-    process.kill(-child.pid!, 'SIGTERM'); // the whole group, as a shutdown does
-    await new Promise((r) => child.on('close', r));
-    expect(readdirSync(sub)).toEqual([]);
-    // a stale temp file of this target and one of another file: only this target's goes
-    writeFileSync(join(sub, '.a [*] b.conf.kvmforge-AbC123'), 'half');
-    writeFileSync(join(sub, '.other.conf.kvmforge-AbC123'), 'half');
-    runSh(writeFileScript({ path, content: 'new\n', owner: me }));
-    expect(readdirSync(sub).sort()).toEqual(['.other.conf.kvmforge-AbC123', 'a [*] b.conf']);
-    expect(readFileSync(path, 'utf8')).toBe('new\n');
-  });
+  it(
+    'a write cut short leaves no temp file: TERM removes it, and a stale one (kill -9, reboot) goes with the next ' +
+      'write',
+    async () => {
+      const sub = mkdtempSync(join(dir, 'cut-'));
+      const path = join(sub, 'a [*] b.conf');
+      // killed by TERM while its content is still arriving
+      const slow = writeFileScript({ path, content: 'new\n', owner: me }).replace(
+        "base64 -d <<'KVMFORGE_EOF'",
+        "sleep 5; base64 -d <<'KVMFORGE_EOF'",
+      );
+      const { spawn } = await import('node:child_process');
+      const child = spawn('sh', ['-c', slow], { detached: true });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(readdirSync(sub).filter((f) => f.includes('.kvmforge-'))).toHaveLength(1);
+      process.kill(-child.pid!, 'SIGTERM'); // the whole group, as a shutdown does
+      await new Promise((r) => child.on('close', r));
+      expect(readdirSync(sub)).toEqual([]);
+      // a stale temp file of this target and one of another file: only this target's goes
+      writeFileSync(join(sub, '.a [*] b.conf.kvmforge-AbC123'), 'half');
+      writeFileSync(join(sub, '.other.conf.kvmforge-AbC123'), 'half');
+      runSh(writeFileScript({ path, content: 'new\n', owner: me }));
+      expect(readdirSync(sub).sort()).toEqual(['.other.conf.kvmforge-AbC123', 'a [*] b.conf']);
+      expect(readFileSync(path, 'utf8')).toBe('new\n');
+    },
+  );
 
   it('parses the probe of a missing file', () => {
     expect(parseFileProbe(runSh(fileProbe(join(dir, 'nope'))))).toEqual({ exists: false });

@@ -39,7 +39,13 @@ describe('inventory merge', () => {
   });
 
   it('reads Ansible connection vars', () => {
-    expect(host('node1').conn).toMatchObject({ address: '192.0.2.11', port: 2222, user: 'root', become: false, local: false });
+    expect(host('node1').conn).toMatchObject({
+      address: '192.0.2.11',
+      port: 2222,
+      user: 'root',
+      become: false,
+      local: false,
+    });
     expect(host('node3').conn).toMatchObject({ address: 'node3.example.test', port: 22, user: 'ops', become: true });
     expect(host('node2').conn.address).toBe('node2');
   });
@@ -50,7 +56,11 @@ describe('inventory merge', () => {
   });
 
   it('merges vars exactly as ansible-inventory does', () => {
-    const theirs = JSON.parse(execFileSync('ansible-inventory', ['-i', NESTED, '--list'], { env: { ...process.env, ANSIBLE_INVENTORY_ENABLED: 'yaml' } }).toString());
+    const theirs = JSON.parse(
+      execFileSync('ansible-inventory', ['-i', NESTED, '--list'], {
+        env: { ...process.env, ANSIBLE_INVENTORY_ENABLED: 'yaml' },
+      }).toString(),
+    );
     const ours = inventoryList(inv) as { _meta: { hostvars: Record<string, unknown> } };
     expect(ours._meta.hostvars).toEqual(theirs._meta.hostvars);
     for (const g of ['dc', 'rack1', 'rack2', 'gpu']) {
@@ -60,7 +70,10 @@ describe('inventory merge', () => {
   });
 
   it('selects hosts by name, group, glob and exclusion', () => {
-    const names = (l: string) => selectHosts(inv, l).map((h) => h.name).sort();
+    const names = (l: string) =>
+      selectHosts(inv, l)
+        .map((h) => h.name)
+        .sort();
     expect(names('gpu')).toEqual(['node1', 'node3']);
     expect(names('node*')).toEqual(['node1', 'node2', 'node3']);
     expect(names('dc,!rack2')).toEqual(['node1', 'node2']);
@@ -107,14 +120,22 @@ describe('inventory validation', () => {
   });
 
   it('rejects a group cycle', () => {
-    const p = problems('all:\n  children:\n    g1:\n      children:\n        g2:\n          children:\n            g1:\n');
+    const p = problems(
+      'all:\n  children:\n    g1:\n      children:\n        g2:\n          children:\n            g1:\n',
+    );
     expect(p[0].message).toMatch(/its own ancestor/);
     expect(p[0].line).toBe(7);
   });
 
   it('rejects bad host names and addresses', () => {
-    expect(problems('all:\n  hosts:\n    "bad name":\n')[0]).toMatchObject({ line: 3, message: expect.stringMatching(/invalid name/) });
-    expect(problems('all:\n  hosts:\n    a:\n      ansible_host: "10.0.0.1; rm -rf /"\n')[0]).toMatchObject({ line: 4, message: expect.stringMatching(/neither an IP address nor a host name/) });
+    expect(problems('all:\n  hosts:\n    "bad name":\n')[0]).toMatchObject({
+      line: 3,
+      message: expect.stringMatching(/invalid name/),
+    });
+    expect(problems('all:\n  hosts:\n    a:\n      ansible_host: "10.0.0.1; rm -rf /"\n')[0]).toMatchObject({
+      line: 4,
+      message: expect.stringMatching(/neither an IP address nor a host name/),
+    });
   });
 
   it('refuses a plain-text sudo password with a pointer to the alternative', () => {
@@ -125,7 +146,15 @@ describe('inventory validation', () => {
   });
 
   it('refuses alias bombs', () => {
-    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]', 'all:', '  vars:', '    x: [*d,*d,*d,*d,*d,*d,*d,*d,*d]'].join('\n');
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x"]',
+      'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'all:',
+      '  vars:',
+      '    x: [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+    ].join('\n');
     expect(problems(bomb)[0].message).toMatch(/alias/i);
   });
 
@@ -140,7 +169,9 @@ describe('inventory validation', () => {
   });
 
   it('ships the generated schema in inventories/schema.json', () => {
-    expect(JSON.parse(readFileSync('inventories/schema.json', 'utf8'))).toEqual(JSON.parse(JSON.stringify(buildSchema(catalog))));
+    expect(JSON.parse(readFileSync('inventories/schema.json', 'utf8'))).toEqual(
+      JSON.parse(JSON.stringify(buildSchema(catalog))),
+    );
   });
 });
 

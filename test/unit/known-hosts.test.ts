@@ -27,7 +27,10 @@ describe('known_hosts', () => {
     const salt = randomBytes(20);
     const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update('[10.0.0.5]:2222').digest('base64')}`;
     const f = join(dir, 'kh1');
-    writeFileSync(f, `# comment\nhost-a,10.0.0.1 ssh-ed25519 ${k1.toString('base64')}\n[10.0.0.2]:2200 ssh-ed25519 ${k1.toString('base64')}\n*.lab ssh-ed25519 ${k1.toString('base64')}\n${hashed} ssh-ed25519 ${k2.toString('base64')}\n`);
+    writeFileSync(
+      f,
+      `# comment\nhost-a,10.0.0.1 ssh-ed25519 ${k1.toString('base64')}\n[10.0.0.2]:2200 ssh-ed25519 ${k1.toString('base64')}\n*.lab ssh-ed25519 ${k1.toString('base64')}\n${hashed} ssh-ed25519 ${k2.toString('base64')}\n`,
+    );
     expect(check([f], '10.0.0.1', 22, k1).kind).toBe('match');
     expect(check([f], '10.0.0.2', 2200, k1).kind).toBe('match');
     expect(check([f], '10.0.0.2', 22, k1).kind).toBe('unknown');
@@ -57,11 +60,19 @@ describe('known_hosts', () => {
   });
 
   it('no code path turns host key checking off', () => {
-    const files = execFileSync('git', ['ls-files', 'src', 'bin', 'steps', 'templates', 'bench', 'Vagrantfile']).toString().trim().split('\n');
+    const files = execFileSync('git', ['ls-files', 'src', 'bin', 'steps', 'templates', 'bench', 'Vagrantfile'])
+      .toString()
+      .trim()
+      .split('\n');
     const offenders: string[] = [];
     for (const f of files) {
       const text = readFileSync(f, 'utf8');
-      if (/StrictHostKeyChecking[= ]*(no|off|accept-new)|UserKnownHostsFile[= ]*\/dev\/null|hostVerifier:\s*\(\)\s*=>\s*true|hostHash|insecure/i.test(text)) offenders.push(f);
+      if (
+        /StrictHostKeyChecking[= ]*(no|off|accept-new)|UserKnownHostsFile[= ]*\/dev\/null|hostVerifier:\s*\(\)\s*=>\s*true|hostHash|insecure/i.test(
+          text,
+        )
+      )
+        offenders.push(f);
     }
     expect(offenders).toEqual([]);
     // the one verifier there is consults known_hosts and refuses what it can't match

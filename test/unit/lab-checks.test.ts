@@ -15,7 +15,9 @@ describe('lab checks', () => {
   });
 
   it('refuses before anything starts when memory is short', () => {
-    expect(() => checkResources(4, 64 * 1024 * 1024)).toThrow(/not enough memory: 4 VM\(s\) × 67108864 MiB need about \d+ MiB, \d+ MiB are available/);
+    expect(() => checkResources(4, 64 * 1024 * 1024)).toThrow(
+      /not enough memory: 4 VM\(s\) × 67108864 MiB need about \d+ MiB, \d+ MiB are available/,
+    );
   });
 
   it('says when a console log is empty or missing', () => {

@@ -10,7 +10,11 @@ describe('local transport', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvf-local-'));
 
   it('runs a script on sh -s with set -eu, returning code and output', async () => {
-    expect(await t.exec('echo out; echo err >&2; false; echo never')).toEqual({ code: 1, stdout: 'out\n', stderr: 'err\n' });
+    expect(await t.exec('echo out; echo err >&2; false; echo never')).toEqual({
+      code: 1,
+      stdout: 'out\n',
+      stderr: 'err\n',
+    });
     const r = await t.exec('echo "$UNSET_VAR_KVF"');
     expect(r.code).not.toBe(0);
   });

@@ -14,7 +14,10 @@ import { interfaces } from '../../src/facts/host.ts';
 
 describe('runner: bad input found on a host', () => {
   it('marks the host badInput with the var’s file:line and applies nothing', async () => {
-    const inv = parseInventory('all:\n  hosts:\n    here:\n      ansible_connection: local\n      wanted_nic: eth9\n', 'inv.yaml');
+    const inv = parseInventory(
+      'all:\n  hosts:\n    here:\n      ansible_connection: local\n      wanted_nic: eth9\n',
+      'inv.yaml',
+    );
     let applied = false;
     const step: Step<string> = {
       name: 'nic-check',
@@ -24,15 +27,33 @@ describe('runner: bad input found on a host', () => {
       params: (h) => String(h.vars.wanted_nic),
       async plan(ctx, nic) {
         const [ifs] = await ctx.read(interfaces);
-        if (!ifs.some((i) => i.name === nic)) throw badVar(ctx.host, 'wanted_nic', `NIC '${nic}' does not exist on ${ctx.host.name}`);
+        if (!ifs.some((i) => i.name === nic))
+          throw badVar(ctx.host, 'wanted_nic', `NIC '${nic}' does not exist on ${ctx.host.name}`);
         return [{ kind: 'script', summary: 'never', script: 'true' }];
       },
     };
     const journal = new Journal(mkdtempSync(join(tmpdir(), 'kvmforge-j-')), new Secrets());
-    const report = await run(inv.hosts, { mode: 'apply', steps: [step], forks: 1, verify: false, connect: { knownHosts: '/dev/null', acceptNewHostKeys: false }, journal, connectFn: async (h, o) => {
-      const t = await (await import('../../src/transport/index.ts')).connect(h, o);
-      return { ...t, exec: (s, eo) => { if (s === 'true') applied = true; return t.exec(s, eo); }, put: t.put.bind(t), get: t.get.bind(t), close: t.close.bind(t) };
-    } });
+    const report = await run(inv.hosts, {
+      mode: 'apply',
+      steps: [step],
+      forks: 1,
+      verify: false,
+      connect: { knownHosts: '/dev/null', acceptNewHostKeys: false },
+      journal,
+      connectFn: async (h, o) => {
+        const t = await (await import('../../src/transport/index.ts')).connect(h, o);
+        return {
+          ...t,
+          exec: (s, eo) => {
+            if (s === 'true') applied = true;
+            return t.exec(s, eo);
+          },
+          put: t.put.bind(t),
+          get: t.get.bind(t),
+          close: t.close.bind(t),
+        };
+      },
+    });
     expect(report.hosts[0]).toMatchObject({ status: 'failed', badInput: true });
     expect(report.hosts[0].error).toMatch(/inv\.yaml:5:19: here\.wanted_nic: NIC 'eth9' does not exist on here/);
     expect(applied).toBe(false);

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quote, raw, sh, wholeScript } from '../../src/core/sh.ts';
 
-
 import { HOSTILE } from '../harness/hostile-values.ts';
 
 describe('quote', () => {

@@ -21,7 +21,10 @@ async function attempt(onSocket: (s: Socket) => void) {
   const { srv, port } = await server(onSocket);
   servers.push(srv);
   const t0 = Date.now();
-  const err = await SshTransport.connect({ address: '127.0.0.1', port, user: 'nobody', local: false, become: false }, { knownHostsFiles: [], acceptNewInto: null, connectTimeoutMs: 15_000 }).then(
+  const err = await SshTransport.connect(
+    { address: '127.0.0.1', port, user: 'nobody', local: false, become: false },
+    { knownHostsFiles: [], acceptNewInto: null, connectTimeoutMs: 15_000 },
+  ).then(
     () => undefined,
     (e: Error) => e,
   );
@@ -38,7 +41,9 @@ describe('ssh connect against a port that closes', () => {
   // ssh2 emits only 'close' here; before the fix the attempt stayed pending forever
   it('fails at once when the peer sends its banner and closes', async () => {
     const { err, ms } = await attempt((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
-    expect(err?.message).toMatch(/^nobody@\[127\.0\.0\.1\]:\d+ closed the connection before the SSH handshake finished$/);
+    expect(err?.message).toMatch(
+      /^nobody@\[127\.0\.0\.1\]:\d+ closed the connection before the SSH handshake finished$/,
+    );
     expect(ms).toBeLessThan(5000);
   });
 

@@ -49,22 +49,34 @@ describe('virtio-modules', () => {
   it('partly set: file right, a module unloaded', async () => {
     const f = withBuiltins();
     f.modules.push('vhost_net');
-    const c = await plan(virtio, [], f, { files: { [MODULES_FILE]: modulesFile }, outputs: { 'modinfo:*': 'virtio_balloon yes\n' } });
+    const c = await plan(virtio, [], f, {
+      files: { [MODULES_FILE]: modulesFile },
+      outputs: { 'modinfo:*': 'virtio_balloon yes\n' },
+    });
     expect(c.map((x) => x.summary)).toEqual(['load module virtio_balloon']);
   });
 
   it('vhost_net off drops it from the list', async () => {
-    const c = await plan(virtio, ['virtio_modules_vhost_net: false'], withBuiltins(), { outputs: { 'modinfo:*': 'virtio_balloon yes\n' } });
+    const c = await plan(virtio, ['virtio_modules_vhost_net: false'], withBuiltins(), {
+      outputs: { 'modinfo:*': 'virtio_balloon yes\n' },
+    });
     expect(c[0].script).toBe('modprobe -a virtio_balloon');
     expect(c[1].file!.content).not.toContain('vhost_net');
   });
 
   it('a module missing for the running kernel fails the step with its name', async () => {
-    await expect(plan(virtio, ['virtio_modules_list: [virtio_net, no_such_mod]'], withBuiltins(), { outputs: { 'modinfo:*': 'no_such_mod no\n' } })).rejects.toThrow(/module no_such_mod not found for kernel/);
+    await expect(
+      plan(virtio, ['virtio_modules_list: [virtio_net, no_such_mod]'], withBuiltins(), {
+        outputs: { 'modinfo:*': 'no_such_mod no\n' },
+      }),
+    ).rejects.toThrow(/module no_such_mod not found for kernel/);
   });
 
   it('bad input: a module name with shell characters → file:line', () => {
-    expect(configError(virtio, ['virtio_modules_list: ["vhost_net; reboot"]'])).toMatchObject({ file: 'inv.yaml', line: 4 });
+    expect(configError(virtio, ['virtio_modules_list: ["vhost_net; reboot"]'])).toMatchObject({
+      file: 'inv.yaml',
+      line: 4,
+    });
   });
 });
 
@@ -102,7 +114,9 @@ describe('hugepages', () => {
   });
 
   it('refuses a count that leaves too little memory', async () => {
-    await expect(plan(hugepages, [], f(0, 2 * 1024 * 1024))).rejects.toThrow(/would leave 0 MiB of 2048 MiB, under hugepages_min_free_mib \(1024\)/);
+    await expect(plan(hugepages, [], f(0, 2 * 1024 * 1024))).rejects.toThrow(
+      /would leave 0 MiB of 2048 MiB, under hugepages_min_free_mib \(1024\)/,
+    );
   });
 
   it('mounts hugetlbfs when it is not mounted', async () => {
@@ -117,7 +131,10 @@ describe('hugepages', () => {
     x.mounts = [];
     x.init = 'other';
     const c = await plan(hugepages, ['hugepages_mount: /mnt/huge'], x, { files: { [SYSCTL_FILE]: conf(1024) } });
-    expect(c[0].script).toBe("mkdir -p /mnt/huge && mount -t hugetlbfs hugetlbfs /mnt/huge && { grep -qs ' /mnt/huge hugetlbfs ' /etc/fstab || echo 'hugetlbfs /mnt/huge hugetlbfs defaults 0 0' >> /etc/fstab; }");
+    expect(c[0].script).toBe(
+      "mkdir -p /mnt/huge && mount -t hugetlbfs hugetlbfs /mnt/huge && { grep -qs ' /mnt/huge hugetlbfs ' /etc/fstab " +
+        "|| echo 'hugetlbfs /mnt/huge hugetlbfs defaults 0 0' >> /etc/fstab; }",
+    );
   });
 
   it('bad input: negative or non-integer counts → file:line', () => {
@@ -139,7 +156,12 @@ describe('ksm', () => {
 
   it('unset: turns KSM on and installs + enables the unit', async () => {
     const c = await plan(ksm, [], f(0), { outputs: { 'is-enabled:*': 'disabled\n' } });
-    expect(c.map((x) => x.summary)).toEqual(['ksm run 0 → 1', `create ${UNIT_FILE}`, 'reload systemd for kvmforge-ksm.service', 'enable kvmforge-ksm.service']);
+    expect(c.map((x) => x.summary)).toEqual([
+      'ksm run 0 → 1',
+      `create ${UNIT_FILE}`,
+      'reload systemd for kvmforge-ksm.service',
+      'enable kvmforge-ksm.service',
+    ]);
     expect(c[0].script).toBe('echo 1 > /sys/kernel/mm/ksm/run');
   });
 
@@ -149,8 +171,11 @@ describe('ksm', () => {
 
   it('partly set: scan rate differs', async () => {
     const c = await plan(ksm, ['ksm_pages_to_scan: 1000'], f(1), { ...enabled, files: { [UNIT_FILE]: unit() } });
-    expect(c[0]).toMatchObject({ summary: 'ksm pages_to_scan 100 → 1000', script: 'echo 1000 > /sys/kernel/mm/ksm/pages_to_scan' });
-    expect(c[1].diff).toContain('+ExecStart=/bin/sh -c \'echo 1000 >');
+    expect(c[0]).toMatchObject({
+      summary: 'ksm pages_to_scan 100 → 1000',
+      script: 'echo 1000 > /sys/kernel/mm/ksm/pages_to_scan',
+    });
+    expect(c[1].diff).toContain("+ExecStart=/bin/sh -c 'echo 1000 >");
   });
 
   it('turn-off with unmerge (run=2) settles at 0', async () => {
@@ -163,7 +188,11 @@ describe('ksm', () => {
     expect(thesisRun('test', 5, 2, 70).run).toBe(1);
     expect(thesisRun('production', 1.8, 2, 70)).toMatchObject({ run: 0 });
     expect(thesisRun('production', 0.5, 2, 70)).toMatchObject({ run: 1 });
-    const c = await plan(ksm, ['ksm_policy: thesis', 'ksm_host_role: production'], f(1), { ...enabled, files: { [UNIT_FILE]: unit() }, outputs: { loadavg: '3.90 2.00 1.00 3/200 999\n', 'is-enabled:*': 'enabled\n' } });
+    const c = await plan(ksm, ['ksm_policy: thesis', 'ksm_host_role: production'], f(1), {
+      ...enabled,
+      files: { [UNIT_FILE]: unit() },
+      outputs: { loadavg: '3.90 2.00 1.00 3/200 999\n', 'is-enabled:*': 'enabled\n' },
+    });
     expect(c[0].summary).toBe('ksm run 1 → 0');
     expect(c[0].diff).toMatch(/over 70%/);
   });
@@ -200,7 +229,11 @@ describe('boot-args', () => {
 
   it('Debian, unset: a grub.d drop-in, update-grub, a reboot, and the cgroup v2 warning', async () => {
     const c = await plan(bootArgs, [], cgroup2(base));
-    expect(c.map((x) => x.summary)).toEqual([`create ${DROPIN}`, 'update-grub', 'reboot: /proc/cmdline lacks cgroup_disable=cpu,cpuset,memory']);
+    expect(c.map((x) => x.summary)).toEqual([
+      `create ${DROPIN}`,
+      'update-grub',
+      'reboot: /proc/cmdline lacks cgroup_disable=cpu,cpuset,memory',
+    ]);
     expect(c[0].file!.content).toBe(dropinText({ add: THESIS_ARGS, remove: [] }));
     expect(c[0].warning).toMatch(/cgroup v2.*alternative/);
     expect(c[2].kind).toBe('reboot');
@@ -208,7 +241,9 @@ describe('boot-args', () => {
 
   it('Debian, already set and booted: nothing', async () => {
     const drop = dropinText({ add: THESIS_ARGS, remove: [] });
-    expect(await plan(bootArgs, [], cgroup2(`${base} cgroup_disable=cpu,cpuset,memory`), { files: { [DROPIN]: drop } })).toEqual([]);
+    expect(
+      await plan(bootArgs, [], cgroup2(`${base} cgroup_disable=cpu,cpuset,memory`), { files: { [DROPIN]: drop } }),
+    ).toEqual([]);
   });
 
   it('Debian, configured but not booted yet: only the reboot', async () => {
@@ -220,18 +255,30 @@ describe('boot-args', () => {
   it('the drop-in really adds and removes args when GRUB sources it', async () => {
     const { execFileSync } = await import('node:child_process');
     const text = dropinText({ add: ['a=1', 'intel_iommu=on'], remove: ['quiet'] });
-    const out = execFileSync('sh', ['-c', `GRUB_CMDLINE_LINUX="ro quiet splash"\n${text}\necho "$GRUB_CMDLINE_LINUX"`]).toString().trim();
+    const out = execFileSync('sh', ['-c', `GRUB_CMDLINE_LINUX="ro quiet splash"\n${text}\necho "$GRUB_CMDLINE_LINUX"`])
+      .toString()
+      .trim();
     expect(out.split(/\s+/)).toEqual(['ro', 'splash', 'a=1', 'intel_iommu=on']);
   });
 
   it('1 GiB hugepages and IOMMU args come from other vars', async () => {
     const h = host(['hugepages_1g_count: 4', 'boot_args_iommu: true', 'boot_args_add: []']);
-    expect(bootArgs.params(h)).toEqual({ add: ['intel_iommu=on', 'iommu=pt', 'hugepagesz=1G', 'hugepages=4'], remove: [] });
+    expect(bootArgs.params(h)).toEqual({
+      add: ['intel_iommu=on', 'iommu=pt', 'hugepagesz=1G', 'hugepages=4'],
+      remove: [],
+    });
   });
 
   it('RHEL 9 (BLS): grubby for every kernel', async () => {
-    const c = await plan(bootArgs, ['boot_args_remove: [rhgb]'], rockyFacts(), { outputs: { 'grubby-default': 'index=0\nkernel="/boot/vmlinuz"\nargs="ro crashkernel=1G-4G:192M rhgb quiet"\nroot="/dev/mapper/rl-root"\n' } });
-    expect(c[0].script).toBe("grubby --update-kernel=ALL '--args=cgroup_disable=cpu,cpuset,memory' '--remove-args=rhgb'");
+    const c = await plan(bootArgs, ['boot_args_remove: [rhgb]'], rockyFacts(), {
+      outputs: {
+        'grubby-default':
+          'index=0\nkernel="/boot/vmlinuz"\nargs="ro crashkernel=1G-4G:192M rhgb quiet"\nroot="/dev/mapper/rl-root"\n',
+      },
+    });
+    expect(c[0].script).toBe(
+      "grubby --update-kernel=ALL '--args=cgroup_disable=cpu,cpuset,memory' '--remove-args=rhgb'",
+    );
     expect(c[1].kind).toBe('reboot');
   });
 
@@ -240,7 +287,10 @@ describe('boot-args', () => {
     f.bootLoader = 'grub';
     f.os = { ...f.os, id: 'centos', versionId: '7' };
     const grub = 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="crashkernel=auto rhgb quiet"\nGRUB_DISABLE_RECOVERY="true"\n';
-    const c = await plan(bootArgs, [], f, { files: { '/etc/default/grub': grub }, outputs: { 'grub2-cfg': '/boot/grub2/grub.cfg\n' } });
+    const c = await plan(bootArgs, [], f, {
+      files: { '/etc/default/grub': grub },
+      outputs: { 'grub2-cfg': '/boot/grub2/grub.cfg\n' },
+    });
     expect(c[0].diff).toContain('+GRUB_CMDLINE_LINUX="crashkernel=auto rhgb quiet cgroup_disable=cpu,cpuset,memory"');
     expect(c[1].script).toBe('grub2-mkconfig -o /boot/grub2/grub.cfg');
     expect(c[2].kind).toBe('reboot');
