@@ -2,7 +2,6 @@
 // overlay of the base image. Every later lab VM is an overlay of that disk resuming from that RAM,
 // so it answers SSH in seconds instead of a minute of TCG boot. Keyed by everything that must match
 // between saver and restorer: base image, QEMU build, accelerator, memory, CPUs.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -21,6 +20,7 @@ import {
   type Vm,
 } from './vm.ts';
 import { cacheDir } from './paths.ts';
+import { must, run } from './proc.ts';
 import { quote } from '../core/sh.ts';
 
 export interface Golden {
@@ -35,7 +35,7 @@ export function goldenDir(
   cpus: number,
   machineOf: Pick<Vm, 'devices' | 'nics'>,
 ): string {
-  const qemu = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+  const qemu = must(['qemu-system-x86_64', '--version']);
   // the devices too: a saved state only loads into the machine it was saved from
   const machine = qemuArgs(
     {
@@ -65,11 +65,10 @@ export function goldenDir(
 export function guestRun(vm: Vm, hostKey: string, command: string, timeoutMs = 60_000): { code: number; out: string } {
   const kh = join(labDir(), `${vm.name}.known_hosts`);
   writeFileSync(kh, `[127.0.0.1]:${vm.port} ${hostKey}\n`);
-  const r = spawnSync('ssh', ['-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', ...labSshArgs(vm.port, kh), command], {
-    encoding: 'utf8',
-    timeout: timeoutMs,
+  const r = run(['ssh', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=20', ...labSshArgs(vm.port, kh), command], {
+    timeoutMs,
   });
-  return { code: r.status ?? 1, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+  return { code: r.code, out: `${r.stdout}${r.stderr}`.trim() };
 }
 
 async function waitMigration(monitor: string): Promise<void> {

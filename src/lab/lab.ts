@@ -1,7 +1,7 @@
 // `kvmforge lab`: up, status, ssh, reset, down — disposable Debian VMs and the inventory that reaches them.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { run } from './proc.ts';
 import { ensureGolden, resumeIncoming, type Golden } from './golden.ts';
 import type { Flavour } from './paths.ts';
 import { syncClock } from './agent.ts';
@@ -219,6 +219,5 @@ export function sshArgs(name: string, inventoryDir: string): string[] {
 
 export function labSsh(name: string, inventoryDir: string, command: string[]): number {
   if (!existsSync(join(inventoryDir, 'lab-known_hosts'))) writeInventory(readState()!, inventoryDir);
-  const r = spawnSync('ssh', [...sshArgs(name, inventoryDir), ...command], { stdio: 'inherit' });
-  return r.status ?? 1;
+  return run(['ssh', ...sshArgs(name, inventoryDir), ...command], { interactive: true }).code;
 }

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { have, must } from './proc.ts';
 import { cacheDir, PROJECT } from '../core/paths.ts';
 
 export { cacheDir, PROJECT };
@@ -12,7 +12,7 @@ export const HERE = join(PROJECT, 'src', 'lab');
 /** The lab's SSH key pair (made once). */
 export function labKey(): string {
   const key = join(cacheDir(), 'lab_ed25519');
-  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kvmforge-lab', '-f', key]);
+  if (!existsSync(key)) must(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'kvmforge-lab', '-f', key]);
   return key;
 }
 
@@ -31,22 +31,17 @@ export function ensureRootfs(log: (s: string) => void = () => {}, flavour: Flavo
   const dir = rootfsDir(flavour);
   if (existsSync(dir)) return dir;
   for (const tool of ['debootstrap', 'qemu-img']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
+    if (!have(tool))
       throw new Error(`${tool} is missing: apt-get install -y debootstrap qemu-utils qemu-system-x86 fdisk`);
-    }
   }
   if (flavour === 'full') {
     const plain = ensureRootfs(log, 'plain');
     log(`adding Debian's libvirt and QEMU to a copy of the plain tree (~1-2 min) in ${dir}`);
-    execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`, 'full', plain], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    must(['sh', BUILD_SCRIPT, dir, `${labKey()}.pub`, 'full', plain], { inherit: true });
     return dir;
   }
   log(`building the Debian 12 base tree with debootstrap (~2-3 min) into ${dir}`);
-  execFileSync('sh', [BUILD_SCRIPT, dir, `${labKey()}.pub`, 'plain'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  must(['sh', BUILD_SCRIPT, dir, `${labKey()}.pub`, 'plain'], { inherit: true });
   return dir;
 }
 

@@ -1,6 +1,6 @@
 // `kvmforge inventory from-vagrant`: `vagrant ssh-config` → an inventory, with each VM's host key
 // recorded (first contact, like OpenSSH's accept-new) in a known_hosts file beside it.
-import { execFileSync } from 'node:child_process';
+import { have, run } from './proc.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.ts';
@@ -100,12 +100,9 @@ export async function fromVagrant(f: { from?: string; out?: string }): Promise<n
 }
 
 function vagrantSshConfig(): string {
-  try {
-    return execFileSync('vagrant', ['ssh-config'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-  } catch (e) {
-    const err = e as { code?: string; stderr?: Buffer };
-    if (err.code === 'ENOENT')
-      throw ConfigError.one('vagrant is not installed; or pass --from FILE with the output of `vagrant ssh-config`');
-    throw ConfigError.one(`vagrant ssh-config failed: ${err.stderr?.toString().trim().split('\n').pop()}`);
-  }
+  if (!have('vagrant'))
+    throw ConfigError.one('vagrant is not installed; or pass --from FILE with the output of `vagrant ssh-config`');
+  const r = run(['vagrant', 'ssh-config']);
+  if (r.code !== 0) throw ConfigError.one(`vagrant ssh-config failed: ${r.stderr.trim().split('\n').pop()}`);
+  return r.stdout;
 }

@@ -1,6 +1,5 @@
 // Lab VMs: a cached GRUB-booting Debian 12 image, qcow2 overlays, QEMU (KVM if a guest really boots
 // with it, else TCG), user-mode networking with SSH forwarded on 127.0.0.1 only.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -8,6 +7,7 @@ import { join } from 'node:path';
 import { quote } from '../core/sh.ts';
 import { aptMirrors, cacheDir, ensureRootfs, HERE, labKey, rootfsDir, type Flavour } from './paths.ts';
 import { agentSocket } from './agent.ts';
+import { have, must, run } from './proc.ts';
 
 export interface Vm {
   name: string;
@@ -56,14 +56,7 @@ export function writeState(s: LabState) {
 
 export function requireTools() {
   const missing = ['qemu-system-x86_64', 'qemu-img', 'debootstrap', 'sfdisk', 'partx', 'mkfs.ext4', 'ssh'].filter(
-    (t) => {
-      try {
-        execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
-        return false;
-      } catch {
-        return true;
-      }
-    },
+    (t) => !have(t),
   );
   if (missing.length) {
     throw new Error(
@@ -91,7 +84,7 @@ export function ensureImage(log: Log, flavour: Flavour = 'full'): string {
   const tree = ensureRootfs(log, flavour);
   log(`building the lab disk image ${img} (~20 s)`);
   const t0 = Date.now();
-  execFileSync('sh', [join(HERE, 'build-image.sh'), tree, img], { stdio: ['ignore', 'inherit', 'inherit'] });
+  must(['sh', join(HERE, 'build-image.sh'), tree, img], { inherit: true });
   log(`image built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return img;
 }
@@ -275,10 +268,9 @@ export function startQemu(vm: Vm, accel: 'kvm' | 'tcg', incoming?: string): numb
   rmSync(pidfile, { force: true });
   rmSync(vm.console, { force: true });
   const errFile = join(labDir(), `${vm.name}.qemu.log`);
-  try {
-    execFileSync('qemu-system-x86_64', qemuArgs(vm, accel, pidfile, incoming), { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (e) {
-    const msg = (e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e);
+  const r = run(['qemu-system-x86_64', ...qemuArgs(vm, accel, pidfile, incoming)]);
+  if (r.code !== 0) {
+    const msg = r.stderr.trim() || `exit ${r.code}`;
     writeFileSync(errFile, msg);
     throw new Error(`QEMU did not start ${vm.name} (${accel}): ${msg.split('\n').slice(-3).join(' | ')}`);
   }
@@ -292,7 +284,7 @@ export function stopQemu(pid: number) {
   } catch {
     return;
   }
-  for (let i = 0; i < 50 && alive(pid); i++) execFileSync('sleep', ['0.1']);
+  for (let i = 0; i < 50 && alive(pid); i++) run(['sleep', '0.1']);
   if (alive(pid)) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -304,7 +296,7 @@ export function stopQemu(pid: number) {
 
 export function overlay(base: string, file: string) {
   rmSync(file, { force: true });
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, file]);
+  must(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, file]);
 }
 
 /** KVM is used only if a guest really boots with it; the verdict is cached per kernel and CPU. */
@@ -312,7 +304,7 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
   if (process.env.KVMFORGE_ACCEL === 'tcg') return { accel: 'tcg', note: 'TCG (forced by KVMFORGE_ACCEL=tcg)' };
   if (!existsSync('/dev/kvm')) return { accel: 'tcg', note: 'TCG software emulation: no /dev/kvm' };
   const key = createHash('sha256')
-    .update(execFileSync('uname', ['-r']))
+    .update(must(['uname', '-r']))
     .update(
       readFileSync('/proc/cpuinfo', 'utf8')
         .split('\n')
