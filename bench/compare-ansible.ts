@@ -106,7 +106,8 @@ async function timed(fn: () => Promise<{ code: number | null; stdout: string; st
     const ansDefault = await ans(false);
     const ansBest = await ans(true);
     row(
-      `| check mode, ${N} namespace hosts | ${kvf.ms.toFixed(0)} | ${ansDefault.ms.toFixed(0)} | ${ansBest.ms.toFixed(0)} | ${(ansDefault.ms / kvf.ms).toFixed(1)}× | ${(ansBest.ms / kvf.ms).toFixed(1)}× |`,
+      `| check mode, ${N} namespace hosts | ${kvf.ms.toFixed(0)} | ${ansDefault.ms.toFixed(0)} | ` +
+        `${ansBest.ms.toFixed(0)} | ${(ansDefault.ms / kvf.ms).toFixed(1)}× | ${(ansBest.ms / kvf.ms).toFixed(1)}× |`,
     );
   } finally {
     lab.down();
@@ -141,7 +142,8 @@ if (!process.argv.includes('--skip-lab')) {
     const ansibleInv = '/tmp/kvmforge-bench-ansible/ansible.ini';
     writeFileSync(
       ansibleInv,
-      `[all]\nlab1 ansible_host=127.0.0.1 ansible_port=${port} ansible_user=kvmforge ansible_ssh_private_key_file=${key}\n`,
+      `[all]\nlab1 ansible_host=127.0.0.1 ansible_port=${port} ansible_user=kvmforge ` +
+        `ansible_ssh_private_key_file=${key}\n`,
     );
     const kh = join(env.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts');
     const kvf = await timed(async () => {
@@ -161,7 +163,8 @@ if (!process.argv.includes('--skip-lab')) {
     const ansDefault = await ans(false);
     const ansBest = await ans(true);
     row(
-      `| converged re-run, 1 lab VM (${state.accel}) | ${kvf.ms.toFixed(0)} | ${ansDefault.ms.toFixed(0)} | ${ansBest.ms.toFixed(0)} | ${(ansDefault.ms / kvf.ms).toFixed(1)}× | ${(ansBest.ms / kvf.ms).toFixed(1)}× |`,
+      `| converged re-run, 1 lab VM (${state.accel}) | ${kvf.ms.toFixed(0)} | ${ansDefault.ms.toFixed(0)} | ` +
+        `${ansBest.ms.toFixed(0)} | ${(ansDefault.ms / kvf.ms).toFixed(1)}× | ${(ansBest.ms / kvf.ms).toFixed(1)}× |`,
     );
   } finally {
     await cli(['lab', 'down']);

@@ -35,7 +35,9 @@ for (const n of SIZES) {
     const forks = String(n);
     const first = await lab.cli(['apply', '-i', inv, '--forks', forks, '--json']);
     if (first.code !== 0) throw new Error(`apply failed: ${first.stdout.slice(0, 2000)}${first.stderr}`);
-    const sshOpts = `-o BatchMode=yes -o UserKnownHostsFile=${lab.knownHosts} -o StrictHostKeyChecking=yes -o ControlMaster=no -o ControlPath=none -i ${lab.key}`;
+    const sshOpts =
+      `-o BatchMode=yes -o UserKnownHostsFile=${lab.knownHosts} -o StrictHostKeyChecking=yes -o ` +
+      `ControlMaster=no -o ControlPath=none -i ${lab.key}`;
     const floorCmd = `${lab.hosts.map((h) => `ssh ${sshOpts} root@${h.address} true &`).join(' ')} wait`;
     const floor: number[] = [];
     const plan: number[] = [];
@@ -65,7 +67,8 @@ for (const n of SIZES) {
     };
     rows.push(row);
     console.error(
-      `${n} hosts: floor ${row.floorMs.toFixed(0)} ms, plan ${row.planMs.toFixed(0)} ms (×${row.ratio.toFixed(2)}), per host ${row.perHostMs.toFixed(0)} ms, RSS ${row.rssMB.toFixed(0)} MB`,
+      `${n} hosts: floor ${row.floorMs.toFixed(0)} ms, plan ${row.planMs.toFixed(0)} ms ` +
+        `(×${row.ratio.toFixed(2)}), per host ${row.perHostMs.toFixed(0)} ms, RSS ${row.rssMB.toFixed(0)} MB`,
     );
   } finally {
     lab.down();
@@ -78,7 +81,8 @@ console.log(
 console.log('|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
   console.log(
-    `| ${r.hosts} | ${r.floorMs.toFixed(0)} | ${r.planMs.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.perHostMs.toFixed(0)} | ${r.rssMB.toFixed(0)} |`,
+    `| ${r.hosts} | ${r.floorMs.toFixed(0)} | ${r.planMs.toFixed(0)} | ${r.ratio.toFixed(2)} | ` +
+      `${r.perHostMs.toFixed(0)} | ${r.rssMB.toFixed(0)} |`,
   );
 const by = (n: number) => rows.find((r) => r.hosts === n);
 if (by(5) && by(50)) console.log(`50 hosts / 5 hosts wall time: ${(by(50)!.planMs / by(5)!.planMs).toFixed(2)}`);

@@ -43,7 +43,9 @@ for (const [name, args] of commands) {
   }
   const f = median(floor);
   rows.push(
-    `${name.padEnd(28)} node -e 0 ${f.toFixed(3)} s | compiled ${median(compiled).toFixed(3)} s (${(median(compiled) / f).toFixed(2)}×) | tsx ${median(source).toFixed(3)} s (${(median(source) / f).toFixed(2)}×)`,
+    `${name.padEnd(28)} node -e 0 ${f.toFixed(3)} s | compiled ${median(compiled).toFixed(3)} s ` +
+      `(${(median(compiled) / f).toFixed(2)}×) | tsx ${median(source).toFixed(3)} s ` +
+      `(${(median(source) / f).toFixed(2)}×)`,
   );
 }
 process.stdout.write(`CPU per run, median of ${RUNS}:\n${rows.join('\n')}\n`);

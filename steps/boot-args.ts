@@ -54,7 +54,11 @@ export function cmdlineGaps(cmdline: string, p: Params): { missing: string[]; ex
 export function cgroupWarning(p: Params, cgroup2: boolean): string | undefined {
   const cg = p.add.find((a) => a.startsWith('cgroup_disable='));
   if (!cg || !cgroup2 || !/memory/.test(cg)) return undefined;
-  return `${cg} on a cgroup v2 host turns off memory (and CPU) accounting that systemd and libvirt rely on (memory limits, <memtune>, CPUWeight). cgroup-v2-friendly alternative: keep cgroups and set the VM's priority with the domains step (<vcpusched>, <shares>) or the tune command; or remove this arg with boot_args_add: [].`;
+  return (
+    `${cg} on a cgroup v2 host turns off memory (and CPU) accounting that systemd and libvirt rely on (memory ` +
+    `limits, <memtune>, CPUWeight). cgroup-v2-friendly alternative: keep cgroups and set the VM's priority with ` +
+    `the domains step (<vcpusched>, <shares>) or the tune command; or remove this arg with boot_args_add: [].`
+  );
 }
 
 async function planGrubDefault(ctx: StepContext, p: Params): Promise<Change[]> {
@@ -152,7 +156,9 @@ const step: Step<Params> = {
           kind: 'script',
           summary: `grubby: ${[...add.map((a) => `+${a}`), ...remove.map((r) => `-${r}`)].join(' ')}`,
           diff: [...add.map((a) => `+ ${a}`), ...remove.map((r) => `- ${r}`)].join('\n'),
-          script: sh`grubby --update-kernel=ALL ${add.length ? [`--args=${add.join(' ')}`] : []} ${remove.length ? [`--remove-args=${remove.join(' ')}`] : []}`,
+          script:
+            sh`grubby --update-kernel=ALL ${add.length ? [`--args=${add.join(' ')}`] : []} ` +
+            sh`${remove.length ? [`--remove-args=${remove.join(' ')}`] : []}`,
         });
       }
     } else if (loader === 'grub' && os.family === 'debian') {
@@ -162,14 +168,17 @@ const step: Step<Params> = {
       changes = await planGrubDefault(ctx, params);
     } else {
       throw new HostError(
-        `boot-args: unsupported boot set-up (${os.prettyName}, boot loader ${loader}): supported are Debian/Ubuntu GRUB, RHEL 8/9 BLS (grubby), CentOS 7 GRUB`,
+        `boot-args: unsupported boot set-up (${os.prettyName}, boot loader ${loader}): supported are Debian/Ubuntu ` +
+          `GRUB, RHEL 8/9 BLS (grubby), CentOS 7 GRUB`,
       );
     }
     const gaps = cmdlineGaps(line, params);
     if (changes.length || gaps.missing.length || gaps.extra.length) {
       changes.push({
         kind: 'reboot',
-        summary: `reboot: /proc/cmdline ${[...gaps.missing.map((a) => `lacks ${a}`), ...gaps.extra.map((a) => `still has ${a}`)].join(', ') || 'will change'}`,
+        summary:
+          `reboot: /proc/cmdline ` +
+          `${[...gaps.missing.map((a) => `lacks ${a}`), ...gaps.extra.map((a) => `still has ${a}`)].join(', ') || 'will change'}`,
       });
     }
     const warning = cgroupWarning(

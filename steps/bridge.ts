@@ -76,7 +76,8 @@ export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeout
     'mkdir -p "$d"; rm -rf "$d/pending" "$d/rolled-back"; mkdir -p "$d/pending/files"',
     ...files.map(
       (f) =>
-        sh`if [ -e ${f.path} ]; then mkdir -p "$d/pending/files"${posix.dirname(f.path)}; cp -a ${f.path} "$d/pending/files"${f.path}; else echo ${f.path} >> "$d/pending/new"; fi`,
+        sh`if [ -e ${f.path} ]; then mkdir -p "$d/pending/files"${posix.dirname(f.path)}; cp -a ${f.path} ` +
+        sh`"$d/pending/files"${f.path}; else echo ${f.path} >> "$d/pending/new"; fi`,
     ),
     `cat > "$d/rollback.sh" <<'KVMFORGE_EOF'\n${rollback}\nKVMFORGE_EOF`,
     `cat > "$d/check.sh" <<'KVMFORGE_EOF'\n${check}\nKVMFORGE_EOF`,
@@ -87,7 +88,8 @@ export function switchScript(stack: Stack, b: Bridge, files: FileSpec[], timeout
       'kvmforge-bridge-rollback.service 2>/dev/null || true',
     `  systemd-run --quiet --unit=kvmforge-bridge-rollback --on-active=${timeoutS} /bin/sh "$d/rollback.sh"`,
     'else',
-    `  setsid nohup sh -c 'sleep ${timeoutS}; sh ${STATE_DIR}/rollback.sh' >/dev/null 2>&1 < /dev/null & echo $! > "$d/pending/timer.pid"`,
+    `  setsid nohup sh -c 'sleep ${timeoutS}; sh ${STATE_DIR}/rollback.sh' >/dev/null 2>&1 < /dev/null & echo $! > ` +
+      `"$d/pending/timer.pid"`,
     'fi',
     // the old versions are in $d/pending/files (then $d/committed/files), not beside: some stacks load every file
     ...files.map((f) => `( ${writeFileScript({ ...f, noBackup: true })} ) || { sh "$d/rollback.sh"; exit 1; }`),
@@ -104,9 +106,13 @@ export const COMMIT = [
   '[ -d "$d/pending" ] || { echo "the rollback already ran" >&2; exit 1; }',
   'rm -rf "$d/committed"; mv "$d/pending" "$d/committed"',
 ].join('\n');
-export const ROLLBACK_NOW = `systemctl stop kvmforge-bridge-rollback.timer 2>/dev/null || true\necho 'kvmforge rolled it back: its check failed' > ${STATE_DIR}/pending/why 2>/dev/null\nsetsid nohup sh ${STATE_DIR}/rollback.sh >/dev/null 2>&1 < /dev/null &`;
+export const ROLLBACK_NOW =
+  `systemctl stop kvmforge-bridge-rollback.timer 2>/dev/null || true\necho 'kvmforge ` +
+  `rolled it back: its check failed' > ${STATE_DIR}/pending/why 2>/dev/null\nsetsid nohup sh ` +
+  `${STATE_DIR}/rollback.sh >/dev/null 2>&1 < /dev/null &`;
 /** Exit 0 once the rollback ran; prints what the host's own check found before it rolled back. */
-export const ROLLED_BACK = `test -f ${STATE_DIR}/rolled-back/at && { cat ${STATE_DIR}/rolled-back/why 2>/dev/null || true; }`;
+export const ROLLED_BACK =
+  `test -f ${STATE_DIR}/rolled-back/at && { cat ${STATE_DIR}/rolled-back/why 2>/dev/null ` + `|| true; }`;
 
 const vars: Record<string, VarSpec> = {
   bridge_name: {
@@ -228,7 +234,8 @@ const step: Step<BridgeParams> = {
       throw badVar(
         host,
         'bridge_stack',
-        `no network stack found managing ${b.port} (netplan, NetworkManager, ifcfg, ifupdown, systemd-networkd): set bridge_stack`,
+        `no network stack found managing ${b.port} (netplan, NetworkManager, ifcfg, ifupdown, systemd-networkd): ` +
+          `set bridge_stack`,
       );
     const files = bridgeFiles(host, stack, b, net);
     const fileChanges = await planFiles(ctx, files);

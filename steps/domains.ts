@@ -49,17 +49,22 @@ export function probeScript(vms: Vm[]): string {
     'for b in /sys/class/net/*/bridge; do [ -d "$b" ] && { b=${b%/bridge}; echo "@@bridge ${b##*/}"; }; done',
     ...pcis.map(
       (p) =>
-        sh`[ -e /sys/bus/pci/devices/${p} ] && { if [ -e /sys/bus/pci/devices/${p}/iommu_group ]; then echo ${`@@pci ${p} iommu`}; else echo ${`@@pci ${p} no-iommu`}; fi; }`,
+        sh`[ -e /sys/bus/pci/devices/${p} ] && { if [ -e /sys/bus/pci/devices/${p}/iommu_group ]; then echo ` +
+        sh`${`@@pci ${p} iommu`}; else echo ${`@@pci ${p} no-iommu`}; fi; }`,
     ),
     ...paths.map(
       (p) =>
-        sh`if [ -e ${p} ]; then echo ${`@@path file ${p}`}; elif [ -d ${posix.dirname(p)} ] && [ -w ${posix.dirname(p)} ]; then echo ${`@@path creatable ${p}`}; else echo ${`@@path no-dir ${p}`}; fi`,
+        sh`if [ -e ${p} ]; then echo ${`@@path file ${p}`}; elif [ -d ${posix.dirname(p)} ] && [ -w ` +
+        sh`${posix.dirname(p)} ]; then echo ${`@@path creatable ${p}`}; else echo ${`@@path no-dir ${p}`}; fi`,
     ),
     'command -v virsh >/dev/null 2>&1 || exit 0',
     'virsh -q net-list --all --name 2>/dev/null | while read -r n; do [ -n "$n" ] && echo "@@network $n"; done',
     ...vms.map(
       (v) =>
-        sh`if virsh -q dominfo --domain ${v.name} >/dev/null 2>&1; then echo ${`@@domain ${v.name}`}; echo "@@state $(virsh -q domstate --domain ${v.name})"; echo "@@autostart $(virsh -q dominfo --domain ${v.name} | sed -n 's/^Autostart: *//p')"; echo '@@xml'; virsh -q dumpxml --inactive --domain ${v.name}; echo '@@end'; fi`,
+        sh`if virsh -q dominfo --domain ${v.name} >/dev/null 2>&1; then echo ${`@@domain ${v.name}`}; echo ` +
+        sh`"@@state $(virsh -q domstate --domain ${v.name})"; echo "@@autostart $(virsh -q dominfo --domain ` +
+        sh`${v.name} | sed -n 's/^Autostart: *//p')"; echo '@@xml'; virsh -q dumpxml --inactive --domain ` +
+        sh`${v.name}; echo '@@end'; fi`,
     ),
   ];
   return lines.join('\n');
@@ -163,7 +168,8 @@ export function preflight(vms: Vm[], view: HostView, facts: Pick<Facts, 'memory'
       .reduce((a, v) => a + v.memoryKiB, 0);
     if (kib - running > free)
       problems.push(
-        `hugepages: the VMs need ${(kib - running) / 1024} MiB of ${Number(size) / 1024} MiB pages, ${free / 1024} MiB are free (raise hugepages_count)`,
+        `hugepages: the VMs need ${(kib - running) / 1024} MiB of ${Number(size) / 1024} MiB pages, ${free / 1024} ` +
+          `MiB are free (raise hugepages_count)`,
       );
   }
   return problems;
@@ -211,7 +217,9 @@ const step: Step<Planned[]> = {
       changes.push({
         kind: 'note',
         summary: 'pre-flight not met yet',
-        warning: `pre-flight not met before ${ctx.pendingSteps!.join(', ')} run; apply checks again after them:\n  ${problems.join('\n  ')}`,
+        warning:
+          `pre-flight not met before ${ctx.pendingSteps!.join(', ')} run; apply checks again after them:\n  ` +
+          `${problems.join('\n  ')}`,
       });
     for (const { vm, xml } of planned) {
       for (const d of vm.disks) {
@@ -234,7 +242,8 @@ const step: Step<Planned[]> = {
         ).toString('base64');
         // the definition being replaced is kept, like every file kvmforge replaces
         const backup = cur
-          ? sh`mkdir -p ${BACKUP_DIR} && virsh -q dumpxml --inactive --domain ${vm.name} > ${`${BACKUP_DIR}/${vm.name.replace(/[^A-Za-z0-9._-]/g, '_')}.xml.kvmforge.bak`}`
+          ? sh`mkdir -p ${BACKUP_DIR} && virsh -q dumpxml --inactive --domain ${vm.name} > ` +
+            sh`${`${BACKUP_DIR}/${vm.name.replace(/[^A-Za-z0-9._-]/g, '_')}.xml.kvmforge.bak`}`
           : '';
         changes.push({
           kind: 'script',

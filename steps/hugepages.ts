@@ -86,7 +86,9 @@ const step: Step<Params> = {
       const leftMiB = (mem.totalKiB - want * pageKiB) / 1024;
       if (leftMiB < p.minFreeMiB) {
         throw new HostError(
-          `${want} hugepages (${(want * pageKiB) / 1024} MiB) would leave ${Math.floor(leftMiB)} MiB of ${Math.floor(mem.totalKiB / 1024)} MiB, under hugepages_min_free_mib (${p.minFreeMiB}); ask for fewer or lower that limit`,
+          `${want} hugepages (${(want * pageKiB) / 1024} MiB) would leave ${Math.floor(leftMiB)} MiB of ` +
+            `${Math.floor(mem.totalKiB / 1024)} MiB, under hugepages_min_free_mib (${p.minFreeMiB}); ask for fewer ` +
+            `or lower that limit`,
         );
       }
     }
@@ -99,7 +101,8 @@ const step: Step<Params> = {
     if (current !== want && !shortfallAccepted) {
       const check = p.allowShortfall
         ? `[ "$got" -ge ${want} ] || echo "kvmforge: the kernel gave $got of ${want} hugepages (shortfall allowed)" >&2`
-        : `[ "$got" -ge ${want} ] || { echo "kvmforge: the kernel gave only $got of ${want} hugepages (memory too fragmented?); set hugepages_allow_shortfall: true to accept fewer" >&2; exit 1; }`;
+        : `[ "$got" -ge ${want} ] || { echo "kvmforge: the kernel gave only $got of ${want} hugepages (memory too ` +
+          `fragmented?); set hugepages_allow_shortfall: true to accept fewer" >&2; exit 1; }`;
       changes.push({
         kind: 'script',
         summary: `vm.nr_hugepages ${current} → ${want}`,
@@ -120,7 +123,9 @@ const step: Step<Params> = {
       const persist =
         p.mount === '/dev/hugepages' && ini === 'systemd'
           ? 'systemctl start dev-hugepages.mount 2>/dev/null || mount -t hugetlbfs hugetlbfs /dev/hugepages'
-          : sh`mkdir -p ${p.mount} && mount -t hugetlbfs hugetlbfs ${p.mount} && { grep -qs ${` ${p.mount} hugetlbfs `} /etc/fstab || echo ${`hugetlbfs ${p.mount} hugetlbfs defaults 0 0`} >> /etc/fstab; }`;
+          : sh`mkdir -p ${p.mount} && mount -t hugetlbfs hugetlbfs ${p.mount} && { grep -qs ` +
+            sh`${` ${p.mount} hugetlbfs `} /etc/fstab || echo ${`hugetlbfs ${p.mount} hugetlbfs defaults 0 0`} >> ` +
+            sh`/etc/fstab; }`;
       changes.push({ kind: 'script', summary: `mount hugetlbfs on ${p.mount}`, script: persist });
     }
     return changes;

@@ -50,7 +50,8 @@ export function checkFragment(path: string, text: string): ConfigError | undefin
             file: path,
             line: i + 1,
             col: 1,
-            message: `expected CONFIG_NAME=y|m|n|number|"string" or '# CONFIG_NAME is not set', got '${l.slice(0, 60)}'`,
+            message:
+              `expected CONFIG_NAME=y|m|n|number|"string" or '# CONFIG_NAME is not set', got ` + `'${l.slice(0, 60)}'`,
           },
         ],
   );
@@ -106,7 +107,8 @@ export function trialCheck(release: string, panicS: number): string {
     sh`rel=${release}; now=$(uname -r)`,
     'if [ "$now" != "$rel" ]; then echo "came back on $now, not $rel: the trial boot failed and GRUB fell back; $rel ' +
       'stays installed, $now stays the default"; exit 1; fi',
-    sh`grep -qw ${`panic=${panicS}`} /proc/cmdline || { echo "running $rel, but not from the trial entry (cmdline: $(cat /proc/cmdline))"; exit 1; }`,
+    sh`grep -qw ${`panic=${panicS}`} /proc/cmdline || { echo "running $rel, but not from the trial entry (cmdline: ` +
+      sh`$(cat /proc/cmdline))"; exit 1; }`,
     '[ -e /dev/kvm ] || { echo "running $rel but /dev/kvm is missing (no KVM: module not built, or no vmx/svm)"; ' +
       'exit 1; }',
     'grep -qE "^kvm(_intel|_amd)? " /proc/modules || [ -d /sys/module/kvm ] || { echo "running $rel but the kvm ' +
@@ -118,7 +120,8 @@ export function trialCheck(release: string, panicS: number): string {
 export function makeDefaultScript(entryPath: string): string {
   return [
     sh`grub-set-default ${entryPath}`,
-    sh`cfg=${CUSTOM_CFG}; if [ -f "$cfg" ]; then tmp=$(mktemp "$cfg.kvmforge-XXXXXX"); sed '/^### kvmforge trial begin/,/^### kvmforge trial end/d' "$cfg" > "$tmp"; mv -f "$tmp" "$cfg"; fi`,
+    sh`cfg=${CUSTOM_CFG}; if [ -f "$cfg" ]; then tmp=$(mktemp "$cfg.kvmforge-XXXXXX"); sed '/^### kvmforge trial ` +
+      sh`begin/,/^### kvmforge trial end/d' "$cfg" > "$tmp"; mv -f "$tmp" "$cfg"; fi`,
     'grub-editenv list',
   ].join('\n');
 }
@@ -134,7 +137,10 @@ export const runningConfig = fact(
 export const grubState = (release: string) =>
   fact(
     `grub-state:${release}`,
-    sh`echo "running=$(uname -r)"; echo "installed=$(dpkg-query -W -f ${'${Status}'} ${`linux-image-${release}`} 2>/dev/null || true)"; echo "saved=$(grub-editenv list 2>/dev/null | sed -n 's/^saved_entry=//p')"; echo "default=$( (. /etc/default/grub; for f in /etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; echo "$GRUB_DEFAULT") 2>/dev/null)"; echo ---; cat /boot/grub/grub.cfg`,
+    sh`echo "running=$(uname -r)"; echo "installed=$(dpkg-query -W -f ${'${Status}'} ${`linux-image-${release}`} ` +
+      sh`2>/dev/null || true)"; echo "saved=$(grub-editenv list 2>/dev/null | sed -n 's/^saved_entry=//p')"; echo ` +
+      sh`"default=$( (. /etc/default/grub; for f in /etc/default/grub.d/*.cfg; do [ -e "$f" ] && . "$f"; done; ` +
+      sh`echo "$GRUB_DEFAULT") 2>/dev/null)"; echo ---; cat /boot/grub/grub.cfg`,
     (probe) => {
       const [head, cfg] = [probe.slice(0, probe.indexOf('\n---\n')), probe.slice(probe.indexOf('\n---\n') + 5)];
       const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(head)?.[1].trim() ?? '';
@@ -250,7 +256,8 @@ const step: SourceBuildStep<Params> = {
     const [os, loader] = await ctx.read(osRelease, bootLoader);
     if (os.family !== 'debian' || loader !== 'grub')
       throw new HostError(
-        `kernel rollout: trial boots are implemented for Debian/Ubuntu with GRUB; this host is ${os.prettyName} with ${loader} (see README's support table)`,
+        `kernel rollout: trial boots are implemented for Debian/Ubuntu with GRUB; this host is ${os.prettyName} ` +
+          `with ${loader} (see README's support table)`,
       );
     const a = await step.artifact(ctx, p);
     const { spec, key } = a;
@@ -279,7 +286,9 @@ const step: SourceBuildStep<Params> = {
     const changes: Change[] = [];
     // keep the running kernel the default while the new one installs (Debian makes the newest entry 0)
     const hold = [
-      sh`printf '%s\n' '# kvmforge kernel: the default is what grub-set-default saved, never just the newest' 'GRUB_DEFAULT=saved' > ${`${HOLD_DROPIN}.kvmforge-tmp`} && mv -f ${`${HOLD_DROPIN}.kvmforge-tmp`} ${HOLD_DROPIN}`,
+      sh`printf '%s\n' '# kvmforge kernel: the default is what grub-set-default saved, never just the newest' ` +
+        sh`'GRUB_DEFAULT=saved' > ${`${HOLD_DROPIN}.kvmforge-tmp`} && mv -f ${`${HOLD_DROPIN}.kvmforge-tmp`} ` +
+        sh`${HOLD_DROPIN}`,
       sh`grub-set-default ${runningEntry.path}`,
     ];
     const dropped = readMeta(artifactDir(spec, key))?.dropped;
@@ -303,7 +312,9 @@ const step: SourceBuildStep<Params> = {
       });
     changes.push({
       kind: 'reboot',
-      summary: `trial boot of ${release} (panic=${params.panicS}${params.trialArgs ? ` ${params.trialArgs}` : ''}); default only if healthy`,
+      summary:
+        `trial boot of ${release} ` +
+        `(panic=${params.panicS}${params.trialArgs ? ` ${params.trialArgs}` : ''}); default only if healthy`,
       diff: `next boot: ${TRIAL_ID} (once); default stays ${running}`,
       script: trialScript(release, params.panicS, params.trialArgs),
       timeoutS: params.bootTimeoutS,

@@ -72,10 +72,12 @@ export const libvirtState = (name: string, want: string, named: { k: 'user' | 'g
     `libvirt-state:${name}:${want}:${named.map((n) => `${n.k}=${n.v}`).join(',')}`,
     [
       `v=$(${installedVersion(name)}); echo "version=$v"`,
-      sh`echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
+      sh`echo "enabled=$(systemctl is-enabled libvirtd 2>/dev/null || true)"; echo "active=$(systemctl is-active ` +
+        sh`libvirtd libvirtd.socket 2>/dev/null | grep -qx active && echo active || echo inactive)"`,
       ...named.map(
         ({ k, v }) =>
-          sh`if getent ${k === 'user' ? 'passwd' : 'group'} ${v} >/dev/null; then echo ${`${k}=yes`}; else echo ${`${k}=no`}; fi`,
+          sh`if getent ${k === 'user' ? 'passwd' : 'group'} ${v} >/dev/null; then echo ${`${k}=yes`}; else echo ` +
+          sh`${`${k}=no`}; fi`,
       ),
       sh`if [ "$v" = ${want} ]; then ${raw(LIBVIRT_WORKS)}; fi`,
     ].join('\n'),
@@ -108,7 +110,8 @@ const step: SourceBuildStep<Params> = {
     'libvirt (meson `-Dsystem=true -Ddriver_qemu=enabled`) built once, packaged as `kvmforge-libvirt` (it ' +
     "replaces the distro's libvirt packages: same files; its maintainer scripts make the QEMU user and groups the " +
     'build names), installed; libvirtd enabled and started, then checked: its QEMU driver must answer (`virsh ' +
-    'capabilities`, `domcapabilities`); `qemu.conf` settings (old file kept as `.kvmforge.bak`), with a plan warning for `user/group = root` and `vnc_listen = 0.0.0.0`',
+    'capabilities`, `domcapabilities`); `qemu.conf` settings (old file kept as `.kvmforge.bak`), with a plan warning ' +
+    'for `user/group = root` and `vnc_listen = 0.0.0.0`',
   vars,
   wanted: buildWanted('libvirt'),
   params(host) {
@@ -153,7 +156,9 @@ const step: SourceBuildStep<Params> = {
         throw badVar(
           ctx.host,
           `libvirt_qemu_conf.${k}`,
-          `qemu.conf ${k} '${v}' does not exist on ${ctx.host.name}, and the kvmforge-libvirt package does not make it (it makes the user ${made.user} and the groups ${[...new Set([made.group, 'kvm', 'libvirt'])].join(', ')}): create it first or name one that exists`,
+          `qemu.conf ${k} '${v}' does not exist on ${ctx.host.name}, and the kvmforge-libvirt package does not ` +
+            `make it (it makes the user ${made.user} and the groups ` +
+            `${[...new Set([made.group, 'kvm', 'libvirt'])].join(', ')}): create it first or name one that exists`,
         );
       }
     }
@@ -181,10 +186,14 @@ const step: SourceBuildStep<Params> = {
           warning: warnings.join('; ') || undefined,
           // edited on the host after the install (the package may bring its own qemu.conf); old one kept
           script: [
-            sh`f=${QEMU_CONF}; [ -f "$f" ] || : > "$f"; cp -p "$f" "$f.kvmforge.bak"; tmp=$(mktemp "$f.kvmforge-XXXXXX"); cp -p "$f" "$tmp"`,
+            sh`f=${QEMU_CONF}; [ -f "$f" ] || : > "$f"; cp -p "$f" "$f.kvmforge.bak"; tmp=$(mktemp ` +
+              sh`"$f.kvmforge-XXXXXX"); cp -p "$f" "$tmp"`,
             ...Object.entries(qemuConf).map(
               ([k, v]) =>
-                sh`line=${`${k} = ${confValue(v)}`}; if grep -qE ${`^${k}[[:space:]]*=`} "$tmp"; then sed -i ${`s|^${k}[[:space:]]*=.*|${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; elif grep -qE ${`^#[[:space:]]*${k}[[:space:]]*=`} "$tmp"; then sed -i ${`0,/^#[[:space:]]*${k}[[:space:]]*=.*/s||${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; else echo "$line" >> "$tmp"; fi`,
+                sh`line=${`${k} = ${confValue(v)}`}; if grep -qE ${`^${k}[[:space:]]*=`} "$tmp"; then sed -i ` +
+                sh`${`s|^${k}[[:space:]]*=.*|${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; elif grep ` +
+                sh`-qE ${`^#[[:space:]]*${k}[[:space:]]*=`} "$tmp"; then sed -i ` +
+                sh`${`0,/^#[[:space:]]*${k}[[:space:]]*=.*/s||${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; else echo "$line" >> "$tmp"; fi`,
             ),
             'sync "$tmp" 2>/dev/null || true; mv -f "$tmp" "$f"',
             'if systemctl is-active -q libvirtd; then systemctl restart libvirtd; fi',

@@ -16,11 +16,17 @@ interface Params {
 }
 
 export function udevRules(vfs: [string, number][]): string {
-  return `# kvmforge sriov: virtual functions at every boot\n${vfs.map(([nic, n]) => `ACTION=="add", SUBSYSTEM=="net", KERNEL=="${nic}", ATTR{device/sriov_numvfs}="${n}"`).join('\n')}\n`;
+  return (
+    `# kvmforge sriov: virtual functions at every ` +
+    `boot\n${vfs.map(([nic, n]) => `ACTION=="add", SUBSYSTEM=="net", KERNEL=="${nic}", ATTR{device/sriov_numvfs}="${n}"`).join('\n')}\n`
+  );
 }
 
 export function modprobeConf(maxVfs: [string, number][]): string {
-  return `# kvmforge sriov: VFs for drivers without sriov_numvfs (the thesis: igb max_vfs=7, ixgbe max_vfs=20)\n${maxVfs.map(([mod, n]) => `options ${mod} max_vfs=${n}`).join('\n')}\n`;
+  return (
+    `# kvmforge sriov: VFs for drivers without sriov_numvfs (the thesis: igb max_vfs=7, ixgbe ` +
+    `max_vfs=20)\n${maxVfs.map(([mod, n]) => `options ${mod} max_vfs=${n}`).join('\n')}\n`
+  );
 }
 
 /** One probe: each NIC's current and supported VF count ('missing' / 'no-sriov' when it can't have any). */
@@ -28,7 +34,9 @@ export function probeScript(nics: string[]): string {
   return nics
     .map(
       (n) =>
-        sh`d=/sys/class/net/${n}/device; if [ ! -e /sys/class/net/${n} ]; then echo ${n} missing; elif [ ! -e "$d/sriov_totalvfs" ]; then echo ${n} no-sriov; else echo ${n} "$(cat "$d/sriov_numvfs")" "$(cat "$d/sriov_totalvfs")"; fi`,
+        sh`d=/sys/class/net/${n}/device; if [ ! -e /sys/class/net/${n} ]; then echo ${n} missing; elif [ ! -e ` +
+        sh`"$d/sriov_totalvfs" ]; then echo ${n} no-sriov; else echo ${n} "$(cat "$d/sriov_numvfs")" "$(cat ` +
+        sh`"$d/sriov_totalvfs")"; fi`,
     )
     .join('\n');
 }
@@ -106,7 +114,8 @@ const step: Step<Params> = {
         if (cur === 'missing') problems.push(`${nic} does not exist`);
         else if (cur === 'no-sriov')
           problems.push(
-            `${nic} has no SR-IOV capability (no sriov_totalvfs in /sys/class/net/${nic}/device): a driver that needs max_vfs goes in sriov_max_vfs`,
+            `${nic} has no SR-IOV capability (no sriov_totalvfs in /sys/class/net/${nic}/device): a driver that ` +
+              `needs max_vfs goes in sriov_max_vfs`,
           );
         else if (want > Number(total)) problems.push(`${nic} supports at most ${total} VFs, ${want} asked`);
       }
@@ -130,7 +139,9 @@ const step: Step<Params> = {
       if (conf)
         changes.push({
           ...conf,
-          warning: `${p.maxVfs.map(([m]) => m).join(', ')}: max_vfs takes effect when the driver is next loaded (reboot, or rmmod/modprobe off the NIC you are connected through)`,
+          warning:
+            `${p.maxVfs.map(([m]) => m).join(', ')}: max_vfs takes effect when the driver is next loaded ` +
+            `(reboot, or rmmod/modprobe off the NIC you are connected through)`,
         });
     }
     return changes;

@@ -23,7 +23,8 @@ const norm = (m: string) => m.replace(/-/g, '_');
 export const modulesKnown = (modules: string[]) =>
   strictFact(
     `modinfo:${modules.join(',')}`,
-    `for m in ${sh`${modules}`}; do if modinfo -n "$m" >/dev/null 2>&1; then echo "$m yes"; else echo "$m no"; fi; done`,
+    `for m in ${sh`${modules}`}; do if modinfo -n "$m" >/dev/null 2>&1; then echo "$m yes"; else echo "$m no"; fi; ` +
+      `done`,
     (out) =>
       out
         .split('\n')

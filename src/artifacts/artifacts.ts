@@ -132,7 +132,9 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   const same = os.id === spec.distro.id && os.versionId === spec.distro.versionId && a === spec.distro.arch;
   if (!same)
     throw new HostError(
-      `build host ${buildHost.name} runs ${os.id} ${os.versionId} ${a}; the target runs ${spec.distro.id} ${spec.distro.versionId} ${spec.distro.arch}: name a build host of the same distro, version and arch (build_host)`,
+      `build host ${buildHost.name} runs ${os.id} ${os.versionId} ${a}; the target runs ${spec.distro.id} ` +
+        `${spec.distro.versionId} ${spec.distro.arch}: name a build host of the same distro, version and arch ` +
+        `(build_host)`,
     );
   if (pm === 'unknown') throw new HostError(`build host ${buildHost.name}: no apt-get, dnf or yum`);
   const work = `${req.buildDir}/build/${c}-${spec.version}-${shortKey(key)}`;
@@ -144,7 +146,8 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   const freeGiB = Number(df.stdout.trim()) / 1024 / 1024;
   if (!(freeGiB >= need))
     throw new HostError(
-      `build host ${buildHost.name}: ${freeGiB.toFixed(1)} GiB free in ${req.buildDir}, the ${c} build needs ${need} GiB; free some space or set build_dir`,
+      `build host ${buildHost.name}: ${freeGiB.toFixed(1)} GiB free in ${req.buildDir}, the ${c} build needs ` +
+        `${need} GiB; free some space or set build_dir`,
     );
   const deps = BUILD_DEPS[pm][c];
   io.progress(`installing ${deps.length} build dependencies on ${buildHost.name}`);
@@ -166,7 +169,8 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
         installCmd,
         r.code,
         r.stderr,
-        `installing build dependencies on ${buildHost.name} failed: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
+        `installing build dependencies on ${buildHost.name} failed: ` +
+          `${r.stderr.trim().split('\n').slice(-2).join(' | ')}`,
       );
   }
   // the source, verified on the build host
@@ -225,11 +229,13 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
     const unknown = /KVMFORGE_UNKNOWN (.*)/.exec(r.stderr)?.[1];
     if (unknown)
       throw new HostError(
-        `kernel config: the fragments name options this kernel doesn't have: ${unknown.trim()} (check the spelling against the kernel's Kconfig)`,
+        `kernel config: the fragments name options this kernel doesn't have: ${unknown.trim()} (check the spelling ` +
+          `against the kernel's Kconfig)`,
       );
     const last = [...tailLines, ...r.stderr.trim().split('\n')].filter(Boolean).slice(-12);
     throw new HostError(
-      `the ${c} build on ${buildHost.name} failed after ${seconds} s (exit ${r.code}); build directory kept: ${work}; full log: ${logFile.path}\n${last.map((l) => `  | ${l}`).join('\n')}`,
+      `the ${c} build on ${buildHost.name} failed after ${seconds} s (exit ${r.code}); build directory kept: ` +
+        `${work}; full log: ${logFile.path}\n${last.map((l) => `  | ${l}`).join('\n')}`,
     );
   }
   const files = await t.exec(sh`cd ${out} && for f in *; do printf '%s %s\n' "$(stat -c %s "$f")" "$f"; done`, {
@@ -254,7 +260,8 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   await t.put(`${out}/meta.json`, JSON.stringify(meta, null, 2));
   await t.exec(sh`rm -rf ${work}`, { sudo: true });
   io.log(
-    `built ${c} ${spec.version} on ${buildHost.name} in ${seconds} s: ${meta.files.map((f) => f.name).join(', ')}${dropped.length ? `; options olddefconfig dropped: ${dropped.join(', ')}` : ''}`,
+    `built ${c} ${spec.version} on ${buildHost.name} in ${seconds} s: ` +
+      `${meta.files.map((f) => f.name).join(', ')}${dropped.length ? `; options olddefconfig dropped: ${dropped.join(', ')}` : ''}`,
   );
   return meta;
 }

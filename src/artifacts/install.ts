@@ -27,7 +27,8 @@ export async function installArtifact(
   for (const f of files) await pushFile(io.transport, `${artifactDir(spec, key)}/${f}`, `${dir}/${f}`);
   const aptOptions =
     spec.distro.pm === 'apt'
-      ? `--no-install-recommends --allow-downgrades${c.reinstall ? ' --reinstall' : ''} -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef `
+      ? `--no-install-recommends --allow-downgrades${c.reinstall ? ' --reinstall' : ''} -o ` +
+        `Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef `
       : '';
   const install = pkgInstall(
     spec.distro.pm,

@@ -90,7 +90,8 @@ export function checkBuildHosts(
       problems.push({
         ...(h.varPos.build_host ?? h.pos),
         key: `${name}.build_host`,
-        message: `'${b.buildHost}' is not a host of the inventory; hosts are: ${inventory.map((x) => x.name).join(', ')}`,
+        message:
+          `'${b.buildHost}' is not a host of the inventory; hosts are: ` + `${inventory.map((x) => x.name).join(', ')}`,
       });
     }
   }
@@ -143,7 +144,8 @@ export const PKG_DIR = '/var/cache/kvmforge/packages';
 
 /** A shell command that prints the installed version of package `name` (dpkg or rpm), or nothing. */
 export const installedVersion = (name: string) =>
-  sh`dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} 2>/dev/null || true`;
+  sh`dpkg-query -W -f ${'${Version}'} ${name} 2>/dev/null || rpm -q --qf '%{VERSION}-%{RELEASE}' ${name} ` +
+  sh`2>/dev/null || true`;
 
 /** The change that installs the artifact's packages (their file names start with one of `packages`: `name_` for a
  * .deb, `name-` for an .rpm) on the target; the artifact is built or fetched when the change is applied. */
@@ -157,7 +159,9 @@ export function installChange(
   return {
     kind: 'install',
     summary,
-    diff: `+ ${spec.component} ${spec.version} (artifact ${shortKey(key)}; built on ${b.buildHost ?? 'the first host that needs it'} unless cached in ${artifactDir(spec, key)})`,
+    diff:
+      `+ ${spec.component} ${spec.version} (artifact ${shortKey(key)}; built on ` +
+      `${b.buildHost ?? 'the first host that needs it'} unless cached in ${artifactDir(spec, key)})`,
     artifact: a,
     packages,
     ...extra,

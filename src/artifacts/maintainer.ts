@@ -25,7 +25,8 @@ const ROOT_DIRS = ['/var/lib/libvirt/images', '/var/lib/libvirt/boot', '/var/cac
 export const READ_ACCOUNTS = [
   `qu=$(sed -n 's/^#define QEMU_USER "\\(.*\\)"$/\\1/p' "$W/src/build-kvmforge/meson-config.h")`,
   `qg=$(sed -n 's/^#define QEMU_GROUP "\\(.*\\)"$/\\1/p' "$W/src/build-kvmforge/meson-config.h")`,
-  `printf '%s\\n%s\\n' "$qu" "$qg" | grep -qvxE '[a-z_][a-z0-9_-]*' && { echo "the build names QEMU user '$qu' and group '$qg', which are not account names" >&2; exit 1; }`,
+  `printf '%s\\n%s\\n' "$qu" "$qg" | grep -qvxE '[a-z_][a-z0-9_-]*' && { echo "the build names QEMU user '$qu' and ` +
+    `group '$qg', which are not account names" >&2; exit 1; }`,
   `printf 'QEMU_USER=%s\\nQEMU_GROUP=%s\\n' "$qu" "$qg" > "$W/accounts"`,
 ].join('\n');
 
@@ -84,7 +85,8 @@ export function debScripts(c: Component): { postinst: string; prerm: string; pos
     prerm: [
       'if [ "$1" = remove ]; then',
       SYSTEMD(
-        `systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} virtlogd.service virtlockd.service 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`,
+        `systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} virtlogd.service virtlockd.service 2>/dev/null ` +
+          `|| true; systemctl disable ${units} >/dev/null 2>&1 || true`,
       ),
       'fi',
       '',
@@ -126,13 +128,15 @@ export function rpmScriptlets(c: Component): [string, string][] {
         ACCOUNTS,
         '/sbin/ldconfig',
         SYSTEMD(
-          `systemctl daemon-reload || true; systemctl enable ${units} >/dev/null 2>&1 || true; if [ "$1" -gt 1 ]; then systemctl try-restart libvirtd.service || true; fi; systemctl start ${units} || true`,
+          `systemctl daemon-reload || true; systemctl enable ${units} >/dev/null 2>&1 || true; if [ "$1" -gt 1 ]; ` +
+            `then systemctl try-restart libvirtd.service || true; fi; systemctl start ${units} || true`,
         ),
       ].join('\n'),
     ],
     [
       '%preun',
-      `if [ "$1" -eq 0 ]; then ${SYSTEMD(`systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`)}; fi`,
+      `if [ "$1" -eq 0 ]; then ` +
+        `${SYSTEMD(`systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`)}; fi`,
     ],
     ['%postun', ['/sbin/ldconfig', SYSTEMD('systemctl daemon-reload || true')].join('\n')],
   ];
@@ -175,7 +179,9 @@ if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then case " $types" in
 echo "libvirt answers after $(( $(date +%s) - t0 )) s: QEMU driver loaded ($arch domcapabilities), domain types: $types"`;
 
 /** The probe's part: does the installed libvirt's QEMU driver answer now (read-only, bounded)? */
-export const LIBVIRT_WORKS = `if timeout 30 virsh -c qemu:///system capabilities 2>/dev/null | grep -q "<domain type='"; then echo works=yes; else echo works=no; fi`;
+export const LIBVIRT_WORKS =
+  `if timeout 30 virsh -c qemu:///system capabilities 2>/dev/null | grep -q "<domain ` +
+  `type='"; then echo works=yes; else echo works=no; fi`;
 
 /** After a QEMU install: the binary starts (-version), and with KVM where /dev/kvm can be opened. */
 export function qemuCheck(prefix: string): string {

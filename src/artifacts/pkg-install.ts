@@ -27,13 +27,15 @@ export function pkgInstall(pm: PackageManager, args: string, lockTimeoutS: numbe
       'is not (going to be )?installable|Failed to fetch|is not available" "$kvmforge_out"; then',
     '  cat "$kvmforge_out"; echo "kvmforge: dependencies missing from the package lists: updating them (apt-get ' +
       'update) and trying again"',
-    `  if DEBIAN_FRONTEND=noninteractive apt-get ${lock} update -q >"$kvmforge_out" 2>&1 && ${apt} >"$kvmforge_out" 2>&1; then kvmforge_rc=0; else kvmforge_rc=$?; fi`,
+    `  if DEBIAN_FRONTEND=noninteractive apt-get ${lock} update -q >"$kvmforge_out" 2>&1 && ${apt} ` +
+      `>"$kvmforge_out" 2>&1; then kvmforge_rc=0; else kvmforge_rc=$?; fi`,
     'fi',
     'if [ $kvmforge_rc = 0 ]; then cat "$kvmforge_out"; rm -f "$kvmforge_out"; else',
     '  cat "$kvmforge_out"; grep -E "^E: " "$kvmforge_out" | tail -n 2 >&2 || true',
     // apt names the holder only in its "Waiting for cache lock" lines: repeat the last one as the reason
     '  kvmforge_lock=$(grep -o "Could not get lock .*" "$kvmforge_out" | tail -n 1 || true); rm -f "$kvmforge_out"',
-    `  [ -z "$kvmforge_lock" ] || echo "kvmforge: gave up after ${Math.floor(lockTimeoutS)}s (kvmforge_lock_timeout): \${kvmforge_lock%...}" >&2`,
+    `  [ -z "$kvmforge_lock" ] || echo "kvmforge: gave up after ${Math.floor(lockTimeoutS)}s ` +
+      `(kvmforge_lock_timeout): \${kvmforge_lock%...}" >&2`,
     '  exit $kvmforge_rc',
     'fi',
   ].join('\n');

@@ -203,12 +203,19 @@ function buildBody(spec: BuildSpec, key: string): string {
     return [
       base === 'tinyconfig' || base === 'defconfig' ? `make ${base} >/dev/null` : 'cp "$W/base.config" .config',
       // Debian's and RHEL's own configs name certificate files that only exist in their trees
-      `printf '%s\\n' 'CONFIG_SYSTEM_TRUSTED_KEYS=""' 'CONFIG_SYSTEM_REVOCATION_KEYS=""' 'CONFIG_MODULE_SIG_KEY="certs/signing_key.pem"' ${o.debugInfo === 'yes' ? '' : "'CONFIG_DEBUG_INFO_NONE=y' '# CONFIG_DEBUG_INFO_BTF is not set'"} > "$W/kvmforge-build.config"`,
-      `scripts/kconfig/merge_config.sh -m .config ${frags.map((f) => `"$W/${f}"`).join(' ')} "$W/kvmforge-build.config" >"$W/merge.log" 2>&1 || { cat "$W/merge.log"; exit 1; }`,
+      `printf '%s\\n' 'CONFIG_SYSTEM_TRUSTED_KEYS=""' 'CONFIG_SYSTEM_REVOCATION_KEYS=""' ` +
+        `'CONFIG_MODULE_SIG_KEY="certs/signing_key.pem"' ` +
+        `${o.debugInfo === 'yes' ? '' : "'CONFIG_DEBUG_INFO_NONE=y' '# CONFIG_DEBUG_INFO_BTF is not set'"} > ` +
+        `"$W/kvmforge-build.config"`,
+      `scripts/kconfig/merge_config.sh -m .config ${frags.map((f) => `"$W/${f}"`).join(' ')} ` +
+        `"$W/kvmforge-build.config" >"$W/merge.log" 2>&1 || { cat "$W/merge.log"; exit 1; }`,
       'make olddefconfig >/dev/null',
       // an option no Kconfig defines is bad input; one olddefconfig dropped is reported
-      `find . -name 'Kconfig*' -type f -exec cat {} + | sed -n 's/^[[:space:]]*\\(menu\\)\\{0,1\\}config[[:space:]]\\{1,\\}\\([A-Za-z0-9_]*\\).*/CONFIG_\\2/p' | sort -u > "$W/symbols"`,
-      `unknown=$(cat ${frags.map((f) => `"$W/${f}"`).join(' ')} | sed -n 's/^\\(CONFIG_[A-Za-z0-9_]*\\)=.*/\\1/p; s/^# \\(CONFIG_[A-Za-z0-9_]*\\) is not set.*/\\1/p' | sort -u | comm -23 - "$W/symbols" | tr '\\n' ' ')`,
+      `find . -name 'Kconfig*' -type f -exec cat {} + | sed -n ` +
+        `'s/^[[:space:]]*\\(menu\\)\\{0,1\\}config[[:space:]]\\{1,\\}\\([A-Za-z0-9_]*\\).*/CONFIG_\\2/p' | sort -u ` +
+        `> "$W/symbols"`,
+      `unknown=$(cat ${frags.map((f) => `"$W/${f}"`).join(' ')} | sed -n 's/^\\(CONFIG_[A-Za-z0-9_]*\\)=.*/\\1/p; ` +
+        `s/^# \\(CONFIG_[A-Za-z0-9_]*\\) is not set.*/\\1/p' | sort -u | comm -23 - "$W/symbols" | tr '\\n' ' ')`,
       'if [ -n "$unknown" ]; then echo "KVMFORGE_UNKNOWN $unknown" >&2; echo "config fragment names options this ' +
         'kernel does not have: $unknown" >&2; exit 6; fi',
       `cat ${frags.map((f) => `"$W/${f}"`).join(' ')} | grep -E '^(CONFIG_|# CONFIG_)' | while IFS= read -r want; do`,
@@ -219,7 +226,8 @@ function buildBody(spec: BuildSpec, key: string): string {
         ']; } || echo "KVMFORGE_DROPPED $want (now: $now)";; esac',
       'done',
       'echo "KVMFORGE_OBJECTS_ESTIMATE $(grep -cE "=(y|m)$" .config)"',
-      `nice make -j"$(nproc)" ${target} LOCALVERSION=${quote(`-kvmforge-${key.slice(0, 8)}`)} KDEB_PKGVERSION=${quote(`${spec.version}-1`)} KBUILD_BUILD_USER=kvmforge KBUILD_BUILD_HOST=kvmforge`,
+      `nice make -j"$(nproc)" ${target} LOCALVERSION=${quote(`-kvmforge-${key.slice(0, 8)}`)} ` +
+        `KDEB_PKGVERSION=${quote(`${spec.version}-1`)} KBUILD_BUILD_USER=kvmforge KBUILD_BUILD_HOST=kvmforge`,
       'find "$W" ~/rpmbuild/RPMS -maxdepth 2 \\( -name "*.deb" -o -name "*.rpm" \\) 2>/dev/null | grep -- ' +
         '"-kvmforge-" | xargs -r mv -t "$OUT"',
       'ls "$OUT" | grep -q . || { echo "the kernel build produced no package" >&2; exit 1; }',
@@ -229,14 +237,17 @@ function buildBody(spec: BuildSpec, key: string): string {
     const prefix = o.prefix as string;
     return [
       'mkdir -p build-kvmforge && cd build-kvmforge',
-      `nice ../configure --prefix=${quote(prefix)} --target-list=x86_64-softmmu --disable-docs --firmwarepath=${quote(`${prefix}/share/qemu:/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu`)} ${args('configureArgs')}`,
+      `nice ../configure --prefix=${quote(prefix)} --target-list=x86_64-softmmu --disable-docs ` +
+        `--firmwarepath=${quote(`${prefix}/share/qemu:/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu`)} ` +
+        `${args('configureArgs')}`,
       'nice ninja',
       'DESTDIR="$STAGE" ninja install >/dev/null',
       `ln -sf qemu-system-x86_64 "$STAGE"${quote(`${prefix}/bin/kvm`)}`,
     ].join('\n');
   }
   return [
-    `nice meson setup build-kvmforge -Dsystem=true -Ddriver_qemu=enabled -Ddocs=disabled -Dtests=disabled -Dinit_script=systemd ${args('mesonArgs')}`,
+    `nice meson setup build-kvmforge -Dsystem=true -Ddriver_qemu=enabled -Ddocs=disabled -Dtests=disabled ` +
+      `-Dinit_script=systemd ${args('mesonArgs')}`,
     'nice ninja -C build-kvmforge',
     'DESTDIR="$STAGE" meson install -C build-kvmforge --no-rebuild >/dev/null',
   ].join('\n');
@@ -249,7 +260,8 @@ function maintainer(c: Component): string[] {
     ...(c === 'libvirt' ? [READ_ACCOUNTS] : []),
     ...(['postinst', 'prerm', 'postrm'] as const).map(
       (n) =>
-        `{ printf '#!/bin/sh\\nset -e\\n'; ${c === 'libvirt' ? 'cat "$W/accounts"; ' : ''}printf '%s\\n' ${quote(scripts[n])}; } > "$STAGE/DEBIAN/${n}"; chmod 755 "$STAGE/DEBIAN/${n}"`,
+        `{ printf '#!/bin/sh\\nset -e\\n'; ${c === 'libvirt' ? 'cat "$W/accounts"; ' : ''}printf '%s\\n' ` +
+        `${quote(scripts[n])}; } > "$STAGE/DEBIAN/${n}"; chmod 755 "$STAGE/DEBIAN/${n}"`,
     ),
   ];
 }
@@ -260,7 +272,9 @@ export function packageBody(spec: BuildSpec, key: string): string {
   const name = p.name('');
   const version = packageVersion(spec, key);
   const replaces = p.replaces[spec.distro.pm].join(', ');
-  const summary = `${spec.component === 'qemu' ? 'QEMU' : 'libvirt'} ${spec.version} built by kvmforge (artifact ${shortKey(key)})`;
+  const summary =
+    `${spec.component === 'qemu' ? 'QEMU' : 'libvirt'} ${spec.version} built by kvmforge (artifact ` +
+    `${shortKey(key)})`;
   const elfs =
     'find "$STAGE" -type f | while IFS= read -r f; do if [ "$(od -An -tx1 -N4 "$f" | tr -d " ")" = 7f454c46 ]; then ' +
     'echo "$f"; fi; done > "$W/elfs"';
@@ -281,18 +295,21 @@ export function packageBody(spec: BuildSpec, key: string): string {
         '"$STAGE/DEBIAN/conffiles" ] || rm -f "$STAGE/DEBIAN/conffiles"',
       ...maintainer(spec.component),
       '{',
-      `  echo ${quote(`Package: ${name}`)}; echo ${quote(`Version: ${version}`)}; echo "Architecture: $(dpkg --print-architecture)"`,
+      `  echo ${quote(`Package: ${name}`)}; echo ${quote(`Version: ${version}`)}; echo "Architecture: $(dpkg ` +
+        `--print-architecture)"`,
       "  echo 'Maintainer: kvmforge <root@localhost>'; echo 'Section: admin'; echo 'Priority: optional'",
       '  echo "Installed-Size: $(du -sk "$STAGE" | cut -f1)"',
       '  echo "Depends: ${deps:+$deps, }$extra"',
       ...(replaces
         ? [
-            `  echo ${quote(`Conflicts: ${replaces}`)}; echo ${quote(`Replaces: ${replaces}`)}; echo ${quote(`Provides: ${replaces}`)}`,
+            `  echo ${quote(`Conflicts: ${replaces}`)}; echo ${quote(`Replaces: ${replaces}`)}; echo ` +
+              `${quote(`Provides: ${replaces}`)}`,
           ]
         : []),
       `  echo ${quote(`Description: ${summary}`)}`,
       '} > "$STAGE/DEBIAN/control"',
-      `dpkg-deb -Zgzip --root-owner-group -b "$STAGE" "$OUT/"${quote(`${name}_${version}_`)}"$(dpkg --print-architecture).deb" >/dev/null`,
+      `dpkg-deb -Zgzip --root-owner-group -b "$STAGE" "$OUT/"${quote(`${name}_${version}_`)}"$(dpkg ` +
+        `--print-architecture).deb" >/dev/null`,
     ].join('\n');
   }
   // RHEL family: an rpm of the staged tree (rpmbuild packs the buildroot as it is)
@@ -303,7 +320,8 @@ export function packageBody(spec: BuildSpec, key: string): string {
     'mkdir -p "$W/rpm"',
     '( cd "$STAGE" && find . -type f -o -type l | sed "s|^\\.||; s|.*|\\"&\\"|" ) > "$W/rpm/files"',
     '{',
-    `  echo ${quote(`Name: ${name}`)}; echo ${quote(`Version: ${spec.version.replace(/-/g, '.')}`)}; echo ${quote(`Release: kvmforge.${shortKey(key)}`)}`,
+    `  echo ${quote(`Name: ${name}`)}; echo ${quote(`Version: ${spec.version.replace(/-/g, '.')}`)}; echo ` +
+      `${quote(`Release: kvmforge.${shortKey(key)}`)}`,
     `  echo ${quote(`Summary: ${summary}`)}; echo 'License: GPL-2.0-or-later'`,
     ...(replaces ? [`  echo ${quote(`Obsoletes: ${replaces}`)}; echo ${quote(`Provides: ${replaces}`)}`] : []),
     "  echo '%description'; echo 'Built by kvmforge.'; echo '%install'",
@@ -330,7 +348,8 @@ function versionCheck(spec: BuildSpec): string {
   return [
     `have=$(${read})`,
     sh`want=${spec.version}`,
-    `[ "$have" = "$want" ] || { echo "the tarball holds ${spec.component} $have, not $want (${spec.component}_version)" >&2; exit 7; }`,
+    `[ "$have" = "$want" ] || { echo "the tarball holds ${spec.component} $have, not $want ` +
+      `(${spec.component}_version)" >&2; exit 7; }`,
   ].join('\n');
 }
 

@@ -33,7 +33,8 @@ export function sourceOf(host: Host, c: Component, baseDir: string): Source | un
     throw badVar(
       host,
       `${c}_version`,
-      `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, got ${JSON.stringify(version)}`,
+      `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, got ` +
+        `${JSON.stringify(version)}`,
     );
   const given = varOr<string>(host, `${c}_source`, upstreamUrl(c, version));
   const sha = varOr<string | undefined>(host, `${c}_sha256`, undefined);
@@ -47,7 +48,8 @@ export function sourceOf(host: Host, c: Component, baseDir: string): Source | un
       throw badVar(
         host,
         `${c}_sha256`,
-        `a download (${given}) needs its published sha256 in ${c}_sha256; a tarball that doesn't match is refused and deleted`,
+        `a download (${given}) needs its published sha256 in ${c}_sha256; a tarball that doesn't match is refused ` +
+          `and deleted`,
       );
     src.url = given;
   } else {
@@ -108,7 +110,8 @@ export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?:
   if (s.url) {
     lines.push(
       '  rm -f "$f.part"',
-      sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${s.url}; else wget -q -O "$f.part" ${s.url}; fi || { rm -f "$f.part"; echo ${`cannot download ${s.url}`} >&2; exit 3; }`,
+      sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${s.url}; else wget -q -O ` +
+        sh`"$f.part" ${s.url}; fi || { rm -f "$f.part"; echo ${`cannot download ${s.url}`} >&2; exit 3; }`,
       '  mv -f "$f.part" "$f"',
       '  have=$(sha256sum "$f" | cut -d" " -f1)',
     );
@@ -121,13 +124,15 @@ export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?:
   if (keyringOnHost && s.signature) {
     if (/^https?:/.test(s.signature))
       lines.push(
-        sh`curl -fsSL -o "$f.sig" ${s.signature} || { echo ${`cannot download the signature ${s.signature}`} >&2; exit 3; }`,
+        sh`curl -fsSL -o "$f.sig" ${s.signature} || { echo ${`cannot download the signature ${s.signature}`} >&2; ` +
+          sh`exit 3; }`,
       );
     else lines.push(sh`cp ${sigOnHost!} "$f.sig"`);
     // the kernel signs the uncompressed tar
     const data = s.component === 'kernel' && /\.tar\.sign$/.test(s.signature) ? 'xz -dc "$f" |' : 'cat "$f" |';
     lines.push(
-      `if ! ${data} gpgv --keyring ${quote(keyringOnHost)} "$f.sig" - 2>"$f.gpgv"; then cat "$f.gpgv" >&2; rm -f "$f"; echo "bad signature on $f; the file was deleted" >&2; exit 5; fi`,
+      `if ! ${data} gpgv --keyring ${quote(keyringOnHost)} "$f.sig" - 2>"$f.gpgv"; then cat "$f.gpgv" >&2; rm -f ` +
+        `"$f"; echo "bad signature on $f; the file was deleted" >&2; exit 5; fi`,
     );
   }
   lines.push('echo "$f"');

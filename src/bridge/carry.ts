@@ -169,11 +169,13 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
     if (m?.kind === 'bond' || port.slaveKind === 'bond')
       throw new Refusal(
         'bridge_port',
-        `'${portName}' is a slave of bond ${port.master}: bridge the bond instead (bridge_port: ${port.master}); its slaves stay as they are`,
+        `'${portName}' is a slave of bond ${port.master}: bridge the bond instead (bridge_port: ${port.master}); ` +
+          `its slaves stay as they are`,
       );
     throw new Refusal(
       'bridge_port',
-      `'${portName}' is already a port of ${m?.kind ?? port.slaveKind ?? 'another device'} ${port.master}: a NIC can be in one bridge only`,
+      `'${portName}' is already a port of ${m?.kind ?? port.slaveKind ?? 'another device'} ${port.master}: a NIC ` +
+        `can be in one bridge only`,
     );
   }
   const bridgeLink = net.links.find((l) => l.name === p.bridge);
@@ -196,7 +198,8 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
     else
       throw new Refusal(
         'bridge_port',
-        `${c.name} is a ${c.kind ?? 'device'} on ${portName}; kvmforge does not know how to move it onto ${p.bridge} — move or remove it first`,
+        `${c.name} is a ${c.kind ?? 'device'} on ${portName}; kvmforge does not know how to move it onto ` +
+          `${p.bridge} — move or remove it first`,
       );
   }
   const wg = net.links.filter(
@@ -284,7 +287,8 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
       if (!v4Nets.some((n) => inSubnet(r.gateway!, n)))
         throw new Refusal(
           'bridge_addresses',
-          `${describeRoute({ ...r, table: r.table ?? 'main' }, p.bridge)} (from ${portName}) goes through ${r.gateway}, which none of bridge_addresses (${p.addresses.join(', ')}) reaches`,
+          `${describeRoute({ ...r, table: r.table ?? 'main' }, p.bridge)} (from ${portName}) goes through ` +
+            `${r.gateway}, which none of bridge_addresses (${p.addresses.join(', ')}) reaches`,
         );
     }
   }
@@ -363,13 +367,19 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
 
 export function describeRoute(r: Pick<Route, 'dst' | 'gateway' | 'table' | 'family'>, dev: string): string {
   const what = r.dst === 'default' ? `default route${r.family === 6 ? ' (IPv6)' : ''}` : `route to ${r.dst}`;
-  return `${what}${r.gateway ? ` via ${r.gateway}` : ''} dev ${dev}${r.table && r.table !== 'main' ? ` table ${r.table}` : ''}`;
+  return (
+    `${what}${r.gateway ? ` via ${r.gateway}` : ''} dev ` +
+    `${dev}${r.table && r.table !== 'main' ? ` table ${r.table}` : ''}`
+  );
 }
 
 export function describeRule(
   r: Pick<Rule, 'priority' | 'src' | 'dst' | 'iif' | 'oif' | 'table' | 'fwmark' | 'not'>,
 ): string {
-  return `rule ${r.priority}: ${r.not ? 'not ' : ''}from ${r.src ?? 'all'}${r.dst ? ` to ${r.dst}` : ''}${r.iif ? ` iif ${r.iif}` : ''}${r.oif ? ` oif ${r.oif}` : ''}${r.fwmark ? ` fwmark ${r.fwmark}` : ''} lookup ${r.table ?? 'main'}`;
+  return (
+    `rule ${r.priority}: ${r.not ? 'not ' : ''}from ` +
+    `${r.src ?? 'all'}${r.dst ? ` to ${r.dst}` : ''}${r.iif ? ` iif ${r.iif}` : ''}${r.oif ? ` oif ${r.oif}` : ''}${r.fwmark ? ` fwmark ${r.fwmark}` : ''} lookup ${r.table ?? 'main'}`
+  );
 }
 
 /** One line for the plan and the summary: what the bridge carries over. */

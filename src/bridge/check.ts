@@ -16,7 +16,8 @@ export interface Expectation {
 }
 
 const routeTest = (r: { family: Route['family']; dst: string; gateway?: string; table?: string }, dev: string) =>
-  sh`[ -n "$(ip -${String(r.family)} route show table ${r.table ?? 'main'} exact ${r.dst} ${r.gateway ? ['via', r.gateway] : []} dev ${dev} 2>/dev/null)" ]`;
+  sh`[ -n "$(ip -${String(r.family)} route show table ${r.table ?? 'main'} exact ${r.dst} ` +
+  sh`${r.gateway ? ['via', r.gateway] : []} dev ${dev} 2>/dev/null)" ]`;
 
 /** The host's network before, as it must be after the switch. `from` is where it lived (the NIC). */
 export function expectations(b: Bridge, p: BridgeParams, before: NetState): Expectation[] {
@@ -84,7 +85,8 @@ export function expectations(b: Bridge, p: BridgeParams, before: NetState): Expe
     add(
       d,
       `${d} missing after the switch`,
-      sh`[ -n "$(ip -${String(r.family)} rule show pref ${r.priority} ${sel} table ${r.table ?? 'main'} 2>/dev/null)" ]`,
+      sh`[ -n "$(ip -${String(r.family)} rule show pref ${r.priority} ${sel} table ${r.table ?? 'main'} ` +
+        sh`2>/dev/null)" ]`,
     );
   }
   // DNS servers and search domains, in resolv.conf or systemd-resolved
@@ -95,7 +97,8 @@ export function expectations(b: Bridge, p: BridgeParams, before: NetState): Expe
     add(
       `DNS server ${s}`,
       `DNS server ${s} missing after the switch`,
-      sh`{ grep -qE ${`^nameserver[[:space:]]+${s.replace(/\./g, '\\.')}([[:space:]]|$)`} /etc/resolv.conf 2>/dev/null || resolvectl dns 2>/dev/null | grep -qwF -- ${s}; }`,
+      sh`{ grep -qE ${`^nameserver[[:space:]]+${s.replace(/\./g, '\\.')}([[:space:]]|$)`} /etc/resolv.conf ` +
+        sh`2>/dev/null || resolvectl dns 2>/dev/null | grep -qwF -- ${s}; }`,
     );
   for (const dom of new Set(
     before.domains.filter((d) => d.link === undefined || d.link === from).map((d) => d.domain),
@@ -103,7 +106,8 @@ export function expectations(b: Bridge, p: BridgeParams, before: NetState): Expe
     add(
       `search domain ${dom}`,
       `search domain ${dom} missing after the switch`,
-      sh`{ grep -E '^(search|domain)[[:space:]]' /etc/resolv.conf 2>/dev/null | grep -qwF -- ${dom} || resolvectl domain 2>/dev/null | grep -qwF -- ${dom}; }`,
+      sh`{ grep -E '^(search|domain)[[:space:]]' /etc/resolv.conf 2>/dev/null | grep -qwF -- ${dom} || resolvectl ` +
+        sh`domain 2>/dev/null | grep -qwF -- ${dom}; }`,
     );
   }
   // MTU, VLANs on top of the bridge (with their addresses), a bond's slaves
@@ -142,7 +146,8 @@ export function expectations(b: Bridge, p: BridgeParams, before: NetState): Expe
     add(
       `gateway ${gw} answers on ${b.bridge}`,
       `gateway ${gw} does not answer on ${b.bridge}`,
-      sh`{ ping -c 1 -W 1 ${gw} >/dev/null 2>&1 || timeout 2 bash -c ${`: </dev/tcp/${gw}/9`} >/dev/null 2>&1; ip neigh show ${gw} dev ${b.bridge} | grep -q lladdr; }`,
+      sh`{ ping -c 1 -W 1 ${gw} >/dev/null 2>&1 || timeout 2 bash -c ${`: </dev/tcp/${gw}/9`} >/dev/null 2>&1; ip ` +
+        sh`neigh show ${gw} dev ${b.bridge} | grep -q lladdr; }`,
     );
   return out;
 }
@@ -161,7 +166,8 @@ export function checkScript(exps: Expectation[], waitS: number): string {
     '}',
     `end=$(( $(date +%s) + ${Math.max(0, Math.floor(waitS))} ))`,
     'while :; do',
-    `  if check; then echo "kept after the switch ($kept of ${exps.length}):"; printf '  %s\\n' ${exps.map((e) => quote(e.what)).join(' ')}; exit 0; fi`,
+    `  if check; then echo "kept after the switch ($kept of ${exps.length}):"; printf '  %s\\n' ` +
+      `${exps.map((e) => quote(e.what)).join(' ')}; exit 0; fi`,
     '  [ "$(date +%s)" -lt "$end" ] || break',
     '  sleep 1',
     'done',

@@ -168,7 +168,9 @@ function notFound(what: string, names: string[]) {
   if (names.length)
     throw new Refusal(
       'bridge_port',
-      `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} in no ${what.replace(/^an? /, '')} kvmforge can find, so ${names.length === 1 ? 'it' : 'they'} cannot be moved onto the bridge: define ${names.length === 1 ? 'it' : 'them'} in ${what} first`,
+      `${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} in no ${what.replace(/^an? /, '')} kvmforge can ` +
+        `find, so ${names.length === 1 ? 'it' : 'they'} cannot be moved onto the bridge: define ` +
+        `${names.length === 1 ? 'it' : 'them'} in ${what} first`,
     );
 }
 
@@ -289,7 +291,8 @@ export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] 
       if (src && !posix.basename(src).startsWith('10-kvmforge-') && posix.basename(src) < mine) {
         throw new Refusal(
           'bridge_stack',
-          `systemd-networkd reads ${src} for ${b.port} before kvmforge's ${mine} would be read (files are taken in name order): rename it to sort after ${mine}, or merge it`,
+          `systemd-networkd reads ${src} for ${b.port} before kvmforge's ${mine} would be read (files are taken in ` +
+            `name order): rename it to sort after ${mine}, or merge it`,
         );
       }
       return [
@@ -344,7 +347,10 @@ export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] 
  * (seen: a loaded 2-core machine left br0 without a lease for the whole rollback window, 36 s in the tests).
  */
 function dhcpNudge(bridge: string): string {
-  return sh`for i in 1 2 3 4 5 6; do sleep 10; ip -o -4 addr show dev ${bridge} | grep -q ' inet ' && break; networkctl renew ${bridge} 2>/dev/null || true; done`;
+  return (
+    sh`for i in 1 2 3 4 5 6; do sleep 10; ip -o -4 addr show dev ${bridge} | grep -q ' inet ' && break; ` +
+    sh`networkctl renew ${bridge} 2>/dev/null || true; done`
+  );
 }
 
 /** Commands that make the stack apply its (new or restored) config; `up` after a switch, `down` on rollback. */
@@ -363,7 +369,8 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
       return {
         up: [
           dropVlans,
-          sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null || true`,
+          sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null ` +
+            sh`|| true`,
           b.dhcp ? dhcpNudge(b.bridge) : '',
         ]
           .filter(Boolean)
@@ -422,7 +429,8 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
       return {
         up: [
           dropVlans,
-          sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; nmcli device reapply ${b.port} || nmcli connection up ${`System ${b.port}`}; else systemctl restart network; fi`,
+          sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; nmcli device reapply ` +
+            sh`${b.port} || nmcli connection up ${`System ${b.port}`}; else systemctl restart network; fi`,
         ]
           .filter(Boolean)
           .join('\n'),

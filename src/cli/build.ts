@@ -42,7 +42,9 @@ async function buildHost(host: Host, params: Map<string, unknown>, o: BuildOptio
         });
         sr.changes = [
           {
-            summary: `${a.spec.component} ${a.spec.version} artifact ${a.key.slice(0, 12)} ${cached ? 'already in the local cache' : `ready (built on ${meta.builtOn} in ${meta.buildSeconds} s)`}`,
+            summary:
+              `${a.spec.component} ${a.spec.version} artifact ${a.key.slice(0, 12)} ` +
+              `${cached ? 'already in the local cache' : `ready (built on ${meta.builtOn} in ${meta.buildSeconds} s)`}`,
             warning: meta.dropped?.length ? `options olddefconfig dropped: ${meta.dropped.join(', ')}` : undefined,
           },
         ];

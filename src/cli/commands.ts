@@ -184,12 +184,15 @@ export async function factsCommand(f: Flags): Promise<number> {
         );
       process.stdout.write(
         [
-          `${name}: ${fx.os.prettyName} (${fx.os.family}), kernel ${fx.kernel} ${fx.arch}, ${fx.cpu.count} CPU ${fx.cpu.virtFlags.join('/') || 'no vmx/svm'}`,
-          `  memory ${(fx.memory.totalKiB / 1048576).toFixed(1)} GiB, hugepages ${fx.memory.hugePagesTotal} × ${fx.memory.hugePageSizeKiB} KiB (${fx.memory.hugePagesFree} free)`,
+          `${name}: ${fx.os.prettyName} (${fx.os.family}), kernel ${fx.kernel} ${fx.arch}, ${fx.cpu.count} CPU ` +
+            `${fx.cpu.virtFlags.join('/') || 'no vmx/svm'}`,
+          `  memory ${(fx.memory.totalKiB / 1048576).toFixed(1)} GiB, hugepages ${fx.memory.hugePagesTotal} × ` +
+            `${fx.memory.hugePageSizeKiB} KiB (${fx.memory.hugePagesFree} free)`,
           `  ksm ${Object.entries(fx.ksm)
             .map(([k, x]) => `${k}=${x}`)
             .join(' ')}`,
-          `  init ${fx.init}, packages ${fx.packageManager}, boot loader ${fx.bootLoader}, qemu ${fx.versions.qemu ?? '-'}, libvirt ${fx.versions.libvirt ?? '-'}`,
+          `  init ${fx.init}, packages ${fx.packageManager}, boot loader ${fx.bootLoader}, qemu ` +
+            `${fx.versions.qemu ?? '-'}, libvirt ${fx.versions.libvirt ?? '-'}`,
           `  net ${ifs.join('; ')}; default via ${fx.defaultRoute?.gateway ?? '-'} dev ${fx.defaultRoute?.dev ?? '-'}`,
           `  cmdline ${fx.cmdline}`,
           '',

@@ -34,7 +34,8 @@ export async function exitsCommand(
         const h = s.host;
         {
           const r = await t.exec(
-            `[ -e /dev/kvm ] || { echo 'no /dev/kvm: not a KVM host' >&2; exit 3; }\n${exitsScript(interval, f.vm ?? [])}`,
+            `[ -e /dev/kvm ] || { echo 'no /dev/kvm: not a KVM host' >&2; exit 3; ` +
+              `}\n${exitsScript(interval, f.vm ?? [])}`,
             { sudo: true, timeoutMs: (interval + 120) * 1000 },
           );
           if (r.code !== 0)

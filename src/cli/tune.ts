@@ -32,7 +32,8 @@ export async function tuneCommand(
   const wants = new Map(hosts.map((h) => [h.name, wantedTiers(h)])); // bad domains_vms: exit 2, nothing touched
   if (![...wants.values()].some((w) => w.length))
     throw ConfigError.one(
-      `tune: no VM in ${inventoryFile} names a tier (domains_vms: - { name: …, tier: rr90 }); tiers: ordinary, rr90, rr99, fifo99`,
+      `tune: no VM in ${inventoryFile} names a tier (domains_vms: - { name: …, tier: rr90 }); tiers: ordinary, ` +
+        `rr90, rr99, fifo99`,
     );
   const results = (
     await loop(
@@ -93,7 +94,9 @@ async function tuneHost(name: string, t: Transport, want: Want[], plan: boolean)
           const inStep = sched.length ? sched.every((s) => wanted.includes(s)) : !wanted.length;
           if (!inStep)
             out.notes.push(
-              `${w.vm}'s domain XML has ${sched.length ? `<vcpusched> ${[...new Set(sched)].join(', ')}` : 'no <vcpusched>'}, its tier is ${w.tier}: \`kvmforge apply --steps domains\` makes the tier survive a restart`,
+              `${w.vm}'s domain XML has ` +
+                `${sched.length ? `<vcpusched> ${[...new Set(sched)].join(', ')}` : 'no <vcpusched>'}, its tier is ` +
+                `${w.tier}: \`kvmforge apply --steps domains\` makes the tier survive a restart`,
             );
         }
       }

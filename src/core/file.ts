@@ -104,7 +104,8 @@ export function writeFileScript(spec: FileSpec): string {
     `trap 'rm -f "$tmp"' EXIT`,
     `trap 'rm -f "$tmp"; exit 143' TERM INT HUP`,
     // through cat: its write error names the cause (base64's says only "write error")
-    `base64 -d <<'KVMFORGE_EOF' | cat > "$tmp" || { echo "kvmforge: cannot write $target (temp file $tmp, removed; $target unchanged): see the error above" >&2; exit 1; }`,
+    `base64 -d <<'KVMFORGE_EOF' | cat > "$tmp" || { echo "kvmforge: cannot write $target (temp file $tmp, removed; ` +
+      `$target unchanged): see the error above" >&2; exit 1; }`,
     b64,
     'KVMFORGE_EOF',
     `chmod ${quote(spec.mode ?? '644')} "$tmp"`,
@@ -113,7 +114,8 @@ export function writeFileScript(spec: FileSpec): string {
     ...(spec.noBackup
       ? []
       : [
-          `if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up $target" >&2; exit 1; }; fi`,
+          `if [ -e "$target" ]; then cp -p "$target" "$target${BACKUP_SUFFIX}" || { echo "kvmforge: cannot back up ` +
+            `$target" >&2; exit 1; }; fi`,
         ]),
     'mv -f "$tmp" "$target"',
     'trap - EXIT',

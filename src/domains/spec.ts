@@ -265,7 +265,8 @@ export function resolveVms(host: Host): Vm[] {
       if (!p)
         throw bad(
           'profile',
-          `unknown profile '${prof}': expected one of ${[...Object.keys(BUILTIN_PROFILES), ...Object.keys(userProfiles)].join(', ')}`,
+          `unknown profile '${prof}': expected one of ` +
+            `${[...Object.keys(BUILTIN_PROFILES), ...Object.keys(userProfiles)].join(', ')}`,
         );
       merged = overlay(p, merged) as Obj;
       prof = user?.profile as string | undefined;

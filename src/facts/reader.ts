@@ -83,7 +83,8 @@ export class FactReader {
           script,
           r.code,
           r.stderr,
-          `reading facts (${missing.map((f) => f.name).join(', ')}) failed: exit ${r.code}: ${r.stderr.trim().slice(-200)}`,
+          `reading facts (${missing.map((f) => f.name).join(', ')}) failed: exit ${r.code}: ` +
+            `${r.stderr.trim().slice(-200)}`,
         );
       splitBatch(r.stdout, missing.length).forEach((p, i) => {
         this.known.set(missing[i].name, missing[i].parse(p.out.replace(/\n$/, ''), p.code, p.stderr));

@@ -67,11 +67,14 @@ export function benchScript({ dir, sizeMiB, blockKiB }: BenchOptions, workloads:
   const bytes = sizeMiB * 1048576;
   const count = (sizeMiB * 1024) / blockKiB;
   const parts = [
-    `export LC_ALL=C\nf=${quote(dir.replace(/\/+$/, ''))}/.kvmforge-bench.$$\ntrap 'rm -f "$f" "$f.err"' EXIT\n[ -d ${quote(dir)} ] && [ -w ${quote(dir)} ] || { printf 'bench directory %s is missing or not writable\\n' ${quote(dir)} >&2; exit 3; }`,
+    `export LC_ALL=C\nf=${quote(dir.replace(/\/+$/, ''))}/.kvmforge-bench.$$\ntrap 'rm -f "$f" "$f.err"' EXIT\n[ ` +
+      `-d ${quote(dir)} ] && [ -w ${quote(dir)} ] || { printf 'bench directory %s is missing or not writable\\n' ` +
+      `${quote(dir)} >&2; exit 3; }`,
     driversScript(dir),
   ];
   const timed = (name: Workload, cmd: string) =>
-    `t0=$(${now}); if ${cmd} 2>"$f.err"; then t1=$(${now}); echo "result ${name} ${bytes} $((t1 - t0))"; else echo "error ${name} $(tail -n 1 "$f.err")"; fi`;
+    `t0=$(${now}); if ${cmd} 2>"$f.err"; then t1=$(${now}); echo "result ${name} ${bytes} $((t1 - t0))"; else echo ` +
+    `"error ${name} $(tail -n 1 "$f.err")"; fi`;
   if (workloads.includes('disk-write') || workloads.includes('disk-read'))
     parts.push(
       timed('disk-write', `dd if=/dev/zero of="$f" bs=${blockKiB}K count=${count} oflag=direct conv=fsync status=none`),

@@ -20,11 +20,13 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
   const color = (n: string) => COLORS[names.indexOf(n) % COLORS.length];
   const y = (v: number) => ((bottom - top) * v) / max;
   const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ` +
+      `font-family="sans-serif" font-size="12">`,
     `<rect width="${w}" height="${h}" fill="white"/>`,
     `<text x="${w / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
     `<line x1="60" y1="${bottom}" x2="${w - 20}" y2="${bottom}" stroke="black"/>`,
-    `<text x="14" y="${(top + bottom) / 2}" transform="rotate(-90 14 ${(top + bottom) / 2})" text-anchor="middle">${esc(unit)}</text>`,
+    `<text x="14" y="${(top + bottom) / 2}" transform="rotate(-90 14 ${(top + bottom) / 2})" ` +
+      `text-anchor="middle">${esc(unit)}</text>`,
   ];
   bars.forEach((b, i) => {
     const x = 80 + i * 110;
@@ -33,18 +35,21 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
       const hgt = y(p.value);
       base -= hgt;
       out.push(
-        `<rect class="bar" data-label="${esc(b.label)}" data-part="${esc(p.name)}" data-value="${p.value}" x="${x}" y="${base.toFixed(2)}" width="70" height="${hgt.toFixed(2)}" fill="${color(p.name)}"/>`,
+        `<rect class="bar" data-label="${esc(b.label)}" data-part="${esc(p.name)}" data-value="${p.value}" ` +
+          `x="${x}" y="${base.toFixed(2)}" width="70" height="${hgt.toFixed(2)}" fill="${color(p.name)}"/>`,
       );
     }
     const total = b.parts.reduce((n, p) => n + p.value, 0);
     out.push(
-      `<text x="${x + 35}" y="${(base - 6).toFixed(2)}" text-anchor="middle">${esc(total >= 1000 ? `${(total / 1000).toFixed(1)}k` : total.toFixed(total % 1 ? 1 : 0))}</text>`,
+      `<text x="${x + 35}" y="${(base - 6).toFixed(2)}" ` +
+        `text-anchor="middle">${esc(total >= 1000 ? `${(total / 1000).toFixed(1)}k` : total.toFixed(total % 1 ? 1 : 0))}</text>`,
     );
     out.push(`<text x="${x + 35}" y="${bottom + 18}" text-anchor="middle">${esc(b.label)}</text>`);
   });
   names.forEach((n, i) => {
     out.push(
-      `<rect x="${60 + i * 130}" y="${h - 24}" width="12" height="12" fill="${color(n)}"/><text x="${76 + i * 130}" y="${h - 14}">${esc(n)}</text>`,
+      `<rect x="${60 + i * 130}" y="${h - 24}" width="12" height="12" fill="${color(n)}"/><text ` +
+        `x="${76 + i * 130}" y="${h - 14}">${esc(n)}</text>`,
     );
   });
   out.push('</svg>');

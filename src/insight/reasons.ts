@@ -15,7 +15,9 @@ export interface Reasons {
 }
 
 /** Counts `perf script -F pid,event,trace` lines by PID, event and the word after "reason". */
-export const COUNT_AWK = `{ r = "?"; for (i = 3; i < NF; i++) if ($i == "reason") { r = $(i + 1); break }; n[$1 " " $2 " " r]++ } END { for (k in n) print n[k], k }`;
+export const COUNT_AWK =
+  `{ r = "?"; for (i = 3; i < NF; i++) if ($i == "reason") { r = $(i + 1); break }; n[$1 " ` +
+  `" $2 " " r]++ } END { for (k in n) print n[k], k }`;
 
 /** Runs on the host as root: records both tracepoints of `pids` for `intervalS` s; prints `COUNT PID EVENT REASON`. */
 export function reasonsScript(pids: number[], intervalS: number): string {

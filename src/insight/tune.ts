@@ -121,7 +121,10 @@ export function applyScript(changes: ThreadChange[]): string {
     .map((c) => {
       const id = String(c.tid);
       const why = `vCPU ${c.index} of ${c.vm} (thread ${c.tid})`;
-      return sh`chrt ${flag[c.after.policy]} -p ${String(c.after.rtprio)} ${id} && renice -n ${String(c.after.nice)} -p ${id} >/dev/null || { echo ${`cannot set ${why}`} >&2; exit 1; }`;
+      return (
+        sh`chrt ${flag[c.after.policy]} -p ${String(c.after.rtprio)} ${id} && renice -n ` +
+        sh`${String(c.after.nice)} -p ${id} >/dev/null || { echo ${`cannot set ${why}`} >&2; exit 1; }`
+      );
     })
     .join('\n');
 }

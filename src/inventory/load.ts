@@ -126,7 +126,8 @@ function describe(e: ErrorObject, src: SourceMap): Problem {
         const prop = e.propertyName ?? (e.params as { propertyName?: string }).propertyName ?? '';
         const inVars = path.length > 0 && (path.at(-1) === 'vars' || path.at(-2) === 'hosts');
         const msg = inVars
-          ? `unknown key '${prop}': not a kvmforge var (names starting with a step's name are reserved; see inventories/schema.json)`
+          ? `unknown key '${prop}': not a kvmforge var (names starting with a step's name are reserved; see ` +
+            `inventories/schema.json)`
           : `invalid name '${prop}': expected letters, digits, '.', '_' or '-' (${HOSTNAME})`;
         return { ...src.pos([...path, prop], true), key: [...path, prop].join('.'), message: msg };
       }

@@ -89,6 +89,7 @@ export async function syncClock(vm: Vm): Promise<void> {
   const skew = Math.abs(guestNs / 1_000_000 - Date.now());
   if (!(skew < 5000))
     throw new Error(
-      `${vm.name}: could not set the guest clock after resume (${Math.round(skew / 1000)} s off${setError ? `; ${setError}` : ''})`,
+      `${vm.name}: could not set the guest clock after resume (${Math.round(skew / 1000)} s ` +
+        `off${setError ? `; ${setError}` : ''})`,
     );
 }

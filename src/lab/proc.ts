@@ -32,7 +32,8 @@ export function must(argv: string[], o: { inherit?: boolean; input?: string } = 
   const r = run(argv, o);
   if (r.code !== 0)
     throw new Error(
-      `${argv.join(' ')} failed (exit ${r.code})${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
+      `${argv.join(' ')} failed (exit ` +
+        `${r.code})${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`,
     );
   return r.stdout;
 }

@@ -60,7 +60,8 @@ export function requireTools() {
   );
   if (missing.length) {
     throw new Error(
-      `missing ${missing.join(', ')}: apt-get install -y qemu-system-x86 qemu-utils debootstrap fdisk util-linux e2fsprogs openssh-client`,
+      `missing ${missing.join(', ')}: apt-get install -y qemu-system-x86 qemu-utils debootstrap fdisk util-linux ` +
+        `e2fsprogs openssh-client`,
     );
   }
 }
@@ -156,7 +157,8 @@ export async function waitSsh(vm: Vm, timeoutMs: number): Promise<number> {
     await new Promise((r) => setTimeout(r, 1000));
   }
   throw new Error(
-    `${vm.name}: no SSH on 127.0.0.1:${vm.port} after ${Math.round(timeoutMs / 1000)} s. Console tail:\n${consoleTail(vm.console)}`,
+    `${vm.name}: no SSH on 127.0.0.1:${vm.port} after ${Math.round(timeoutMs / 1000)} s. Console ` +
+      `tail:\n${consoleTail(vm.console)}`,
   );
 }
 
@@ -337,7 +339,9 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
   } catch (e) {
     verdict = {
       accel: 'tcg',
-      note: `TCG software emulation: /dev/kvm exists but a guest does not boot with it (${(e as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 200)})`,
+      note:
+        `TCG software emulation: /dev/kvm exists but a guest does not boot with it ` +
+        `(${(e as Error).message.replace(/\s*\n\s*/g, ' ').slice(0, 200)})`,
     };
   } finally {
     stopQemu(probe.pid);
@@ -353,7 +357,8 @@ export function checkResources(n: number, memory: number, flavours: Flavour[] = 
   const need = n * (memory + 256);
   if (avail < need)
     throw new Error(
-      `not enough memory: ${n} VM(s) × ${memory} MiB need about ${need} MiB, ${Math.floor(avail)} MiB are available (use --hosts or --memory)`,
+      `not enough memory: ${n} VM(s) × ${memory} MiB need about ${need} MiB, ${Math.floor(avail)} MiB are ` +
+        `available (use --hosts or --memory)`,
     );
   const fs = statfsSync(labDir());
   const freeGiB = (fs.bavail * fs.bsize) / 2 ** 30;

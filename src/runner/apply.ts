@@ -107,7 +107,8 @@ export async function confirmSwitch(
             `commit failed (exit ${cm.code}): ${cm.stderr.trim()}`,
           );
         log(
-          `confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback disarmed${r.stdout.trim() ? `\n${r.stdout.trim()}` : ''}`,
+          `confirmed on a new connection after ${((Date.now() - armedAt) / 1000).toFixed(1)} s; rollback ` +
+            `disarmed${r.stdout.trim() ? `\n${r.stdout.trim()}` : ''}`,
         );
         return { done: true };
       }
@@ -137,7 +138,8 @@ export async function confirmSwitch(
       verdict =
         r.code !== 0
           ? `reachable, but the rollback did not report (${found})`
-          : `the host rolled back and is reachable at its old address${found && !rolledBackByUs ? `; before rolling back it found: ${found}` : ''}`;
+          : `the host rolled back and is reachable at its old ` +
+            `address${found && !rolledBackByUs ? `; before rolling back it found: ${found}` : ''}`;
       return { stop: verdict };
     },
   });

@@ -48,7 +48,8 @@ export class Journal {
   ) {
     this.log(
       host,
-      `${step}: exit ${r.code} in ${ms} ms\n--- script\n${script.trimEnd()}\n--- stdout\n${r.stdout.trimEnd()}\n--- stderr\n${r.stderr.trimEnd()}\n---`,
+      `${step}: exit ${r.code} in ${ms} ms\n--- script\n${script.trimEnd()}\n--- ` +
+        `stdout\n${r.stdout.trimEnd()}\n--- stderr\n${r.stderr.trimEnd()}\n---`,
     );
   }
 

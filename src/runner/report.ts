@@ -67,14 +67,20 @@ export function junit(r: Report): string {
           : s.status === 'skipped'
             ? '<skipped/>'
             : `<system-out>${xml(s.changes.map((c) => c.summary).join('\n'))}</system-out>`;
-      return `  <testcase classname="${xml(h.host)}" name="${xml(s.step)}" time="${(s.ms / 1000).toFixed(3)}">${body}</testcase>`;
+      return (
+        `  <testcase classname="${xml(h.host)}" name="${xml(s.step)}" ` +
+        `time="${(s.ms / 1000).toFixed(3)}">${body}</testcase>`
+      );
     });
   });
   const failures = r.hosts.reduce(
     (n, h) => n + (h.steps.length ? h.steps.filter((s) => s.status === 'failed').length : 1),
     0,
   );
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="kvmforge ${r.mode}" tests="${cases.length}" failures="${failures}" time="${(r.ms / 1000).toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`;
+  return (
+    `<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name="kvmforge ${r.mode}" tests="${cases.length}" ` +
+    `failures="${failures}" time="${(r.ms / 1000).toFixed(3)}">\n${cases.join('\n')}\n</testsuite>\n`
+  );
 }
 
 export function summaryTable(r: Report, stepNames: string[]): string {

@@ -138,7 +138,10 @@ async function runStep(
         if (seen.newBoot && resumes.n < MAX_RESUMES) {
           // idempotent steps: facts again, then this step planned again from what the host has now
           resumes.n++;
-          const note = `rebooted by someone else during step ${step.name} (boot_id ${before.slice(0, 8)}… → ${seen.newBoot.slice(0, 8)}…; it failed with: ${e.message}); facts gathered again and the run resumed at ${step.name}`;
+          const note =
+            `rebooted by someone else during step ${step.name} (boot_id ${before.slice(0, 8)}… → ` +
+            `${seen.newBoot.slice(0, 8)}…; it failed with: ${e.message}); facts gathered again and the run resumed ` +
+            `at ${step.name}`;
           (rep.notes ??= []).push(note);
           s.log(note);
           o.events?.message?.(s.host.name, `rebooted by someone else; resuming at ${step.name}`);
@@ -146,7 +149,9 @@ async function runStep(
           continue;
         }
         if (seen.newBoot)
-          why += `; the host was rebooted by someone else (boot_id changed), ${MAX_RESUMES} times already: not resuming again`;
+          why +=
+            `; the host was rebooted by someone else (boot_id changed), ${MAX_RESUMES} times already: not ` +
+            `resuming again`;
         else if (seen.note) why += `; ${seen.note}`;
       }
       sr.status = 'failed';
@@ -175,7 +180,8 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
       rep.steps.push(sr);
       if (sr.status !== 'skipped')
         s.log(
-          `step ${step.name}: ${sr.status}${sr.changes.length ? `\n  ${sr.changes.map((c) => c.summary).join('\n  ')}` : ''}${sr.error ? ` (${sr.error})` : ''}`,
+          `step ${step.name}: ` +
+            `${sr.status}${sr.changes.length ? `\n  ${sr.changes.map((c) => c.summary).join('\n  ')}` : ''}${sr.error ? ` (${sr.error})` : ''}`,
         );
       o.events?.stepEnd?.(host.name, sr);
       if (sr.status === 'failed') break;

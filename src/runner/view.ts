@@ -19,7 +19,8 @@ export function liveView(
         const changed = r.steps
           .filter((s) => s.status === 'changed' || s.status === 'would change')
           .map((s) => `${s.step} ${s.status} (${s.changes.length})`);
-        task.title = `${h}: ${r.status}${changed.length ? ` — ${changed.join(', ')}` : ''} (${(r.ms / 1000).toFixed(1)}s)`;
+        task.title =
+          `${h}: ${r.status}${changed.length ? ` — ${changed.join(', ')}` : ''} ` + `(${(r.ms / 1000).toFixed(1)}s)`;
         if (r.status === 'failed') throw new Error(`${h}: ${r.error}`);
       },
     })),

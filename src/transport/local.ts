@@ -25,7 +25,8 @@ export class LocalTransport implements Transport {
     const tmp = `${path}.kvmforge-tmp`;
     const b64 = Buffer.from(content).toString('base64');
     const r = await this.exec(
-      `base64 -d > ${quote(tmp)} <<'KVMFORGE_EOF'\n${b64}\nKVMFORGE_EOF\nchmod ${mode.toString(8)} ${quote(tmp)}\nmv -f ${quote(tmp)} ${quote(path)}`,
+      `base64 -d > ${quote(tmp)} <<'KVMFORGE_EOF'\n${b64}\nKVMFORGE_EOF\nchmod ${mode.toString(8)} ` +
+        `${quote(tmp)}\nmv -f ${quote(tmp)} ${quote(path)}`,
       { sudo: true },
     );
     if (r.code !== 0) throw new HostError(`cannot write ${path}: ${r.stderr.trim()}`);
@@ -38,7 +39,8 @@ export class LocalTransport implements Transport {
   async putFile(localPath: string, path: string, mode = 0o644): Promise<void> {
     const tmp = `${path}.kvmforge-tmp`;
     const r = await this.exec(
-      `cp ${quote(localPath)} ${quote(tmp)} && chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)}`,
+      `cp ${quote(localPath)} ${quote(tmp)} && chmod ${mode.toString(8)} ${quote(tmp)} && mv -f ${quote(tmp)} ` +
+        `${quote(path)}`,
       { sudo: true },
     );
     if (r.code !== 0) throw new HostError(`cannot write ${path}: ${r.stderr.trim()}`);

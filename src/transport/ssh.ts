@@ -81,14 +81,18 @@ function openClient(
         const fp = fingerprint(blob.toString('base64'));
         if (v.kind === 'match') return true;
         if (v.kind === 'changed') {
-          hostKeyProblem = `host key for ${hostPattern(conn.address, conn.port)} has CHANGED (now ${fp}; known key at ${v.known.file}:${v.known.line}): refused. If the change is expected, remove that line.`;
+          hostKeyProblem =
+            `host key for ${hostPattern(conn.address, conn.port)} has CHANGED (now ${fp}; known key ` +
+            `at ${v.known.file}:${v.known.line}): refused. If the change is expected, remove that line.`;
           return false;
         }
         if (opts.acceptNewInto) {
           record(opts.acceptNewInto, conn.address, conn.port, blob);
           return true;
         }
-        hostKeyProblem = `host key for ${hostPattern(conn.address, conn.port)} is unknown (${fp}): refused. Check it, then run with --accept-new-host-keys to record it.`;
+        hostKeyProblem =
+          `host key for ${hostPattern(conn.address, conn.port)} is unknown (${fp}): refused. Check ` +
+          `it, then run with --accept-new-host-keys to record it.`;
         return false;
       },
     });
@@ -190,7 +194,9 @@ export class SshTransport implements Transport {
     let input = wholeScript(script);
     if (sudo && this.opts.becomePassword !== undefined) {
       // password on stdin (never argv); the marker line separates it from the script
-      command = `${limit} sudo -S -k -p '' -- sh -c ${quote(`while IFS= read -r l; do [ "$l" = ${MARK} ] && exec sh -s; done; exit 97`)}`;
+      command =
+        `${limit} sudo -S -k -p '' -- sh -c ` +
+        `${quote(`while IFS= read -r l; do [ "$l" = ${MARK} ] && exec sh -s; done; exit 97`)}`;
       input = `${this.opts.becomePassword}\n${MARK}\n${input}`;
     } else if (sudo) command = `${limit} sudo -n -- sh -s`;
     await this.slot();
@@ -271,7 +277,8 @@ export class SshTransport implements Transport {
       send(sftp, tmp, (err) => (err ? reject(new HostError(`cannot upload ${path}: ${err.message}`)) : resolve())),
     );
     const r = await this.exec(
-      `chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`,
+      `chmod ${mode.toString(8)} ${quote(tmp)} && chown root:root ${quote(tmp)} && mv -f ${quote(tmp)} ` +
+        `${quote(path)} || { rm -f ${quote(tmp)}; exit 1; }`,
       { sudo: true },
     );
     if (r.code !== 0) throw new HostError(`cannot install ${path}: ${r.stderr.trim()}`);

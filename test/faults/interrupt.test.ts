@@ -130,7 +130,8 @@ describe('connections cut and commands that hang, mid-command', () => {
     for (const h of ['h2', 'h3', 'h4'])
       lab.inHost(
         h,
-        `printf '#!/bin/sh\\nsleep 40\\nexec /usr/bin/base64 "$@"\\n' > /usr/local/bin/base64 && chmod 755 /usr/local/bin/base64`,
+        `printf '#!/bin/sh\\nsleep 40\\nexec /usr/bin/base64 "$@"\\n' > /usr/local/bin/base64 && chmod 755 ` +
+          `/usr/local/bin/base64`,
       );
     const file = inv('cut.yaml', {
       h1: filesVars('h1', 9, 3, CUT),
@@ -169,7 +170,10 @@ describe('connections cut and commands that hang, mid-command', () => {
     // bounded: far below the 40 s a write takes there
     expect(total).toBeLessThan(40);
     process.stderr.write(
-      `[faults] cut at ${(cutAt / 1000).toFixed(1)} s; run ended after ${total.toFixed(1)} s; h2 (hung, 5 s limit) failed after ${(host('h2').ms / 1000).toFixed(1)} s: ${host('h2').error}; h3 (sshd killed): ${(host('h3').ms / 1000).toFixed(1)} s: ${host('h3').error}; h4 (network silent): ${(host('h4').ms / 1000).toFixed(1)} s: ${host('h4').error}\n`,
+      `[faults] cut at ${(cutAt / 1000).toFixed(1)} s; run ended after ${total.toFixed(1)} s; h2 (hung, 5 s limit) ` +
+        `failed after ${(host('h2').ms / 1000).toFixed(1)} s: ${host('h2').error}; h3 (sshd killed): ` +
+        `${(host('h3').ms / 1000).toFixed(1)} s: ${host('h3').error}; h4 (network silent): ` +
+        `${(host('h4').ms / 1000).toFixed(1)} s: ${host('h4').error}\n`,
     );
     // nothing half-written where it was cut
     for (const h of ['h2', 'h3', 'h4'])
@@ -187,7 +191,8 @@ describe('a full filesystem during a file change', () => {
     const full = '/srv/kvmforge-full';
     lab.inHost(
       'h1',
-      `mkdir -p ${full} && mount -t tmpfs -o size=256k tmpfs ${full} && printf 'old\\n' > ${full}/app.conf && (dd if=/dev/zero of=${full}/filler bs=4k 2>/dev/null || true)`,
+      `mkdir -p ${full} && mount -t tmpfs -o size=256k tmpfs ${full} && printf 'old\\n' > ${full}/app.conf && (dd ` +
+        `if=/dev/zero of=${full}/filler bs=4k 2>/dev/null || true)`,
     );
     const spec = ['files:', `  - path: ${full}/app.conf`, `    content: ${JSON.stringify('new\n'.repeat(20000))}`];
     const file = lab.inventory(join(lab.dir, 'full.yaml'), { h1: spec });
@@ -316,7 +321,8 @@ describe('the dpkg lock held by another process', () => {
     );
     lab.inHost(
       h,
-      `nohup python3 -c 'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(300)' >/dev/null 2>&1 &`,
+      `nohup python3 -c 'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); fcntl.lockf(f, ` +
+        `fcntl.LOCK_EX); time.sleep(300)' >/dev/null 2>&1 &`,
     );
     const holder = lab.inHost(h, 'sleep 1; pgrep -x python3').trim();
     expect(holder).toMatch(/^\d+$/);
@@ -334,14 +340,16 @@ describe('the dpkg lock held by another process', () => {
     expect(held.ok).toBe(true);
     expect(held.out.code).not.toBe(0);
     expect(held.out.stderr.trim().split('\n').pop()).toBe(
-      `kvmforge: gave up after 3s (kvmforge_lock_timeout): Could not get lock /var/lib/dpkg/lock-frontend. It is held by process ${holder} (python3)`,
+      `kvmforge: gave up after 3s (kvmforge_lock_timeout): Could not get lock /var/lib/dpkg/lock-frontend. It is ` +
+        `held by process ${holder} (python3)`,
     );
     // bounded: the 3 s lock timeout, not forever
     expect(held.ms).toBeGreaterThan(3000);
     expect(held.ms).toBeLessThan(30_000);
     expect(lab.inHost(h, "dpkg-query -W -f '${Status}' kvmforge-locktest 2>/dev/null || echo absent")).toBe('absent\n');
     process.stderr.write(
-      `[faults] dpkg lock held: apt gave up after ${(held.ms / 1000).toFixed(1)} s (lock timeout 3 s): ${held.out.stderr.trim().split('\n').pop()}\n`,
+      `[faults] dpkg lock held: apt gave up after ${(held.ms / 1000).toFixed(1)} s (lock timeout 3 s): ` +
+        `${held.out.stderr.trim().split('\n').pop()}\n`,
     );
     lab.inHost(h, `kill ${holder}`);
     const free = await drive();

@@ -57,7 +57,8 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
     await resetLab();
     // each file write takes 2 s more (base64 slowed inside the VM), so the reboot lands mid-run
     labExec(
-      `sudo sh -c 'printf "#!/bin/sh\\nsleep 2\\nexec /usr/bin/base64 \\"\\$@\\"\\n" > /usr/local/bin/base64 && chmod 755 /usr/local/bin/base64'`,
+      `sudo sh -c 'printf "#!/bin/sh\\nsleep 2\\nexec /usr/bin/base64 \\"\\$@\\"\\n" > /usr/local/bin/base64 && ` +
+        `chmod 755 /usr/local/bin/base64'`,
     );
     const files = [
       'files:',
@@ -100,7 +101,8 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/\b0 change\(s\) made/);
     process.stderr.write(
-      `[faults] rebooted by someone else ${(rebootAt / 1000).toFixed(1)} s into the apply; the run resumed and ended after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+      `[faults] rebooted by someone else ${(rebootAt / 1000).toFixed(1)} s into the apply; the run resumed and ` +
+        `ended after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
     );
   }, 1_200_000);
 });

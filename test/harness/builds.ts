@@ -42,7 +42,8 @@ export function buildVars(v = versions()): string[] {
     `build_dir: ${BUILD_DIR}`,
     `kernel_source: ${SOURCES}/linux-source-6.1.tar.xz`,
     'kernel_config_base: tinyconfig',
-    `kernel_config_fragments: [${PROJECT}/templates/kernel/minimal-boot.config, ${PROJECT}/templates/kernel/virtualization.config]`,
+    `kernel_config_fragments: [${PROJECT}/templates/kernel/minimal-boot.config, ` +
+      `${PROJECT}/templates/kernel/virtualization.config]`,
     'kernel_panic_timeout: 5',
     `qemu_source: ${SOURCES}/qemu-7.2-debian.tar.gz`,
     'qemu_configure_args: [--disable-install-blobs, --with-git-submodules=ignore]',
@@ -90,7 +91,10 @@ export function startBackgroundBuild() {
   // detached = a session of its own, and with the kernel's autogroup scheduling (on in Debian's
   // kernels) nice only ranks processes inside one session: sessions share the CPU equally. So the
   // session itself is put at nice 19 (/proc/self/autogroup), else the lab VMs run ~2x slower.
-  const cmd = `echo 19 > /proc/self/autogroup 2>/dev/null; "${process.execPath}" "${join(PROJECT, 'bin/kvmforge.js')}" build -i "${inv}" --limit localhost --json --journal "${join(BUILDS, 'journal')}" > "${BUILD_OUT}" 2> "${BUILD_LOG}"; echo $? > "${BUILD_RC}"`;
+  const cmd =
+    `echo 19 > /proc/self/autogroup 2>/dev/null; "${process.execPath}" ` +
+    `"${join(PROJECT, 'bin/kvmforge.js')}" build -i "${inv}" --limit localhost --json --journal ` +
+    `"${join(BUILDS, 'journal')}" > "${BUILD_OUT}" 2> "${BUILD_LOG}"; echo $? > "${BUILD_RC}"`;
   const child = spawn('sh', ['-c', cmd], {
     cwd: BUILDS,
     env: { ...process.env, ...BUILD_ENV, NO_COLOR: '1' },

@@ -117,7 +117,8 @@ describe('engine on namespace hosts', async () => {
     const inv2 = join(lab.dir, 'inv-unknown.yaml');
     writeFileSync(
       inv2,
-      `all:\n  hosts:\n    h3:\n      ansible_host: ${lab.host('h3').address}\n      ansible_ssh_private_key_file: ${lab.key}\n`,
+      `all:\n  hosts:\n    h3:\n      ansible_host: ${lab.host('h3').address}\n      ansible_ssh_private_key_file: ` +
+        `${lab.key}\n`,
     );
     const r1 = await lab.cli(['facts', '-i', inv2, '--known-hosts', 'kh-project']);
     expect(r1.code).toBe(1);

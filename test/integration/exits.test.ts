@@ -118,7 +118,10 @@ describe('kvmforge exits', () => {
       expect(pio[0].value + pio[1].value).toBeCloseTo(vm('exits-pio').rate, 6);
       expect(bars.some((b) => b.vm.endsWith('exits-tcg'))).toBe(false);
       process.stderr.write(
-        `[exits] over 2 s: port-I/O loop ${vm('exits-pio').rate.toFixed(0)} exits/s (io_exits ${vm('exits-pio').counters.io_exits}, insn_emulation ${vm('exits-pio').counters.insn_emulation}, I/O share ${(vm('exits-pio').ioShare * 100).toFixed(1)}%); idle ${vm('exits-idle').rate.toFixed(0)} exits/s (halt_exits ${vm('exits-idle').counters.halt_exits})\n`,
+        `[exits] over 2 s: port-I/O loop ${vm('exits-pio').rate.toFixed(0)} exits/s (io_exits ` +
+          `${vm('exits-pio').counters.io_exits}, insn_emulation ${vm('exits-pio').counters.insn_emulation}, I/O ` +
+          `share ${(vm('exits-pio').ioShare * 100).toFixed(1)}%); idle ${vm('exits-idle').rate.toFixed(0)} exits/s ` +
+          `(halt_exits ${vm('exits-idle').counters.halt_exits})\n`,
       );
     },
   );

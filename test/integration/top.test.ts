@@ -95,7 +95,8 @@ describe('kvmforge top', () => {
       '160',
       '-y',
       '60',
-      `cd ${dir} && NO_COLOR=1 ${process.execPath} ${join(PROJECT, 'bin/kvmforge.js')} top -i inv.yaml --host localhost --interval 1; echo "exit $?"`,
+      `cd ${dir} && NO_COLOR=1 ${process.execPath} ${join(PROJECT, 'bin/kvmforge.js')} top -i inv.yaml --host ` +
+        `localhost --interval 1; echo "exit $?"`,
       ';',
       'set-option',
       '-t',

@@ -130,7 +130,8 @@ function reconfigure(script: string, ready: (state: string) => boolean, vm = 'la
   // the script travels base64-encoded: no quoting layer between here and the VM's sh
   const b64 = Buffer.from(script).toString('base64');
   labExec(
-    `echo ${b64} | base64 -d > /tmp/kvmforge-test-net.sh && sudo sh -c 'setsid nohup sh /tmp/kvmforge-test-net.sh >/tmp/kvmforge-test-net.log 2>&1 </dev/null &'`,
+    `echo ${b64} | base64 -d > /tmp/kvmforge-test-net.sh && sudo sh -c 'setsid nohup sh /tmp/kvmforge-test-net.sh ` +
+      `>/tmp/kvmforge-test-net.log 2>&1 </dev/null &'`,
     vm,
   );
   let last = '';
@@ -150,7 +151,9 @@ function reconfigure(script: string, ready: (state: string) => boolean, vm = 'la
 function toIfupdown(extra: string[] = []) {
   const stanza = ['auto eth0', 'iface eth0 inet dhcp', ...extra.map((l) => `    ${l}`)].join('\\n');
   reconfigure(
-    `printf '${stanza}\\n' > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`,
+    `printf '${stanza}\\n' > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; ` +
+      `systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop ` +
+      `systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`,
     (s) => s.includes('10.0.2.15'),
     'lab1',
     'systemctl is-active systemd-networkd || true; ip -br -4 addr show eth0; ip route',
@@ -251,7 +254,8 @@ describe.each([
     }
   }, 1_800_000);
 
-  it(`${broken} broken configs (an address SSH can't reach; a gateway that doesn't answer) roll back by themselves`, async () => {
+  it(`${broken} broken configs (an address SSH can't reach; a gateway that doesn't answer) roll back by ` +
+    `themselves`, async () => {
     await prepare();
     for (let i = 0; i < broken; i++) {
       // kvmforge cannot reach 10.0.2.99, so the host's timer rolls back; the host's own checks passed and it
@@ -336,7 +340,9 @@ describe('bridge carries a server’s network over (systemd-networkd)', () => {
       // then traffic to the gateway, so the user network learns 10.0.2.15's new MAC (its ARP cache had eth1's)
       const poke = `python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect_ex(('10.0.2.2', 9))"`;
       reconfigure(
-        `${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2; ${poke}; done`,
+        `${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 ` +
+          `down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0; ` +
+          `for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2; ${poke}; done`,
         (s) => /bond0\s+UP\s+10\.0\.2\.15\/24/.test(s) && /default via 10\.0\.2\.2 dev bond0/.test(s),
       );
       await carriesOver(inventory('bridge'), 'bond0', {
@@ -358,6 +364,7 @@ afterAll(() => {
       ? `${xs.length} runs, ${(Math.min(...xs) / 1000).toFixed(1)}–${(Math.max(...xs) / 1000).toFixed(1)} s`
       : 'none';
   process.stderr.write(
-    `bridge figures (whole kvmforge apply, TCG): switch+confirm ${fmt(times.switch)}; broken → rolled back ${fmt(times.rollback)}; reboots ${fmt(times.reboot)}\n`,
+    `bridge figures (whole kvmforge apply, TCG): switch+confirm ${fmt(times.switch)}; broken → rolled back ` +
+      `${fmt(times.rollback)}; reboots ${fmt(times.reboot)}\n`,
   );
 });

@@ -71,7 +71,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     const rc = await waitForBuild();
     if (rc !== 0)
       throw new Error(
-        `kvmforge build exited ${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n${existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''}`,
+        `kvmforge build exited ` +
+          `${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n${existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''}`,
       );
     // lab2 is a plain server: no Debian libvirt or QEMU, so no libvirt-qemu user, no kvm/libvirt groups made by them
     const up = await kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048', '--plain', 'lab2'], {}, 1_200_000);
@@ -199,7 +200,9 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       const took = (what: RegExp) =>
         Number(new RegExp(`${what.source}[^\\n]*: exit 0 in (\\d+) ms`).exec(log)?.[1] ?? NaN) / 1000;
       process.stderr.write(
-        `[builds] plain lab2: install QEMU ${took(/qemu: install QEMU/)} s, install libvirt ${took(/libvirt: install libvirt/)} s (runtime dependencies from the mirror), libvirt check ${took(/libvirt: libvirtd enabled, started and answering/)} s\n`,
+        `[builds] plain lab2: install QEMU ${took(/qemu: install QEMU/)} s, install libvirt ` +
+          `${took(/libvirt: install libvirt/)} s (runtime dependencies from the mirror), libvirt check ` +
+          `${took(/libvirt: libvirtd enabled, started and answering/)} s\n`,
       );
     },
     40 * 60_000,

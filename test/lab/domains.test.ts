@@ -87,7 +87,8 @@ describe('domains step on a lab VM (distro libvirt)', () => {
       expect(thesis).toContain(s);
     expect(labExec('sudo virsh dominfo "tuned & <fast>"')).toMatch(/Autostart:\s+enable/);
     const policies = labExec(
-      `pid=$(pgrep -f 'guest=tuned' | head -1); for t in /proc/$pid/task/*; do case $(cat $t/comm) in CPU*) chrt -p \${t##*/};; esac; done`,
+      `pid=$(pgrep -f 'guest=tuned' | head -1); for t in /proc/$pid/task/*; do case $(cat $t/comm) in CPU*) chrt ` +
+        `-p \${t##*/};; esac; done`,
     );
     expect(policies.match(/SCHED_FIFO/g)?.length).toBe(2);
     expect(policies).toMatch(/priority: 99/);

@@ -759,7 +759,8 @@ describe('bridge: plan', () => {
     const changes = await bridge.plan(fakeCtx(debianFacts(), { outputs: { 'network:*': probeOut(n) } }, h), p);
     expect(changes).toHaveLength(1);
     expect(changes[0].summary).toBe(
-      `br0 takes over eth0 (networkd; 192.168.10.5/24, 192.168.10.6/24, 2001:db8::5/64; via 192.168.10.1; via 2001:db8::1; 1 route; 2 rules; DNS 192.168.10.53; search lab.example; MTU 9000; MAC ${MAC})`,
+      `br0 takes over eth0 (networkd; 192.168.10.5/24, 192.168.10.6/24, 2001:db8::5/64; via 192.168.10.1; via ` +
+        `2001:db8::1; 1 route; 2 rules; DNS 192.168.10.53; search lab.example; MTU 9000; MAC ${MAC})`,
     );
     expect(changes[0]).toMatchObject({ kind: 'switch', timeoutS: 90 });
     expect(changes[0].diff).toContain('+Address=192.168.10.5/24');
@@ -788,7 +789,8 @@ describe('bridge: DHCP on networkd after the switch', () => {
       // the bridge gets its address at the third look
       writeFileSync(
         join(bin, 'ip'),
-        `#!/bin/sh\nn=$(cat ${bin}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${bin}/n\n[ $n -ge 3 ] && echo '4: br0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic br0'\nexit 0\n`,
+        `#!/bin/sh\nn=$(cat ${bin}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${bin}/n\n[ $n -ge 3 ] && echo ` +
+          `'4: br0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic br0'\nexit 0\n`,
         { mode: 0o755 },
       );
       writeFileSync(join(bin, 'networkctl'), `#!/bin/sh\necho "networkctl $*" >> ${log}\n`, { mode: 0o755 });

@@ -223,7 +223,8 @@ describe('kernel step plans', () => {
         debianFacts(),
         {
           outputs: {
-            'grub-state:*': `running=${rel}\ninstalled=install ok installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}`,
+            'grub-state:*':
+              `running=${rel}\ninstalled=install ok ` + `installed\nsaved=${saved}\ndefault=saved\n---\n${withNew}`,
           },
         },
         kernelHost(),
@@ -253,7 +254,8 @@ describe('kernel step plans', () => {
       /^### kvmforge trial begin\nmenuentry "kvmforge trial: Linux 6\.1\.192-kvmforge-abcd1234" --id kvmforge-trial \{\n/,
     );
     expect(custom).toContain(
-      `\tlinux\t/boot/vmlinuz-${rel} root=LABEL=kvmforge-root ro  console=ttyS0,115200 net.ifnames=0 quiet loglevel=3 panic=7 rootdelay=2\n`,
+      `\tlinux\t/boot/vmlinuz-${rel} root=LABEL=kvmforge-root ro  console=ttyS0,115200 net.ifnames=0 quiet ` +
+        `loglevel=3 panic=7 rootdelay=2\n`,
     );
     expect(custom).toContain(`\tinitrd\t/boot/initrd.img-${rel}\n}\n### kvmforge trial end\n`);
     expect(custom).not.toContain('recovery');
@@ -461,7 +463,9 @@ describe('qemu and libvirt step plans', () => {
       );
       writeFileSync(
         join(bin, 'virsh'),
-        `#!/bin/sh\ncase "$*" in *domcapabilities*) echo "<domainCapabilities/>";; *) echo "<capabilities><guest><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest></capabilities>";; esac\n`,
+        `#!/bin/sh\ncase "$*" in *domcapabilities*) echo "<domainCapabilities/>";; *) echo ` +
+          `"<capabilities><guest><arch name='x86_64'><domain type='qemu'/><domain ` +
+          `type='kvm'/></arch></guest></capabilities>";; esac\n`,
         { mode: 0o755 },
       );
       const ok = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });

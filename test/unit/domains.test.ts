@@ -97,7 +97,8 @@ describe('domain profiles', () => {
       for (const tier of Object.keys(TIERS))
         vms.push(
           one(
-            `        - { name: ${profile}-${tier}, profile: ${profile}, tier: ${tier}, disks: [{ path: /var/lib/libvirt/images/${profile}.qcow2 }] }\n`,
+            `        - { name: ${profile}-${tier}, profile: ${profile}, tier: ${tier}, disks: [{ path: ` +
+              `/var/lib/libvirt/images/${profile}.qcow2 }] }\n`,
           ),
         );
     }
@@ -105,7 +106,8 @@ describe('domain profiles', () => {
     vms.push(one(`        - { name: bare }\n`));
     vms.push(
       one(
-        `        - { name: small, vcpus: 1, tier: rr99, hugepages: { size: 2M }, graphics: false, nics: [{ bridge: br1, model: e1000 }] }\n`,
+        `        - { name: small, vcpus: 1, tier: rr99, hugepages: { size: 2M }, graphics: false, nics: [{ bridge: ` +
+          `br1, model: e1000 }] }\n`,
       ),
     );
     expect(() => validateDomains(vms.map((vm) => ({ label: vm.name, xml: renderDomain(vm) })))).not.toThrow();
@@ -262,7 +264,9 @@ describe('pre-flight and plan (fixtures)', () => {
   });
 
   it('plans disk creation and a define; nothing once libvirt has it; a redefine with a diff when it differs', async () => {
-    const yaml = `        - { name: web, memory: 512, disks: [{ path: /var/lib/libvirt/images/web.qcow2, size: 2G }], autostart: true }\n`;
+    const yaml =
+      `        - { name: web, memory: 512, disks: [{ path: /var/lib/libvirt/images/web.qcow2, size: 2G ` +
+      `}], autostart: true }\n`;
     const h = inv(yaml).hosts[0];
     const [planned] = domains.params(h)!;
     const script = probeScript([planned.vm]);
@@ -281,7 +285,8 @@ describe('pre-flight and plan (fixtures)', () => {
     expect(script).toContain('virsh -q dumpxml --inactive --domain web');
     const dumped = testDriverRoundTrip(planned.xml, 'web');
     const defined = probeOut(
-      `@@path file /var/lib/libvirt/images/web.qcow2\n@@domain web\n@@state shut off\n@@autostart enable\n@@xml\n${dumped}\n@@end\n`,
+      `@@path file /var/lib/libvirt/images/web.qcow2\n@@domain web\n@@state shut off\n@@autostart ` +
+        `enable\n@@xml\n${dumped}\n@@end\n`,
     );
     expect(await domains.plan(fakeCtx(facts, { outputs: { 'domains:*': defined } }, h), [planned])).toEqual([]);
     const bigger = domains.params(inv(yaml.replace('memory: 512', 'memory: 1024')).hosts[0])!;

@@ -29,7 +29,9 @@ describe('known_hosts', () => {
     const f = join(dir, 'kh1');
     writeFileSync(
       f,
-      `# comment\nhost-a,10.0.0.1 ssh-ed25519 ${k1.toString('base64')}\n[10.0.0.2]:2200 ssh-ed25519 ${k1.toString('base64')}\n*.lab ssh-ed25519 ${k1.toString('base64')}\n${hashed} ssh-ed25519 ${k2.toString('base64')}\n`,
+      `# comment\nhost-a,10.0.0.1 ssh-ed25519 ${k1.toString('base64')}\n[10.0.0.2]:2200 ssh-ed25519 ` +
+        `${k1.toString('base64')}\n*.lab ssh-ed25519 ${k1.toString('base64')}\n${hashed} ssh-ed25519 ` +
+        `${k2.toString('base64')}\n`,
     );
     expect(check([f], '10.0.0.1', 22, k1).kind).toBe('match');
     expect(check([f], '10.0.0.2', 2200, k1).kind).toBe('match');

@@ -22,7 +22,9 @@ const configError = (step: Step<any>, vars: string[]) => {
   }
   throw new Error('expected a ConfigError');
 };
-const modulesFile = `# kvmforge virtio-modules: loaded at boot, in this order\n${THESIS_MODULES.filter((m) => !['virtio', 'virtio_ring'].includes(m)).join('\n')}\n`;
+const modulesFile =
+  `# kvmforge virtio-modules: loaded at boot, in this ` +
+  `order\n${THESIS_MODULES.filter((m) => !['virtio', 'virtio_ring'].includes(m)).join('\n')}\n`;
 
 describe('virtio-modules', () => {
   const withBuiltins = () => {

@@ -63,7 +63,8 @@ describe('tune', () => {
       },
     ]);
     expect(s).toBe(
-      `chrt '-r' -p 90 11 && renice -n '-5' -p 11 >/dev/null || { echo 'cannot set vCPU 0 of it'\\''s (thread 11)' >&2; exit 1; }`,
+      `chrt '-r' -p 90 11 && renice -n '-5' -p 11 >/dev/null || { echo 'cannot set vCPU 0 of it'\\''s (thread 11)' ` +
+        `>&2; exit 1; }`,
     );
     expect(spawnSync('sh', ['-n'], { input: s }).status).toBe(0);
     expect(spawnSync('sh', ['-n'], { input: readScript(['a b', '--x']) }).status).toBe(0);
