@@ -76,10 +76,10 @@ async function timed(fn: () => Promise<{ code: number | null; stdout: string; st
     const inv = lab.inventory(join(lab.dir, 'inv.yaml'), Object.fromEntries(lab.hosts.map((h) => [h.name, on])));
     const kvf = await timed(() => lab.cli(['plan', '-i', inv, '--steps', STEPS, '--forks', String(N), '--json']));
     const ansibleInv = join(lab.dir, 'ansible.ini');
-    writeFileSync(
-      ansibleInv,
-      `[all]\n${lab.hosts.map((h) => `${h.name} ansible_host=${h.address} ansible_user=root ansible_ssh_private_key_file=${lab.key}`).join('\n')}\n`,
+    const lines = lab.hosts.map(
+      (h) => `${h.name} ansible_host=${h.address} ansible_user=root ansible_ssh_private_key_file=${lab.key}`,
     );
+    writeFileSync(ansibleInv, `[all]\n${lines.join('\n')}\n`);
     const ans = async (best: boolean) =>
       timed(
         () =>

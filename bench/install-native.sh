@@ -24,7 +24,8 @@ for meta in "$cache"/artifacts/*/meta.json; do
   pkg=$(cd "$dir" && ls *.deb | grep -v '^linux-headers' | head -1)
   cp "$dir/$pkg" "$root/tmp/pkgs/"
   t0=$(date +%s.%N)
-  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --allow-downgrades "/tmp/pkgs/$pkg" >"$root.$component.log" 2>&1 \
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends --allow-downgrades "/tmp/pkgs/$pkg" >"$root.$component.log" 2>&1 \
     || { echo "$component: install failed, log: $root.$component.log" >&2; exit 1; }
   t1=$(date +%s.%N)
   awk -v c="$component" -v i="$(echo "$t1 - $t0" | bc)" -v b="$build" \

@@ -17,7 +17,8 @@ let finished = false;
 process.on('exit', (c) => {
   if (!finished)
     process.stderr.write(
-      `kvmforge: internal error: the run stopped with work still pending (exit ${c}); the journal shows how far it got\n`,
+      `kvmforge: internal error: the run stopped with work still pending (exit ${c}); ` +
+        'the journal shows how far it got\n',
     );
 });
 const code = await main(process.argv.slice(2));

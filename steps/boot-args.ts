@@ -176,9 +176,10 @@ const step: Step<Params> = {
     if (changes.length || gaps.missing.length || gaps.extra.length) {
       changes.push({
         kind: 'reboot',
-        summary:
-          `reboot: /proc/cmdline ` +
-          `${[...gaps.missing.map((a) => `lacks ${a}`), ...gaps.extra.map((a) => `still has ${a}`)].join(', ') || 'will change'}`,
+        summary: `reboot: /proc/cmdline ${
+          [...gaps.missing.map((a) => `lacks ${a}`), ...gaps.extra.map((a) => `still has ${a}`)].join(', ') ||
+          'will change'
+        }`,
       });
     }
     const warning = cgroupWarning(

@@ -85,7 +85,9 @@ export function trialScript(
   return [
     sh`rel=${release}; add=${add}; cfg=${customCfg}; grubcfg=${grubCfg}`,
     `block=$(awk -v rel="$rel" -v add="$add" '
-      !inside && /menuentry / && index($0, "gnulinux-" rel "-advanced-") { inside=1; depth=0; print "menuentry \\"kvmforge trial: Linux " rel "\\" --id ${TRIAL_ID} {"; depth=1; next }
+      !inside && /menuentry / && index($0, "gnulinux-" rel "-advanced-") {
+        inside=1; depth=0; print "menuentry \\"kvmforge trial: Linux " rel "\\" --id ${TRIAL_ID} {"; depth=1; next
+      }
       inside { line=$0; sub(/^[ \\t]+/, "", line)
                if (line ~ /^linux/) line = line " " add
                if (line ~ /\\{[ \\t]*$/) depth++
@@ -133,7 +135,9 @@ export const runningConfig = fact(
   (out) => out,
 );
 
-/** What GRUB and dpkg say about kernels on a Debian host: running, installed?, saved and configured default, grub.cfg. */
+/**
+ * What GRUB and dpkg say about kernels on a Debian host: running, installed?, saved and configured default, grub.cfg.
+ */
 export const grubState = (release: string) =>
   fact(
     `grub-state:${release}`,

@@ -40,7 +40,11 @@ ConditionPathExists=/sys/kernel/mm/ksm/run
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'echo ${p.pagesToScan} > /sys/kernel/mm/ksm/pages_to_scan; echo ${p.sleepMs} > /sys/kernel/mm/ksm/sleep_millisecs; echo ${p.run} > /sys/kernel/mm/ksm/run'
+ExecStart=/bin/sh -c '${[
+    `echo ${p.pagesToScan} > /sys/kernel/mm/ksm/pages_to_scan`,
+    `echo ${p.sleepMs} > /sys/kernel/mm/ksm/sleep_millisecs`,
+    `echo ${p.run} > /sys/kernel/mm/ksm/run`,
+  ].join('; ')}'
 
 [Install]
 WantedBy=multi-user.target

@@ -188,13 +188,16 @@ const step: SourceBuildStep<Params> = {
           script: [
             sh`f=${QEMU_CONF}; [ -f "$f" ] || : > "$f"; cp -p "$f" "$f.kvmforge.bak"; tmp=$(mktemp ` +
               sh`"$f.kvmforge-XXXXXX"); cp -p "$f" "$tmp"`,
-            ...Object.entries(qemuConf).map(
-              ([k, v]) =>
+            ...Object.entries(qemuConf).map(([k, v]) => {
+              const replacement = `${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}`;
+              return (
                 sh`line=${`${k} = ${confValue(v)}`}; if grep -qE ${`^${k}[[:space:]]*=`} "$tmp"; then sed -i ` +
-                sh`${`s|^${k}[[:space:]]*=.*|${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; elif grep ` +
+                sh`${`s|^${k}[[:space:]]*=.*|${replacement}|`} "$tmp"; elif grep ` +
                 sh`-qE ${`^#[[:space:]]*${k}[[:space:]]*=`} "$tmp"; then sed -i ` +
-                sh`${`0,/^#[[:space:]]*${k}[[:space:]]*=.*/s||${k} = ${confValue(v).replace(/[|&]/g, '\\$&')}|`} "$tmp"; else echo "$line" >> "$tmp"; fi`,
-            ),
+                sh`${`0,/^#[[:space:]]*${k}[[:space:]]*=.*/s||${replacement}|`} "$tmp"; ` +
+                'else echo "$line" >> "$tmp"; fi'
+              );
+            }),
             'sync "$tmp" 2>/dev/null || true; mv -f "$tmp" "$f"',
             'if systemctl is-active -q libvirtd; then systemctl restart libvirtd; fi',
           ].join('\n'),
@@ -212,7 +215,10 @@ const step: SourceBuildStep<Params> = {
       changes.push({
         kind: 'script',
         summary: `libvirtd enabled, started and answering${why}`,
-        diff: `libvirtd: ${get('enabled') || 'absent'}/${get('active') || 'inactive'}${installing ? '' : `, QEMU driver ${works ? 'answers' : 'does not answer'}`} → enabled/active, QEMU driver answers (capabilities, domcapabilities ${ar})`,
+        diff:
+          `libvirtd: ${get('enabled') || 'absent'}/${get('active') || 'inactive'}` +
+          (installing ? '' : `, QEMU driver ${works ? 'answers' : 'does not answer'}`) +
+          ` → enabled/active, QEMU driver answers (capabilities, domcapabilities ${ar})`,
         script: LIBVIRT_CHECK,
       });
     }

@@ -31,8 +31,9 @@ const ARG = /^--[a-z0-9-]+(=[A-Za-z0-9_.,:/+-]*)?$/;
 export const qemuInstalled = (name: string, want: string, prefix: string) =>
   fact(
     `qemu-installed:${name}:${want}:${prefix}`,
-    `v=$(${installedVersion(name)}); echo ` +
-      `"version=$v"\n${sh`if [ "$v" = ${want} ]; then if ${`${prefix}/bin/qemu-system-x86_64`} -version >/dev/null 2>&1; then echo starts=yes; else echo starts=no; fi; fi`}`,
+    `v=$(${installedVersion(name)}); echo "version=$v"\n` +
+      sh`if [ "$v" = ${want} ]; then if ${`${prefix}/bin/qemu-system-x86_64`} -version >/dev/null 2>&1; ` +
+      'then echo starts=yes; else echo starts=no; fi; fi',
     (out) => ({
       version: /^version=(.*)$/m.exec(out)?.[1].trim() ?? '',
       starts: /^starts=yes$/m.test(out),

@@ -16,10 +16,10 @@ interface Params {
 }
 
 export function udevRules(vfs: [string, number][]): string {
-  return (
-    `# kvmforge sriov: virtual functions at every ` +
-    `boot\n${vfs.map(([nic, n]) => `ACTION=="add", SUBSYSTEM=="net", KERNEL=="${nic}", ATTR{device/sriov_numvfs}="${n}"`).join('\n')}\n`
+  const rules = vfs.map(
+    ([nic, n]) => `ACTION=="add", SUBSYSTEM=="net", KERNEL=="${nic}", ATTR{device/sriov_numvfs}="${n}"`,
   );
+  return `# kvmforge sriov: virtual functions at every boot\n${rules.join('\n')}\n`;
 }
 
 export function modprobeConf(maxVfs: [string, number][]): string {

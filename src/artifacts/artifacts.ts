@@ -259,9 +259,10 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
   };
   await t.put(`${out}/meta.json`, JSON.stringify(meta, null, 2));
   await t.exec(sh`rm -rf ${work}`, { sudo: true });
+  const droppedNote = dropped.length ? `; options olddefconfig dropped: ${dropped.join(', ')}` : '';
   io.log(
     `built ${c} ${spec.version} on ${buildHost.name} in ${seconds} s: ` +
-      `${meta.files.map((f) => f.name).join(', ')}${dropped.length ? `; options olddefconfig dropped: ${dropped.join(', ')}` : ''}`,
+      `${meta.files.map((f) => f.name).join(', ')}${droppedNote}`,
   );
   return meta;
 }

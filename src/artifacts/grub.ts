@@ -47,7 +47,10 @@ export function parseGrubCfg(text: string): GrubEntry[] {
   return out;
 }
 
-/** The entry GRUB boots by default: GRUB_DEFAULT (an index, an id, a title or 'sub>id'), or saved_entry when it is 'saved'. */
+/**
+ * The entry GRUB boots by default: GRUB_DEFAULT (an index, an id, a title or 'sub>id'), or saved_entry when it is
+ * 'saved'.
+ */
 export function defaultEntry(entries: GrubEntry[], grubDefault: string, savedEntry: string): GrubEntry | undefined {
   const want = grubDefault === 'saved' ? savedEntry || '0' : grubDefault || '0';
   if (/^\d+$/.test(want)) return entries.find((e) => e.index === Number(want));

@@ -171,7 +171,9 @@ export function installChange(
 /** A package name as the prefixes of its files (name_….deb, name-….rpm). */
 export const packageFiles = (name: string) => [`${name}_`, `${name}-`];
 
-/** A step that builds a component from source: what a host needs built (`kvmforge build` builds it without installing). */
+/**
+ * A step that builds a component from source: what a host needs built (`kvmforge build` builds it without installing).
+ */
 export interface SourceBuildStep<P> extends Step<P> {
   artifact(ctx: StepContext, params: P): Promise<ArtifactRef>;
 }

@@ -136,7 +136,11 @@ export function rpmScriptlets(c: Component): [string, string][] {
     [
       '%preun',
       `if [ "$1" -eq 0 ]; then ` +
-        `${SYSTEMD(`systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} 2>/dev/null || true; systemctl disable ${units} >/dev/null 2>&1 || true`)}; fi`,
+        SYSTEMD(
+          `systemctl stop ${[...LIBVIRT_UNITS].reverse().join(' ')} 2>/dev/null || true; ` +
+            `systemctl disable ${units} >/dev/null 2>&1 || true`,
+        ) +
+        '; fi',
     ],
     ['%postun', ['/sbin/ldconfig', SYSTEMD('systemctl daemon-reload || true')].join('\n')],
   ];
@@ -161,22 +165,34 @@ export function qemuAccounts(os: { id: string; like: string[] }, mesonArgs: stri
 /** After an install or when the daemon doesn't answer: enable and (re)start, then prove the QEMU driver works —
  * capabilities answer, domcapabilities for the host's arch, `kvm` domains where /dev/kvm can be opened — or fail
  * with libvirtd's own error lines. */
-export const LIBVIRT_CHECK = String.raw`systemctl daemon-reload; systemctl enable ${LIBVIRT_UNITS.join(' ')} 2>&1
+export const LIBVIRT_CHECK = String.raw`tail2() { printf '%s' "$1" | tail -n 2 | tr '\n' ' '; }
+kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+systemctl daemon-reload; systemctl enable ${LIBVIRT_UNITS.join(' ')} 2>&1
 systemctl restart ${LIBVIRT_UNITS.filter((u) => u.endsWith('.socket')).join(' ')} libvirtd.service
 t0=$(date +%s); end=$((t0 + 150)); out=
 until out=$(timeout 60 virsh -c qemu:///system capabilities 2>&1) && printf '%s' "$out" | grep -q "<domain type='"; do
   if [ "$(date +%s)" -ge "$end" ]; then
-    echo "libvirtd's QEMU driver does not answer (virsh -c qemu:///system capabilities): $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')" >&2
-    { journalctl -u libvirtd.service --no-pager -n 40 -o cat 2>/dev/null || true; } | grep -iE 'error|fail' | tail -n 4 >&2
+    echo "libvirtd's QEMU driver does not answer (virsh -c qemu:///system capabilities): $(tail2 "$out")" >&2
+    { journalctl -u libvirtd.service --no-pager -n 40 -o cat 2>/dev/null || true; } |
+      grep -iE 'error|fail' | tail -n 4 >&2
     exit 1
   fi
   sleep 2
 done
 arch=$(uname -m)
-dc=$(timeout 60 virsh -c qemu:///system domcapabilities --arch "$arch" --virttype qemu 2>&1) || { echo "libvirt has no QEMU domain capabilities for $arch: $(printf '%s' "$dc" | tail -n 2 | tr '\n' ' ')" >&2; exit 1; }
+dc=$(timeout 60 virsh -c qemu:///system domcapabilities --arch "$arch" --virttype qemu 2>&1) || {
+  echo "libvirt has no QEMU domain capabilities for $arch: $(tail2 "$dc")" >&2
+  exit 1
+}
 types=$(printf '%s' "$out" | grep -o "<domain type='[a-z]*'" | sed "s/<domain type=//; s/'//g" | sort -u | tr '\n' ' ')
-if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then case " $types" in *" kvm "*) ;; *) echo "/dev/kvm can be opened but libvirt offers no kvm domains (types: $types)" >&2; exit 1;; esac; fi
-echo "libvirt answers after $(( $(date +%s) - t0 )) s: QEMU driver loaded ($arch domcapabilities), domain types: $types"`;
+if kvm_usable; then
+  case " $types" in
+    *" kvm "*) ;;
+    *) echo "/dev/kvm can be opened but libvirt offers no kvm domains (types: $types)" >&2; exit 1;;
+  esac
+fi
+echo "libvirt answers after $(( $(date +%s) - t0 )) s: QEMU driver loaded ($arch domcapabilities)," \
+  "domain types: $types"`;
 
 /** The probe's part: does the installed libvirt's QEMU driver answer now (read-only, bounded)? */
 export const LIBVIRT_WORKS =
@@ -186,10 +202,14 @@ export const LIBVIRT_WORKS =
 /** After a QEMU install: the binary starts (-version), and with KVM where /dev/kvm can be opened. */
 export function qemuCheck(prefix: string): string {
   const q = `${prefix}/bin/qemu-system-x86_64`;
-  return String.raw`v=$(${q} -version 2>&1) || { echo "the installed QEMU does not start: $(printf '%s' "$v" | tail -n 2 | tr '\n' ' ')" >&2; exit 1; }
+  return String.raw`tail2() { printf '%s' "$1" | tail -n 2 | tr '\n' ' '; }
+v=$(${q} -version 2>&1) || { echo "the installed QEMU does not start: $(tail2 "$v")" >&2; exit 1; }
 v=$(printf '%s\n' "$v" | head -n 1)
 if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-  out=$(printf 'quit\n' | timeout 60 ${q} -machine none -accel kvm -nodefaults -display none -monitor stdio 2>&1) || { echo "QEMU does not start with KVM (-accel kvm -machine none): $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')" >&2; exit 1; }
+  out=$(printf 'quit\n' | timeout 60 ${q} -machine none -accel kvm -nodefaults -display none -monitor stdio 2>&1) || {
+    echo "QEMU does not start with KVM (-accel kvm -machine none): $(tail2 "$out")" >&2
+    exit 1
+  }
   echo "$v starts, with KVM"
 else
   echo "$v starts (no usable /dev/kvm here: not tried with KVM)"

@@ -25,7 +25,9 @@ export function upstreamSignature(c: Component, url: string): string {
   return c === 'qemu' ? `${url}.sig` : `${url}.asc`;
 }
 
-/** Reads `<c>_version`, `<c>_source`, `<c>_sha256`, `<c>_signature`, `<c>_keyring`; undefined when no version is set. */
+/**
+ * Reads `<c>_version`, `<c>_source`, `<c>_sha256`, `<c>_signature`, `<c>_keyring`; undefined when no version is set.
+ */
 export function sourceOf(host: Host, c: Component, baseDir: string): Source | undefined {
   const version = host.vars[`${c}_version`];
   if (version === undefined || version === null) return undefined;

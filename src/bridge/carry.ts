@@ -143,6 +143,49 @@ export function ownRoute(r: Route): boolean {
 
 /** What the bridge will be, from what the host has now and what the vars ask. Throws Refusal. */
 export function carry(p: BridgeParams, net: NetState): Bridge {
+  const { port, bridgeLink, converted, from } = takenPort(p, net);
+  const vlans = carriedVlans(p, net, port.name, from);
+  const bond =
+    port.kind === 'bond'
+      ? { mode: port.bondMode, slaves: net.links.filter((l) => l.master === port.name).map((l) => l.name) }
+      : undefined;
+  const ip = carriedAddressing(p, net, port.name, from);
+  const { routes, gw4, gw6 } = carriedRoutes(p, net, port.name, from, ip);
+  const rules = carriedRules(p, net, from, ip.addrs, routes);
+  const dnsOf = (link?: string) => (ip.dhcp ? link === from : link === undefined || link === from);
+  const dns = p.dns ?? [...new Set(net.dns.filter((d) => dnsOf(d.link)).map((d) => d.server))];
+  const domains = [...new Set(net.domains.filter((d) => dnsOf(d.link)).map((d) => d.domain))];
+  const fromLink = (converted ? bridgeLink : port) as Link;
+  for (const id of p.vlans)
+    if (!p.vlanFiltering) throw new Refusal('bridge_vlans', `bridge_vlans ${id} needs bridge_vlan_filtering: true`);
+  return {
+    bridge: p.bridge,
+    port: port.name,
+    bond,
+    mac: (converted ? bridgeLink?.mac : port.mac) ?? port.mac ?? '',
+    mtu: p.mtu ?? (fromLink.mtu && fromLink.mtu !== 1500 ? fromLink.mtu : undefined),
+    stp: p.stp,
+    forwardDelay: p.forwardDelay,
+    dhcp: ip.dhcp,
+    dhcpClient: ip.dhcp ? dhcpClientOf(net.dhcpClientIds[from]) : undefined,
+    addresses: [...ip.static4, ...ip.static6],
+    ra: ip.ra,
+    dhcp6: ip.dhcp6,
+    gateway: gw4?.gateway,
+    gateway6: gw6?.gateway,
+    routes: routes.filter((r) => r !== gw4 && r !== gw6),
+    rules,
+    dns,
+    domains,
+    vlans,
+    vlanFiltering: p.vlanFiltering,
+    vlanIds: [...new Set([...p.vlans, ...(p.vlanFiltering ? vlans.map((v) => v.id) : [])])].sort((a, b) => a - b),
+  };
+}
+
+/** The NIC (or bond) the bridge takes over, refused when it can't be; `from` is where its network lives now
+ * (after a conversion: the bridge, so a re-run plans the same). */
+function takenPort(p: BridgeParams, net: NetState) {
   const portName = choosePort(p, net);
   const names = net.links.filter((l) => l.name !== 'lo').map((l) => l.name);
   if (!portName)
@@ -182,13 +225,13 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
   if (bridgeLink && bridgeLink.kind !== 'bridge')
     throw new Refusal('bridge_name', `'${p.bridge}' exists on the host as a ${bridgeLink.kind ?? 'NIC'}, not a bridge`);
   const converted = port.master === p.bridge && !!bridgeLink;
-  // after a conversion the network lives on the bridge: read it from there, so a re-run plans the same
-  const from = converted ? p.bridge : portName;
+  return { port, bridgeLink, converted, from: converted ? p.bridge : portName };
+}
 
-  // children: VLANs move onto the bridge; anything else on the NIC can't be carried
-  const children = net.links.filter((l) => l.parent === from || l.parent === portName);
+/** Children of the NIC: VLANs move onto the bridge; anything else on it (or WireGuard through it) is refused. */
+function carriedVlans(p: BridgeParams, net: NetState, portName: string, from: string): VlanSpec[] {
   const vlans: VlanSpec[] = [];
-  for (const c of children) {
+  for (const c of net.links.filter((l) => l.parent === from || l.parent === portName)) {
     if (c.kind === 'vlan' && c.vlanId !== undefined)
       vlans.push({
         name: c.name,
@@ -214,12 +257,13 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
       'bridge_port',
       `${wg.map((l) => l.name).join(', ')} (WireGuard) routes through ${portName}; kvmforge does not carry it over`,
     );
-  const bond =
-    port.kind === 'bond'
-      ? { mode: port.bondMode, slaves: net.links.filter((l) => l.master === portName).map((l) => l.name) }
-      : undefined;
+  return vlans;
+}
 
-  // addresses: static ones are written; dynamic ones come back the way they came (DHCP, RA)
+type Addressing = ReturnType<typeof carriedAddressing>;
+
+/** Addresses: static ones are written; dynamic ones come back the way they came (DHCP, RA). */
+function carriedAddressing(p: BridgeParams, net: NetState, portName: string, from: string) {
   const addrs = carriedAddrs(net, from);
   const v4 = addrs.filter((a) => a.family === 4);
   const v6 = addrs.filter((a) => a.family === 6);
@@ -235,19 +279,29 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
       'bridge_addresses',
       `${portName} has no address to copy and DHCP is off: give bridge_addresses or bridge_dhcp: true`,
     );
-  const static6 = v6.filter((a) => !a.dynamic).map(cidr);
   const dyn6 = v6.filter((a) => a.dynamic);
-  const dhcp6 = dyn6.some((a) => a.prefix === 128);
-  const ra =
-    dyn6.some((a) => a.prefix !== 128) || net.routes.some((r) => r.family === 6 && r.dev === from && r.proto === 'ra');
+  return {
+    addrs,
+    dhcp,
+    static4,
+    static6: v6.filter((a) => !a.dynamic).map(cidr),
+    dhcp6: dyn6.some((a) => a.prefix === 128),
+    ra:
+      dyn6.some((a) => a.prefix !== 128) ||
+      net.routes.some((r) => r.family === 6 && r.dev === from && r.proto === 'ra'),
+    /** the v4 networks the bridge will be on */
+    v4Nets: [...static4, ...(dhcp ? v4.filter((a) => a.dynamic).map(cidr) : [])],
+  };
+}
 
-  // routes through the NIC in any table; what DHCP or RA hands out comes back by itself
+/** Routes through the NIC in any table; what DHCP or RA hands out comes back by itself. */
+function carriedRoutes(p: BridgeParams, net: NetState, portName: string, from: string, ip: Addressing) {
   const routes: RouteSpec[] = [];
   for (const r of net.routes.filter((x) => x.dev === from && ownRoute(x))) {
     if (r.proto === 'kernel') continue;
-    if (r.proto === 'dhcp' && r.family === 4 && dhcp) continue;
+    if (r.proto === 'dhcp' && r.family === 4 && ip.dhcp) continue;
     if (r.proto === 'ra' && r.family === 6) continue;
-    if ((r.proto === 'dhcp' || r.proto === 'ra') && r.family === 6 && (ra || dhcp6)) continue;
+    if ((r.proto === 'dhcp' || r.proto === 'ra') && r.family === 6 && (ip.ra || ip.dhcp6)) continue;
     if (r.unsupported)
       throw new Refusal(
         'bridge_port',
@@ -279,12 +333,9 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
   // onlink is what networkd itself adds to a Gateway= it can't reach yet (a DHCP address): still the gateway
   const isMainDefault = (r: RouteSpec) =>
     r.dst === 'default' && !r.table && r.gateway && !r.metric && !r.type && !r.prefsrc;
-  const gw4 = routes.find((r) => r.family === 4 && isMainDefault(r));
-  const gw6 = routes.find((r) => r.family === 6 && isMainDefault(r));
-  const v4Nets = [...static4, ...(dhcp ? v4.filter((a) => a.dynamic).map(cidr) : [])];
   if (p.addresses) {
     for (const r of routes.filter((x) => x.family === 4 && x.gateway && !x.onlink)) {
-      if (!v4Nets.some((n) => inSubnet(r.gateway!, n)))
+      if (!ip.v4Nets.some((n) => inSubnet(r.gateway!, n)))
         throw new Refusal(
           'bridge_addresses',
           `${describeRoute({ ...r, table: r.table ?? 'main' }, p.bridge)} (from ${portName}) goes through ` +
@@ -292,8 +343,15 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
         );
     }
   }
+  return {
+    routes,
+    gw4: routes.find((r) => r.family === 4 && isMainDefault(r)),
+    gw6: routes.find((r) => r.family === 6 && isMainDefault(r)),
+  };
+}
 
-  // policy rules that name the NIC, or steer its addresses or its tables
+/** Policy rules that name the NIC, or steer its addresses or its tables. */
+function carriedRules(p: BridgeParams, net: NetState, from: string, addrs: Addressing['addrs'], routes: RouteSpec[]) {
   const ownTables = new Set(routes.filter((r) => r.table).map((r) => r.table));
   const rules: RuleSpec[] = [];
   for (const r of net.rules) {
@@ -317,52 +375,16 @@ export function carry(p: BridgeParams, net: NetState): Bridge {
       not: r.not || undefined,
     });
   }
+  return rules;
+}
 
-  const linkDns = (link?: string) => link === undefined || link === from;
-  const dns = p.dns ?? [
-    ...new Set(net.dns.filter((d) => (dhcp ? d.link === from : linkDns(d.link))).map((d) => d.server)),
-  ];
-  const domains = [
-    ...new Set(net.domains.filter((d) => (dhcp ? d.link === from : linkDns(d.link))).map((d) => d.domain)),
-  ];
-
-  const fromLink = (converted ? bridgeLink : port) as Link;
-  const mtu = p.mtu ?? (fromLink.mtu && fromLink.mtu !== 1500 ? fromLink.mtu : undefined);
-  const clientId = net.dhcpClientIds[from];
-  const dhcpClient =
-    !dhcp || !clientId
-      ? undefined
-      : clientId.startsWith('01')
-        ? ({ kind: 'mac' } as const)
-        : clientId.startsWith('ff') && clientId.length >= 10
-          ? ({ kind: 'duid', iaid: parseInt(clientId.slice(2, 10), 16) } as const)
-          : undefined;
-
-  for (const id of p.vlans)
-    if (!p.vlanFiltering) throw new Refusal('bridge_vlans', `bridge_vlans ${id} needs bridge_vlan_filtering: true`);
-  return {
-    bridge: p.bridge,
-    port: portName,
-    bond,
-    mac: (converted ? bridgeLink?.mac : port.mac) ?? port.mac ?? '',
-    mtu,
-    stp: p.stp,
-    forwardDelay: p.forwardDelay,
-    dhcp,
-    dhcpClient,
-    addresses: [...static4, ...static6],
-    ra,
-    dhcp6,
-    gateway: gw4?.gateway,
-    gateway6: gw6?.gateway,
-    routes: routes.filter((r) => r !== gw4 && r !== gw6),
-    rules,
-    dns,
-    domains,
-    vlans,
-    vlanFiltering: p.vlanFiltering,
-    vlanIds: [...new Set([...p.vlans, ...(p.vlanFiltering ? vlans.map((v) => v.id) : [])])].sort((a, b) => a - b),
-  };
+/** networkd's DHCP client identifier as the bridge should send it (the lease is keyed on it). */
+function dhcpClientOf(clientId: string | undefined): Bridge['dhcpClient'] {
+  if (!clientId) return undefined;
+  if (clientId.startsWith('01')) return { kind: 'mac' };
+  if (clientId.startsWith('ff') && clientId.length >= 10)
+    return { kind: 'duid', iaid: Number.parseInt(clientId.slice(2, 10), 16) };
+  return undefined;
 }
 
 export function describeRoute(r: Pick<Route, 'dst' | 'gateway' | 'table' | 'family'>, dev: string): string {
@@ -376,10 +398,47 @@ export function describeRoute(r: Pick<Route, 'dst' | 'gateway' | 'table' | 'fami
 export function describeRule(
   r: Pick<Rule, 'priority' | 'src' | 'dst' | 'iif' | 'oif' | 'table' | 'fwmark' | 'not'>,
 ): string {
-  return (
-    `rule ${r.priority}: ${r.not ? 'not ' : ''}from ` +
-    `${r.src ?? 'all'}${r.dst ? ` to ${r.dst}` : ''}${r.iif ? ` iif ${r.iif}` : ''}${r.oif ? ` oif ${r.oif}` : ''}${r.fwmark ? ` fwmark ${r.fwmark}` : ''} lookup ${r.table ?? 'main'}`
-  );
+  const parts = [
+    `rule ${r.priority}: ${r.not ? 'not ' : ''}from ${r.src ?? 'all'}`,
+    r.dst && `to ${r.dst}`,
+    r.iif && `iif ${r.iif}`,
+    r.oif && `oif ${r.oif}`,
+    r.fwmark && `fwmark ${r.fwmark}`,
+    `lookup ${r.table ?? 'main'}`,
+  ];
+  return parts.filter(Boolean).join(' ');
+}
+
+type RouteLike = Pick<Route, 'dst' | 'gateway' | 'metric' | 'scope' | 'prefsrc'> &
+  Partial<Pick<Route, 'table' | 'type' | 'onlink'>>;
+
+/** A carried route in `ip route` argument order (the stacks that take ip syntax: ifupdown, ifcfg route-*). */
+export function routeArgs(r: RouteLike, dev: string): string[] {
+  const opt = (k: string, v: unknown) => (v !== undefined && v !== '' ? [k, String(v)] : []);
+  return [
+    r.dst,
+    ...(r.gateway ? ['via', r.gateway] : []),
+    'dev',
+    dev,
+    ...(r.table ? ['table', r.table] : []),
+    ...opt('metric', r.metric),
+    ...(r.type ? ['type', r.type] : []),
+    ...(r.scope ? ['scope', r.scope] : []),
+    ...(r.prefsrc ? ['src', r.prefsrc] : []),
+    ...(r.onlink ? ['onlink'] : []),
+  ];
+}
+
+/** A rule's selector in `ip rule` syntax (not, from, to, iif, oif, fwmark); the stacks add table and priority. */
+export function ruleSelector(r: Pick<Rule, 'src' | 'dst' | 'iif' | 'oif' | 'fwmark' | 'not'>): string[] {
+  return [
+    ...(r.not ? ['not'] : []),
+    ...(r.src ? ['from', r.src] : r.dst ? [] : ['from', 'all']),
+    ...(r.dst ? ['to', r.dst] : []),
+    ...(r.iif ? ['iif', r.iif] : []),
+    ...(r.oif ? ['oif', r.oif] : []),
+    ...(r.fwmark ? ['fwmark', r.fwmark] : []),
+  ];
 }
 
 /** One line for the plan and the summary: what the bridge carries over. */

@@ -8,7 +8,7 @@ import { renderTemplate } from '../core/render.ts';
 import { sh } from '../core/sh.ts';
 import type { FileSpec } from '../core/types.ts';
 import type { NetState, Stack } from '../facts/network.ts';
-import { Refusal, type Bridge } from './carry.ts';
+import { Refusal, routeArgs, ruleSelector, type Bridge } from './carry.ts';
 
 export const STACKS: readonly Stack[] = ['networkd', 'ifupdown', 'networkmanager', 'netplan', 'ifcfg'];
 const MARK = '#kvmforge-bridge# ';
@@ -191,7 +191,10 @@ const ADDRESSING = [
   'mtu',
 ];
 
-/** netplan: the files that define the port lose its addressing (it moves to the bridge's file); VLANs get `link: BRIDGE`. */
+/**
+ * netplan: the files that define the port lose its addressing (it moves to the bridge's file); VLANs get `link:
+ * BRIDGE`.
+ */
 function netplanFiles(b: Bridge, net: NetState): { files: FileSpec[]; declared: boolean } {
   const files: FileSpec[] = [];
   let declared = false;
@@ -283,7 +286,8 @@ function ifcfgFiles(b: Bridge, net: NetState, t: (n: string, extra?: object) => 
 
 /** The stack's own config for the bridge, and the existing files it changes. */
 export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] {
-  const t = (name: string, extra: object = {}) => renderTemplate(`bridge/${name}`, { b, ...extra });
+  const t = (name: string, extra: object = {}) =>
+    renderTemplate(`bridge/${name}`, { b, routeArgs, ruleSelector, ...extra });
   switch (stack) {
     case 'networkd': {
       const mine = `10-kvmforge-${b.bridge}-port-${b.port}.network`;
@@ -434,7 +438,10 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
         ]
           .filter(Boolean)
           .join('\n'),
-        down: `${unbridge}\n${sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; nmcli device connect ${b.port}; else systemctl restart network; fi`}`,
+        down:
+          `${unbridge}\n` +
+          sh`if systemctl is-active -q NetworkManager; then nmcli connection reload; ` +
+          sh`nmcli device connect ${b.port}; else systemctl restart network; fi`,
       };
   }
 }

@@ -141,10 +141,14 @@ function output(report: Report, f: Flags, stepNames: string[], journal: Journal)
   }
   out.push('', summaryTable(report, stepNames));
   const n = countChanges(report);
-  out.push(
-    '',
-    `${report.mode === 'plan' ? `${n} change(s) would be made` : report.mode === 'build' ? `${n} artifact(s) built or fetched` : `${n} change(s) made`}; ${report.hosts.filter((h) => h.status === 'failed').length} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`,
-  );
+  const done =
+    report.mode === 'plan'
+      ? `${n} change(s) would be made`
+      : report.mode === 'build'
+        ? `${n} artifact(s) built or fetched`
+        : `${n} change(s) made`;
+  const failed = report.hosts.filter((h) => h.status === 'failed').length;
+  out.push('', `${done}; ${failed} host(s) failed; ${(report.ms / 1000).toFixed(1)}s. Journal: ${report.journal}`);
   process.stdout.write(journal.secrets.mask(out.join('\n')) + '\n');
 }
 
@@ -178,10 +182,7 @@ export async function factsCommand(f: Flags): Promise<number> {
       }
       const ifs = fx.interfaces
         .filter((i: any) => i.name !== 'lo')
-        .map(
-          (i: any) =>
-            `${i.name}${i.addresses.length ? ' ' + i.addresses.map((a: any) => `${a.address}/${a.prefix}`).join(',') : ''}`,
-        );
+        .map((i: any) => [i.name, i.addresses.map((a: any) => `${a.address}/${a.prefix}`).join(',')].join(' ').trim());
       process.stdout.write(
         [
           `${name}: ${fx.os.prettyName} (${fx.os.family}), kernel ${fx.kernel} ${fx.arch}, ${fx.cpu.count} CPU ` +

@@ -19,8 +19,10 @@ Commands:
   inventory from-vagrant [--from FILE] [--out FILE]   inventory + host keys from 'vagrant ssh-config'
   steps                 list the steps in the order they run
   lab up|status|ssh|reset|down   disposable Debian VMs to try things on (see README)
-      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot] [--emulated labN]… [--plain labN]… [--second-nic labN]…
-                        (--emulated: IDE disk, e1000 NIC; --plain: an image without Debian's libvirt/QEMU; --second-nic: eth1 too)
+      lab up [--hosts N] [--memory MiB] [--cpus N] [--cold-boot]
+             [--emulated labN]… [--plain labN]… [--second-nic labN]…
+                        (--emulated: IDE disk, e1000 NIC; --plain: an image without Debian's libvirt/QEMU;
+                        --second-nic: eth1 too)
   render [--out DIR]    write each host's domain XML for review (validated by libvirt)
   artifacts [--json]    packages built from source in the local cache ($KVMFORGE_CACHE or ~/.cache/kvmforge)
   exits [--interval S] [--vm NAME]... [--json] [--plot F.svg] [--reasons]   KVM exit counters per running VM:
@@ -28,7 +30,8 @@ Commands:
                         patch); --reasons: then, for another interval, exits by reason with perf
   tune [--plan] [--json]   apply each VM's tier (domains_vms: tier) to its running vCPU threads
   top --host NAME [--interval S] [--sort cpu|mem] [--once] [--json]   a host's VM processes and threads, live
-  bench --vm A --vm B [--size MiB] [--block-size 4k|1M] [--runs N] [--workloads disk-write,disk-read,network,cpu] [--dir D]
+  bench --vm A --vm B [--size MiB] [--block-size 4k|1M] [--runs N]
+        [--workloads disk-write,disk-read,network,cpu] [--dir D]
         [--json] [--plot F.svg]   the same workloads inside each guest (inventory hosts), side by side
 
 Options:

@@ -72,9 +72,8 @@ async function live(
     const head =
       `kvmforge top — ${name} — ${new Set(rows.map((r) => r.pid)).size} VM process(es), ${rows.length} ` +
       `threads — sorted by ${key() === 'cpu' ? 'CPU' : 'memory'} — every ${interval} s — keys: c CPU, m memory, q quit`;
-    process.stdout.write(
-      `\x1b[H\x1b[2J${head}\n\n${rows.length ? topTable(rows, key(), Math.max(1, height - 4)) : 'no running QEMU processes'}\n`,
-    );
+    const table = rows.length ? topTable(rows, key(), Math.max(1, height - 4)) : 'no running QEMU processes';
+    process.stdout.write(`\x1b[H\x1b[2J${head}\n\n${table}\n`);
   };
   process.stdin.setRawMode(true);
   process.stdin.resume();

@@ -11,6 +11,16 @@ const ejs = lazy<typeof Ejs>('ejs');
 
 const compiled = new Map<string, Ejs.TemplateFunction>();
 
+const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
+
+/** XML attributes ` k='v'` in the order given, values escaped as ejs escapes them; undefined ones left out. */
+export function attrs(values: Record<string, unknown>): string {
+  return Object.entries(values)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => ` ${k}='${String(v).replace(/[&<>"']/g, (c) => XML_ESCAPES[c])}'`)
+    .join('');
+}
+
 export function renderTemplate(name: string, data: Record<string, unknown>): string {
   let fn = compiled.get(name);
   if (!fn) {
@@ -22,5 +32,5 @@ export function renderTemplate(name: string, data: Record<string, unknown>): str
     });
     compiled.set(name, fn);
   }
-  return fn(data);
+  return fn(/\.xml\.ejs$/.test(name) ? { attrs, ...data } : data);
 }

@@ -44,8 +44,7 @@ export function wholeScript(script: string): string {
  * its stderr, so the failure names the cause instead of a bare exit code. */
 export function withTimeoutReason<R extends { code: number | null; stderr: string }>(r: R, secs: number): R {
   if (r.code !== 124 && r.code !== 137) return r;
-  return {
-    ...r,
-    stderr: `${r.stderr}${r.stderr.endsWith('\n') || !r.stderr ? '' : '\n'}kvmforge: the command timed out after ${secs}s (kvmforge_command_timeout) and was stopped\n`,
-  };
+  const sep = r.stderr.endsWith('\n') || !r.stderr ? '' : '\n';
+  const why = `kvmforge: the command timed out after ${secs}s (kvmforge_command_timeout) and was stopped\n`;
+  return { ...r, stderr: `${r.stderr}${sep}${why}` };
 }

@@ -52,11 +52,15 @@ driver() { d=$1; while [ "$d" != / ] && [ -n "$d" ]; do
   d=$(dirname "$d"); done; echo unknown; }
 src=$(df -P ${quote(dir)} | awk 'NR==2 {print $1}')
 dev=$(basename "$(readlink -f "$src")")
-if [ -e "/sys/class/block/$dev" ]; then echo "disk $(driver "$(readlink -f "/sys/class/block/$dev")")"; else echo "disk unknown"; fi
+if [ -e "/sys/class/block/$dev" ]; then echo "disk $(driver "$(readlink -f "/sys/class/block/$dev")")"
+else echo "disk unknown"; fi
 # the NIC that carries this SSH session (the network workload's path), else the default route's
 dev_of() { awk '{for (i = 1; i < NF; i++) if ($i == "dev") {print $(i + 1); exit}}'; }
-nic=$( { [ -n "\${SSH_CONNECTION:-}" ] && ip route get "\${SSH_CONNECTION%% *}" 2>/dev/null; ip route show default 2>/dev/null; } | dev_of)
-if [ -n "$nic" ] && [ -e "/sys/class/net/$nic/device" ]; then echo "nic $(driver "$(readlink -f "/sys/class/net/$nic/device")")"; else echo "nic unknown"; fi
+nic=$( { [ -n "\${SSH_CONNECTION:-}" ] && ip route get "\${SSH_CONNECTION%% *}" 2>/dev/null
+  ip route show default 2>/dev/null; } | dev_of)
+if [ -n "$nic" ] && [ -e "/sys/class/net/$nic/device" ]; then
+  echo "nic $(driver "$(readlink -f "/sys/class/net/$nic/device")")"
+else echo "nic unknown"; fi
 `;
 }
 
@@ -106,9 +110,11 @@ export function parseBench(out: string): Parsed {
       if (bytes > 0 && ns > 0) p.mbps[name as Workload] = bytes / 1e6 / (ns / 1e9);
     } else if (kind === 'error') {
       const why = rest.join(' ') || 'failed';
-      p.errors.push(
-        `${name}: ${why}${name.startsWith('disk') && /Invalid argument/.test(why) ? ' (no O_DIRECT here: is it a tmpfs? choose a directory on the disk to measure with --dir)' : ''}`,
-      );
+      const hint =
+        name.startsWith('disk') && /Invalid argument/.test(why)
+          ? ' (no O_DIRECT here: is it a tmpfs? choose a directory on the disk to measure with --dir)'
+          : '';
+      p.errors.push(`${name}: ${why}${hint}`);
     }
   }
   return p;

@@ -60,7 +60,8 @@ def sample(key):
         if not vm['kvm']:
             vm['note'] = vm['error'] = 'runs without KVM (software emulation): no exit counters'
         elif vm['via'] == 'none':
-            vm['error'] = 'no QMP monitor to ask (start QEMU with -qmp unix:PATH,server,wait=off, or let libvirt run it)'
+            vm['error'] = ('no QMP monitor to ask (start QEMU with -qmp unix:PATH,server,wait=off,'
+                           ' or let libvirt run it)')
         else:
             try:
                 vm[key], vm['vcpus'] = stats(vm)

@@ -40,10 +40,8 @@ export function barChart(title: string, unit: string, bars: Bar[]): string {
       );
     }
     const total = b.parts.reduce((n, p) => n + p.value, 0);
-    out.push(
-      `<text x="${x + 35}" y="${(base - 6).toFixed(2)}" ` +
-        `text-anchor="middle">${esc(total >= 1000 ? `${(total / 1000).toFixed(1)}k` : total.toFixed(total % 1 ? 1 : 0))}</text>`,
-    );
+    const label = total >= 1000 ? `${(total / 1000).toFixed(1)}k` : total.toFixed(total % 1 ? 1 : 0);
+    out.push(`<text x="${x + 35}" y="${(base - 6).toFixed(2)}" text-anchor="middle">${esc(label)}</text>`);
     out.push(`<text x="${x + 35}" y="${bottom + 18}" text-anchor="middle">${esc(b.label)}</text>`);
   });
   names.forEach((n, i) => {

@@ -33,7 +33,8 @@ def qmp_path(args):
         m = re.match(r'unix:([^,]+)', v)
         if m and 'server' in v:
             return m.group(1)
-    control = {m.group(1) for m in (re.search(r'chardev=([^,]+)', v) for v in opts(args, '-mon') if 'mode=control' in v) if m}
+    mons = (re.search(r'chardev=([^,]+)', v) for v in opts(args, '-mon') if 'mode=control' in v)
+    control = {m.group(1) for m in mons if m}
     for v in opts(args, '-chardev'):
         i, p = re.search(r'(?:^|,)id=([^,]+)', v), re.search(r'(?:^|,)path=([^,]+)', v)
         if v.startswith('socket') and i and p and i.group(1) in control and 'server' in v:
@@ -59,7 +60,8 @@ def qmp(path, command):
     return replies[-1]
 
 def via_virsh(name, command):
-    out = subprocess.run(['virsh', '-q', 'qemu-monitor-command', '--domain', name, json.dumps(command)], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(['virsh', '-q', 'qemu-monitor-command', '--domain', name, json.dumps(command)],
+                         capture_output=True, text=True, timeout=30)
     if out.returncode:
         raise RuntimeError(out.stderr.strip() or 'virsh qemu-monitor-command failed')
     return json.loads(out.stdout)

@@ -22,14 +22,20 @@ export const COUNT_AWK =
 /** Runs on the host as root: records both tracepoints of `pids` for `intervalS` s; prints `COUNT PID EVENT REASON`. */
 export function reasonsScript(pids: number[], intervalS: number): string {
   const awk = COUNT_AWK;
-  return `command -v perf >/dev/null 2>&1 || { echo 'no perf on this host (Debian/Ubuntu: apt-get install linux-perf; RHEL: dnf install perf)' >&2; exit 3; }
+  return `command -v perf >/dev/null 2>&1 || {
+  echo 'no perf on this host (Debian/Ubuntu: apt-get install linux-perf; RHEL: dnf install perf)' >&2; exit 3
+}
 command -v unshare >/dev/null 2>&1 || { echo 'no unshare on this host (util-linux)' >&2; exit 3; }
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 unshare -m --propagation private sh -c '
-  [ -d /sys/kernel/tracing/events/kvm ] || mount -t tracefs nodev /sys/kernel/tracing 2>"$2/err" || { echo "cannot mount tracefs: $(cat "$2/err")" >&2; exit 4; }
-  [ -d /sys/kernel/tracing/events/kvm ] || { echo "no kvm tracepoints in tracefs (is the kvm module loaded?)" >&2; exit 4; }
-  perf record -q -e kvm:kvm_exit -e kvm:kvm_userspace_exit -p "$1" -o "$2/perf.data" -- sleep "$3" >/dev/null 2>"$2/err" || { echo "perf record failed: $(tail -n 1 "$2/err")" >&2; exit 4; }
+  t=/sys/kernel/tracing
+  [ -d $t/events/kvm ] || mount -t tracefs nodev $t 2>"$2/err" || {
+    echo "cannot mount tracefs: $(cat "$2/err")" >&2; exit 4
+  }
+  [ -d $t/events/kvm ] || { echo "no kvm tracepoints in tracefs (is the kvm module loaded?)" >&2; exit 4; }
+  perf record -q -e kvm:kvm_exit -e kvm:kvm_userspace_exit -p "$1" -o "$2/perf.data" -- sleep "$3" \
+    >/dev/null 2>"$2/err" || { echo "perf record failed: $(tail -n 1 "$2/err")" >&2; exit 4; }
   perf script -i "$2/perf.data" -F pid,event,trace 2>/dev/null | awk "$4"
 ' sh ${quote(pids.join(','))} "$d" ${quote(String(intervalS))} ${quote(awk)}
 `;

@@ -42,7 +42,11 @@ def threads():
                 s = open(base + 'stat').read()
                 f = s[s.rindex(')') + 2:].split()
                 st = dict(l.split(':\t', 1) for l in open(base + 'status').read().splitlines() if ':\t' in l)
-                out[(vm['pid'], int(tid))] = dict(vm=vm['name'], pid=vm['pid'], tid=int(tid), thread=open(base + 'comm').read().strip(), policy=int(f[38]), rtprio=int(f[37]), nice=int(f[16]), ticks=int(f[11]) + int(f[12]), mem=100.0 * rss / total, vcs=int(st.get('voluntary_ctxt_switches', 0)), ivcs=int(st.get('nonvoluntary_ctxt_switches', 0)))
+                out[(vm['pid'], int(tid))] = dict(
+                    vm=vm['name'], pid=vm['pid'], tid=int(tid), thread=open(base + 'comm').read().strip(),
+                    policy=int(f[38]), rtprio=int(f[37]), nice=int(f[16]), ticks=int(f[11]) + int(f[12]),
+                    mem=100.0 * rss / total, vcs=int(st.get('voluntary_ctxt_switches', 0)),
+                    ivcs=int(st.get('nonvoluntary_ctxt_switches', 0)))
         except (OSError, ValueError, IndexError):
             continue
     return out

@@ -4,7 +4,8 @@
 set -eu
 tree=$1 out=$2 size=${3:-8}
 for tool in sfdisk losetup partx mkfs.ext4 qemu-img; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y fdisk util-linux e2fsprogs qemu-utils" >&2; exit 3; }
+  command -v "$tool" >/dev/null ||
+    { echo "missing $tool: apt-get install -y fdisk util-linux e2fsprogs qemu-utils" >&2; exit 3; }
 done
 exec 9>"$out.lock"
 flock 9
@@ -39,13 +40,17 @@ echo 'GRUB_DEVICE=LABEL=kvmforge-root' >> "$mnt/etc/default/grub.d/00-kvmforge-l
 echo 'GRUB_DISABLE_LINUX_UUID=true' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
 # boot faster under emulation: no menu wait, little console chatter (a failed boot still prints)
 echo 'GRUB_TIMEOUT=0' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
-echo 'GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0,115200 net.ifnames=0 quiet loglevel=3"' >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
+echo 'GRUB_CMDLINE_LINUX_DEFAULT="console=ttyS0,115200 net.ifnames=0 quiet loglevel=3"' \
+  >> "$mnt/etc/default/grub.d/00-kvmforge-lab.cfg"
 # no logind session + systemd --user manager per SSH login: seconds each under emulation
 sed -i '/pam_systemd.so/d' "$mnt/etc/pam.d/common-session"
-chroot "$mnt" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer >/dev/null 2>&1 || true
-chroot "$mnt" grub-install --target=i386-pc --recheck "$loop" >/dev/null 2>&1 || chroot "$mnt" grub-install --target=i386-pc "$loop"
+chroot "$mnt" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer man-db.timer \
+  >/dev/null 2>&1 || true
+chroot "$mnt" grub-install --target=i386-pc --recheck "$loop" >/dev/null 2>&1 ||
+  chroot "$mnt" grub-install --target=i386-pc "$loop"
 chroot "$mnt" update-grub >/dev/null 2>&1
-sed -i "s|root=[^ ]*loop[0-9]*p1|root=LABEL=kvmforge-root|g; s|root=UUID=[0-9a-f-]*|root=LABEL=kvmforge-root|g" "$mnt/boot/grub/grub.cfg"
+sed -i "s|root=[^ ]*loop[0-9]*p1|root=LABEL=kvmforge-root|g; s|root=UUID=[0-9a-f-]*|root=LABEL=kvmforge-root|g" \
+  "$mnt/boot/grub/grub.cfg"
 grep -q 'root=LABEL=kvmforge-root' "$mnt/boot/grub/grub.cfg" || { echo "grub.cfg has no usable root=" >&2; exit 1; }
 for d in dev/pts dev proc sys; do umount "$mnt/$d"; done
 umount "$mnt"

@@ -26,7 +26,8 @@ if [ "$flavour" = full ]; then
   # the guest's own sources go through the lab relay; here the host's network is used directly
   DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get -o Acquire::http::Proxy=false update -qq
   # libvirt and QEMU from the distro, so the domains step has something to define and start
-  DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get -o Acquire::http::Proxy=false install -y -qq --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive chroot "$tmp" \
+    apt-get -o Acquire::http::Proxy=false install -y -qq --no-install-recommends \
     libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base libxml2-utils >/dev/null
   chroot "$tmp" apt-get clean
   umount "$tmp/proc" "$tmp/dev"; trap - EXIT
@@ -38,7 +39,8 @@ mirror=$(awk '/^URIs:/ && !done { print $2; done=1 }' /etc/apt/sources.list.d/de
 [ -n "$mirror" ] || mirror=$(awk '/^deb / && !done { print $2; done=1 }' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
 mkdir -p "$tmp"
-pkgs=systemd-sysv,udev,openssh-server,linux-image-amd64,kmod,iproute2,sudo,python3,grub-pc,procps,initramfs-tools,netbase,ifupdown,isc-dhcp-client,dbus,psmisc,less
+pkgs=systemd-sysv,udev,openssh-server,linux-image-amd64,kmod,iproute2,sudo,python3,grub-pc,procps
+pkgs=$pkgs,initramfs-tools,netbase,ifupdown,isc-dhcp-client,dbus,psmisc,less
 # the guest agent sets a resumed lab VM's clock (lab up / lab reset) without an SSH login
 pkgs=$pkgs,qemu-guest-agent,libpam-systemd
 debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp" "$mirror"
@@ -46,7 +48,8 @@ debootstrap --variant=minbase --include="$pkgs" bookworm "$tmp" "$mirror"
 # relay (QEMU user networking forwards 10.0.2.100:3142 to it; it serves only these mirrors)
 if [ -f /etc/apt/sources.list.d/debian.sources ]; then
   rm -f "$tmp/etc/apt/sources.list"
-  awk '/^Types:/ && $2 != "deb" { skip=1 } /^Types: deb$/ { skip=0 } /^$/ { if (!skip) print; skip=0; next } !skip' /etc/apt/sources.list.d/debian.sources > "$tmp/etc/apt/sources.list.d/debian.sources"
+  awk '/^Types:/ && $2 != "deb" { skip=1 } /^Types: deb$/ { skip=0 } /^$/ { if (!skip) print; skip=0; next } !skip' \
+    /etc/apt/sources.list.d/debian.sources > "$tmp/etc/apt/sources.list.d/debian.sources"
 fi
 printf 'Acquire::http::Proxy "http://10.0.2.100:3142/";\n' > "$tmp/etc/apt/apt.conf.d/80-kvmforge-lab-relay"
 # identity: every overlay gets its own machine-id at first boot
@@ -64,7 +67,8 @@ for home in root home/kvmforge; do
   chmod 700 "$tmp/$home/.ssh"; chmod 600 "$tmp/$home/.ssh/authorized_keys"
 done
 chroot "$tmp" chown -R kvmforge:kvmforge /home/kvmforge/.ssh
-printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\nUseDNS no\n' > "$tmp/etc/ssh/sshd_config.d/kvmforge.conf"
+printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\nUseDNS no\n' \
+  > "$tmp/etc/ssh/sshd_config.d/kvmforge.conf"
 # network: systemd-networkd owns the NIC (ifupdown stays installed for the bridge step's tests)
 mkdir -p "$tmp/etc/systemd/network"
 printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\n' > "$tmp/etc/systemd/network/50-lab-dhcp.network"

@@ -119,9 +119,15 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
         if (golden) await resumeIncoming(vm);
         await Promise.all([waitSsh(vm, timeout), golden && syncClock(vm)]);
         const ms = Date.now() - t0;
+        const how = [
+          golden ? 'resumed from the golden state' : 'cold boot',
+          vm.devices === 'emulated' && 'emulated IDE disk and e1000 NIC',
+          vm.image === 'plain' && 'plain image (no distro libvirt/QEMU)',
+          (vm.nics ?? 1) > 1 && 'two NICs',
+        ];
         log(
-          `${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s (127.0.0.1:${vm.port}, ` +
-            `${golden ? 'resumed from the golden state' : 'cold boot'}${vm.devices === 'emulated' ? ', emulated IDE disk and e1000 NIC' : ''}${vm.image === 'plain' ? ', plain image (no distro libvirt/QEMU)' : ''}${(vm.nics ?? 1) > 1 ? ', two NICs' : ''})`,
+          `${vm.name}: SSH up after ${(ms / 1000).toFixed(1)} s ` +
+            `(${[`127.0.0.1:${vm.port}`, ...how].filter(Boolean).join(', ')})`,
         );
         await hmp(vm.monitor, 'savevm pristine');
         vm.pristine = true;
@@ -190,7 +196,8 @@ export function labStatus(): string {
       `${v.name.padEnd(6)} ${alive(v.pid) ? 'running' : 'stopped'}  pid ${v.pid}  ssh 127.0.0.1:${v.port}  ` +
       `${v.memory} MiB × ${v.cpus} CPU  ` +
       `${v.devices === 'emulated' ? 'IDE disk + e1000 NIC' : 'virtio disk + NIC'}${(v.nics ?? 1) > 1 ? ' ×2' : ''} ` +
-      ` ${v.image === 'plain' ? 'plain image' : 'image with libvirt+QEMU'}  ${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`,
+      ` ${v.image === 'plain' ? 'plain image' : 'image with libvirt+QEMU'}  ` +
+      `${v.pristine ? 'pristine snapshot saved' : 'no snapshot'}`,
   );
   return [`accelerator: ${s.accelNote}`, ...rows].join('\n');
 }

@@ -60,9 +60,8 @@ function serve(method, target, headers) {
             out.push(`${k}: ${res.rawHeaders[i + 1]}`);
           }
           const length = method === 'HEAD' ? (res.headers['content-length'] ?? '0') : String(body.length);
-          await write(
-            `HTTP/1.1 ${res.statusCode} ${res.statusMessage}\r\n${out.join('\r\n')}${out.length ? '\r\n' : ''}Content-Length: ${length}\r\n\r\n`,
-          );
+          const head = [`HTTP/1.1 ${res.statusCode} ${res.statusMessage}`, ...out, `Content-Length: ${length}`];
+          await write(`${head.join('\r\n')}\r\n\r\n`);
           if (method !== 'HEAD') await write(body);
           resolve();
         });

@@ -19,7 +19,9 @@ export interface Vm {
   memory: number;
   cpus: number;
   pristine: boolean;
-  /** 'emulated': an IDE disk and an e1000 NIC instead of virtio (to measure what virtio buys, e.g. with kvmforge bench) */
+  /**
+   * 'emulated': an IDE disk and an e1000 NIC instead of virtio (to measure what virtio buys, e.g. with kvmforge bench)
+   */
   devices?: Devices;
   /** 'plain': a server that never had the distribution's libvirt or QEMU (default 'full': it has them) */
   image?: Flavour;
@@ -73,10 +75,8 @@ function hashOf(...files: string[]): string {
 }
 
 export function baseImagePath(flavour: Flavour = 'full'): string {
-  return join(
-    cacheDir(),
-    `base-${flavour === 'plain' ? 'plain-' : ''}${hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'))}.qcow2`,
-  );
+  const hash = hashOf(join(HERE, 'build-rootfs.sh'), join(HERE, 'build-image.sh'));
+  return join(cacheDir(), `base-${flavour === 'plain' ? 'plain-' : ''}${hash}.qcow2`);
 }
 
 export function ensureImage(log: Log, flavour: Flavour = 'full'): string {
@@ -246,7 +246,9 @@ export function qemuArgs(vm: Vm, accel: 'kvm' | 'tcg', pidfile: string, incoming
  * both sit on one hub in front of it (one segment, as two ports of a switch). */
 function netArgs(vm: Vm): string[] {
   const nic = vm.devices === 'emulated' ? 'e1000' : 'virtio-net-pci';
-  const user = `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22,guestfwd=tcp:${RELAY.address}:${RELAY.port}-cmd:${relayCommand()}`;
+  const user =
+    `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${vm.port}-:22,` +
+    `guestfwd=tcp:${RELAY.address}:${RELAY.port}-cmd:${relayCommand()}`;
   if ((vm.nics ?? 1) < 2) return ['-netdev', user, '-device', `${nic},netdev=net0,mac=${LAB_MAC}`];
   return [
     '-netdev',

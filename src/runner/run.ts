@@ -180,8 +180,10 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
       rep.steps.push(sr);
       if (sr.status !== 'skipped')
         s.log(
-          `step ${step.name}: ` +
-            `${sr.status}${sr.changes.length ? `\n  ${sr.changes.map((c) => c.summary).join('\n  ')}` : ''}${sr.error ? ` (${sr.error})` : ''}`,
+          [
+            `step ${step.name}: ${sr.status}${sr.error ? ` (${sr.error})` : ''}`,
+            ...sr.changes.map((c) => c.summary),
+          ].join('\n  '),
         );
       o.events?.stepEnd?.(host.name, sr);
       if (sr.status === 'failed') break;

@@ -302,7 +302,7 @@ describe('secrets', () => {
 });
 
 describe('the dpkg lock held by another process', () => {
-  it('apt waits a bounded time, then fails naming the holder; with the lock free the same install succeeds', async () => {
+  it('apt waits a bounded time, then fails naming the holder; with the lock free the same install works', async () => {
     const h = 'h1';
     // a tiny real package
     const pkg = join(lab.dir, 'pkg');

@@ -88,7 +88,10 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
     const out = r.stdout + r.stderr;
     expect(r.code, out).toBe(0);
     expect(out).toMatch(
-      /lab1: note: rebooted by someone else during step files \(boot_id [0-9a-f]{8}… → [0-9a-f]{8}…; it failed with: .*\); facts gathered again and the run resumed at files/,
+      new RegExp(
+        String.raw`lab1: note: rebooted by someone else during step files \(boot_id [0-9a-f]{8}… → [0-9a-f]{8}…; it` +
+          String.raw` failed with: .*\); facts gathered again and the run resumed at files`,
+      ),
     );
     // independently: a new boot, every file whole with its content, no temp file left
     expect(bootId()).not.toBe(before);

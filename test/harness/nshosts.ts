@@ -57,7 +57,13 @@ export class NsLab {
     this.rootfs = ensureRootfs((s) => process.stderr.write(s + '\n'));
     mkdirSync(this.dir, { recursive: true });
     sh(
-      `ip netns add ${this.hub} && ip -n ${this.hub} link set lo up && ip -n ${this.hub} link add br0 type bridge && ip -n ${this.hub} addr add 10.77.0.1/24 dev br0 && ip -n ${this.hub} link set br0 up`,
+      [
+        `ip netns add ${this.hub}`,
+        `ip -n ${this.hub} link set lo up`,
+        `ip -n ${this.hub} link add br0 type bridge`,
+        `ip -n ${this.hub} addr add 10.77.0.1/24 dev br0`,
+        `ip -n ${this.hub} link set br0 up`,
+      ].join(' && '),
     );
     const known: string[] = [];
     for (let i = 1; i <= this.count; i++) {
@@ -92,7 +98,17 @@ export class NsLab {
     ]);
     writeFileSync(
       join(upper, 'etc/ssh/sshd_kvf'),
-      `ListenAddress ${address}\nHostKey /etc/ssh/ssh_host_ed25519_key\nPidFile /run/sshd.pid\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\nMaxStartups 100:30:200\nSubsystem sftp /usr/lib/openssh/sftp-server\n`,
+      [
+        `ListenAddress ${address}`,
+        'HostKey /etc/ssh/ssh_host_ed25519_key',
+        'PidFile /run/sshd.pid',
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'UseDNS no',
+        'MaxStartups 100:30:200',
+        'Subsystem sftp /usr/lib/openssh/sftp-server',
+        '',
+      ].join('\n'),
     );
     const hostKeyPub = readFileSync(join(upper, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8')
       .trim()
@@ -102,11 +118,13 @@ export class NsLab {
     sh(
       `ip netns add ${ns} && ip -n ${this.hub} link add vh${i} type veth peer name eth0 netns ${ns} && ` +
         `ip -n ${this.hub} link set vh${i} master br0 up && ip -n ${ns} link set lo up && ` +
-        `ip -n ${ns} addr add ${address}/24 dev eth0 && ip -n ${ns} link set eth0 up && ip -n ${ns} route add default via 10.77.0.1`,
+        `ip -n ${ns} addr add ${address}/24 dev eth0 && ip -n ${ns} link set eth0 up && ` +
+        `ip -n ${ns} route add default via 10.77.0.1`,
     );
     const m = join(dir, 'merged');
     const boot = [
-      `mount -t overlay overlay -o lowerdir=${q(this.rootfs)},upperdir=${q(upper)},workdir=${q(join(dir, 'work'))} ${q(m)}`,
+      `mount -t overlay overlay -o ` +
+        `lowerdir=${q(this.rootfs)},upperdir=${q(upper)},workdir=${q(join(dir, 'work'))} ${q(m)}`,
       `mount -t proc proc ${q(m)}/proc`,
       `mount -t sysfs -o ro sysfs ${q(m)}/sys 2>/dev/null || mount --rbind -o ro /sys ${q(m)}/sys`,
       `mount --rbind /dev ${q(m)}/dev`,
@@ -114,7 +132,12 @@ export class NsLab {
       `hostname ${name}`,
       `echo ${name} > ${q(m)}/etc/hostname`,
       `printf '127.0.0.1 localhost\\n127.0.1.1 ${name}\\n' > ${q(m)}/etc/hosts`,
-      `chroot ${q(m)} sh -c ${q(`id ops >/dev/null 2>&1 || { useradd -m -s /bin/bash ops && mkdir -p /home/ops/.ssh && cp /root/.ssh/authorized_keys /home/ops/.ssh/ && chown -R ops:ops /home/ops/.ssh && echo 'ops ALL=(ALL) ALL' > /etc/sudoers.d/ops && chmod 440 /etc/sudoers.d/ops; }; printf '%s\\n' ${q(`ops:${SUDO_PASSWORD}`)} | chpasswd`)}`,
+      `chroot ${q(m)} sh -c ${q(
+        'id ops >/dev/null 2>&1 || { useradd -m -s /bin/bash ops && mkdir -p /home/ops/.ssh && ' +
+          'cp /root/.ssh/authorized_keys /home/ops/.ssh/ && chown -R ops:ops /home/ops/.ssh && ' +
+          "echo 'ops ALL=(ALL) ALL' > /etc/sudoers.d/ops && chmod 440 /etc/sudoers.d/ops; }; " +
+          `printf '%s\\n' ${q(`ops:${SUDO_PASSWORD}`)} | chpasswd`,
+      )}`,
       `exec chroot ${q(m)} /usr/sbin/sshd -D -e -f /etc/ssh/sshd_kvf`,
     ].join(' && ');
     const log = join(dir, 'sshd.log');
@@ -190,7 +213,8 @@ export class NsLab {
 
   /** Writes an inventory for these hosts; `extra` adds per-host YAML lines. */
   inventory(file: string, extra: Record<string, string[]> = {}, groupVars: string[] = []): string {
-    // namespace hosts share this machine's kernel: the kernel-changing steps are off unless a host turns them on (plan only!)
+    // namespace hosts share this machine's kernel: the kernel-changing steps are off unless a host turns them on (plan
+    // only!)
     const safety = [
       'virtio_modules_enabled: false',
       'hugepages_enabled: false',

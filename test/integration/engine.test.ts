@@ -100,7 +100,10 @@ describe('engine on namespace hosts', async () => {
     const table = r.stdout;
     expect(table).toMatch(/h6: FAILED: connection refused by root@10\.77\.0\.16/);
     expect(table).toMatch(
-      /h7: FAILED: host key for 10\.77\.0\.17 has CHANGED \(now SHA256:[A-Za-z0-9+/]{43}; known key at .*known_hosts:7\): refused/,
+      new RegExp(
+        String.raw`h7: FAILED: host key for 10\.77\.0\.17 has CHANGED \(now SHA256:[A-Za-z0-9+/]{43}; known key at` +
+          String.raw` .*known_hosts:7\): refused`,
+      ),
     );
     expect(table).toMatch(/h8: FAILED: authentication failed for root@10\.77\.0\.18/);
     expect(table).toMatch(/h1 +ok/);

@@ -90,7 +90,7 @@ describe('kvmforge tune', () => {
     for (const q of qemus) for (const t of threads(q.pid!)) expect([t.policy, t.nice]).toEqual([0, 0]);
   });
 
-  it('apply sets the tiers on the vCPU threads only, reports before → after, and a second run changes nothing', async () => {
+  it('apply sets the tiers on the vCPU threads only, reports before → after; a second run changes none', async () => {
     const r = await cli(['tune', '--limit', 'localhost']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('3 change(s) made');
@@ -99,9 +99,11 @@ describe('kvmforge tune', () => {
       [2, 90, 0],
       [2, 90, 0],
     ]);
-    expect(a.filter((t) => !/^CPU \d+\/KVM$/.test(t.comm)).every((t) => t.policy === 0 && t.nice === 0)).toBe(true); // main loop, I/O threads: untouched
+    // main loop, I/O threads: untouched
+    expect(a.filter((t) => !/^CPU \d+\/KVM$/.test(t.comm)).every((t) => t.policy === 0 && t.nice === 0)).toBe(true);
     const b = threads(qemus[1].pid!);
-    expect(b.filter((t) => t.policy === 2).map((t) => [t.rtprio, t.nice])).toEqual([[99, -10]]); // its one vCPU, found through QMP
+    // its one vCPU, found through QMP
+    expect(b.filter((t) => t.policy === 2).map((t) => [t.rtprio, t.nice])).toEqual([[99, -10]]);
     expect(b.filter((t) => t.policy !== 2).every((t) => t.policy === 0 && t.nice === 0)).toBe(true);
     expect(r.stdout).toContain("note: tune-b is not libvirt's: its tier lasts until its QEMU restarts");
     const again = await cli(['tune', '--limit', 'localhost', '--json']);

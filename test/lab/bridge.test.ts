@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
 
 const ROUNDS = Number(process.env.KVMFORGE_BRIDGE_ROUNDS ?? 10);
-const TIMEOUT = 36; // seconds before an unconfirmed switch rolls back (the minimum is 20); the check waits a third of it
+// seconds before an unconfirmed switch rolls back (the minimum is 20); the check waits a third of it
+const TIMEOUT = 36;
 const times: Record<string, number[]> = { switch: [], rollback: [], reboot: [] };
 
 function inventory(name: string, vars: string[] = []): string {
@@ -276,7 +277,7 @@ describe.each([
     }
   }, 1_800_000);
 
-  it('a DHCP address with a static default gateway and a static route: all carried over, and after a reboot', async () => {
+  it('a DHCP address, a static default gateway and a static route: all carried over, also after a reboot', async () => {
     await resetLab();
     if (ifupdown)
       toIfupdown([
@@ -286,7 +287,9 @@ describe.each([
     else
       reconfigure(
         "printf '[Match]\\nName=en* " +
-          "eth*\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n\\n[Route]\\nDestination=192.0.2.0/24\\nGateway=10.0.2.2\\n' > /etc/systemd/network/50-lab-dhcp.network; networkctl reload; networkctl reconfigure eth0",
+          'eth*\\n\\n[Network]\\nDHCP=ipv4\\nGateway=10.0.2.2\\n\\n[Route]\\nDestination=192.0.2.0/24\\n' +
+          "Gateway=10.0.2.2\\n' > /etc/systemd/network/50-lab-dhcp.network; networkctl reload; networkctl " +
+          'reconfigure eth0',
         (s) => /default via 10\.0\.2\.2 dev eth0/.test(s) && /192\.0\.2\.0\/24 via 10\.0\.2\.2/.test(s),
       );
     await carriesOver(inventory('bridge'), 'eth0', {
@@ -301,7 +304,9 @@ describe('bridge carries a server’s network over (systemd-networkd)', () => {
     'it), and after a reboot', async () => {
     await resetLab();
     const files = [
-      "printf '[Match]\\nName=eth0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nAddress=10.0.2.16/24\\nAddress=fd00:1::15/64\\nGateway=10.0.2.2\\nDNS=10.0.2.3\\nIPv6AcceptRA=yes\\nVLAN=eth0.100\\n' > /etc/systemd/network/50-lab-dhcp.network",
+      "printf '[Match]\\nName=eth0\\n\\n[Network]\\nAddress=10.0.2.15/24\\nAddress=10.0.2.16/24\\n" +
+        "Address=fd00:1::15/64\\nGateway=10.0.2.2\\nDNS=10.0.2.3\\nIPv6AcceptRA=yes\\nVLAN=eth0.100\\n' > " +
+        '/etc/systemd/network/50-lab-dhcp.network',
       "printf '[NetDev]\\nName=eth0.100\\nKind=vlan\\n\\n[VLAN]\\nId=100\\n' > /etc/systemd/network/20-vlan100.netdev",
       "printf '[Match]\\nName=eth0.100\\n\\n[Network]\\nAddress=192.168.100.15/24\\n' > " +
         '/etc/systemd/network/60-vlan100.network',
@@ -327,7 +332,8 @@ describe('bridge carries a server’s network over (systemd-networkd)', () => {
     expect(up.code).toBe(0);
     try {
       const files = [
-        "printf '[NetDev]\\nName=bond0\\nKind=bond\\nMACAddress=52:54:00:6b:66:01\\n\\n[Bond]\\nMode=active-backup\\nMIIMonitorSec=0.1\\n' > /etc/systemd/network/10-bond0.netdev",
+        "printf '[NetDev]\\nName=bond0\\nKind=bond\\nMACAddress=52:54:00:6b:66:01\\n\\n[Bond]\\n" +
+          "Mode=active-backup\\nMIIMonitorSec=0.1\\n' > /etc/systemd/network/10-bond0.netdev",
         "printf '[Match]\\nName=eth0\\n\\n[Network]\\nBond=bond0\\nPrimarySlave=yes\\n' > " +
           '/etc/systemd/network/20-bond-eth0.network',
         "printf '[Match]\\nName=eth1\\n\\n[Network]\\nBond=bond0\\n' > /etc/systemd/network/20-bond-eth1.network",

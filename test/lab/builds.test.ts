@@ -71,8 +71,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     const rc = await waitForBuild();
     if (rc !== 0)
       throw new Error(
-        `kvmforge build exited ` +
-          `${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n${existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''}`,
+        `kvmforge build exited ${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n` +
+          (existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''),
       );
     // lab2 is a plain server: no Debian libvirt or QEMU, so no libvirt-qemu user, no kvm/libvirt groups made by them
     const up = await kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048', '--plain', 'lab2'], {}, 1_200_000);

@@ -121,7 +121,8 @@ function withVlan(n: NetState): NetState {
   n.addrs.push({ dev: 'eth0.100', family: 4, address: '192.168.100.5', prefix: 24, dynamic: false, scope: 'global' });
   n.routes.push(route({ dst: '192.168.100.0/24', dev: 'eth0.100', proto: 'kernel', scope: 'link' }));
   n.files['/etc/NetworkManager/system-connections/vlan100.nmconnection'] =
-    '[connection]\nid=vlan100\ntype=vlan\ninterface-name=eth0.100\n\n[vlan]\nid=100\nparent=eth0\n\n[ipv4]\nmethod=manual\naddress1=192.168.100.5/24\n';
+    '[connection]\nid=vlan100\ntype=vlan\ninterface-name=eth0.100\n\n[vlan]\nid=100\nparent=eth0\n\n[ipv4]\n' +
+    'method=manual\naddress1=192.168.100.5/24\n';
   n.files['/etc/netplan/60-vlan.yaml'] =
     'network:\n  version: 2\n  vlans:\n    eth0.100:\n      id: 100\n      link: eth0\n      addresses: ' +
     '[192.168.100.5/24]\n';
@@ -235,7 +236,10 @@ describe('bridge: what it carries over from the NIC', () => {
       expect(() =>
         carry(paramsOf(['bridge_addresses: [172.16.0.5/24]', 'bridge_gateway: 172.16.0.1']), serverNet()),
       ).toThrow(
-        /route to 10\.20\.0\.0\/16 via 192\.168\.10\.254 dev br0 table 100 \(from eth0\) goes through 192\.168\.10\.254, which none of bridge_addresses \(172\.16\.0\.5\/24\) reaches/,
+        new RegExp(
+          String.raw`route to 10\.20\.0\.0\/16 via 192\.168\.10\.254 dev br0 table 100 \(from eth0\) goes through` +
+            String.raw` 192\.168\.10\.254, which none of bridge_addresses \(172\.16\.0\.5\/24\) reaches`,
+        ),
       );
     },
   );
@@ -506,7 +510,8 @@ describe('bridge: every case in every stack’s own config', () => {
     () => {
       const n = withVlan(serverNet());
       n.files['/etc/NetworkManager/system-connections/Wired.nmconnection'] =
-        '[connection]\nid=Wired\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\naddress1=192.168.10.5/24\n';
+        '[connection]\nid=Wired\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=manual\n' +
+        'address1=192.168.10.5/24\n';
       const fs = files('networkmanager', carry(paramsOf(), n), n);
       expect(fs.find((f) => f.path.endsWith('Wired.nmconnection'))!.content).toContain(
         '[connection]\nid=Wired\ntype=ethernet\ninterface-name=eth0\nautoconnect=false',
@@ -526,7 +531,8 @@ describe('bridge: every case in every stack’s own config', () => {
       const bn = bondNet();
       const bf = files('networkmanager', carry(paramsOf(), bn), bn);
       expect(bf.find((f) => f.path.endsWith('bond0.nmconnection'))!.content).toBe(
-        '[connection]\nid=bond0\ntype=bond\ninterface-name=bond0\nmaster=br0\nslave-type=bridge\n\n[bond]\nmode=active-backup\n',
+        '[connection]\nid=bond0\ntype=bond\ninterface-name=bond0\nmaster=br0\nslave-type=bridge\n\n[bond]\n' +
+          'mode=active-backup\n',
       );
       expect(bf.some((f) => f.path.includes('port-bond0'))).toBe(false);
     },
@@ -576,7 +582,8 @@ describe('bridge: every case in every stack’s own config', () => {
       const n = withVlan(serverNet());
       const dir = SCRIPTS;
       n.files[`${dir}/ifcfg-eth0`] =
-        'DEVICE=eth0\nBOOTPROTO=static\nIPADDR=192.168.10.5\nPREFIX=24\nHWADDR=52:54:00:12:34:56\nONBOOT=yes\nTYPE=Ethernet\n';
+        'DEVICE=eth0\nBOOTPROTO=static\nIPADDR=192.168.10.5\nPREFIX=24\nHWADDR=52:54:00:12:34:56\nONBOOT=yes\n' +
+        'TYPE=Ethernet\n';
       n.files[`${dir}/route-eth0`] = '10.20.0.0/16 via 192.168.10.254 table 100\n';
       const fs = files('ifcfg', carry(paramsOf(), n), n);
       const get = (p: string) => fs.find((f) => f.path === `${dir}/${p}`)!.content;
@@ -594,7 +601,8 @@ describe('bridge: every case in every stack’s own config', () => {
       expect(get('rule-br0')).toContain('from 192.168.10.6 table 100 priority 1000');
       expect(get('ifcfg-eth0')).toBe(
         '# kvmforge bridge: eth0 is a port of br0 (RHEL ' +
-          'network-scripts)\nDEVICE=eth0\nHWADDR=52:54:00:12:34:56\nONBOOT=yes\nTYPE=Ethernet\nBOOTPROTO=none\nBRIDGE=br0\nMTU=9000\n',
+          'network-scripts)\nDEVICE=eth0\nHWADDR=52:54:00:12:34:56\nONBOOT=yes\nTYPE=Ethernet\nBOOTPROTO=none\n' +
+          'BRIDGE=br0\nMTU=9000\n',
       );
       expect(get('route-eth0')).toBe('# kvmforge bridge: moved to route-br0\n');
       expect(get('ifcfg-eth0.100')).toBe(

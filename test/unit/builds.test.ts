@@ -123,7 +123,11 @@ describe('sources', () => {
   it('need a sha256 for a download, name the var, and take a local file', () => {
     const h = host(['kernel_version: 6.1.192']);
     expect(() => sourceOf(h, 'kernel', dir)).toThrow(
-      /h1\.kernel_sha256: a download \(https:\/\/cdn\.kernel\.org\/pub\/linux\/kernel\/v6\.x\/linux-6\.1\.192\.tar\.xz\) needs its published sha256/,
+      new RegExp(
+        String.raw`h1\.kernel_sha256: a download` +
+          String.raw` \(https:\/\/cdn\.kernel\.org\/pub\/linux\/kernel\/v6\.x\/linux-6\.1\.192\.tar\.xz\) needs its` +
+          String.raw` published sha256`,
+      ),
     );
     expect(() => sourceOf(host(['qemu_version: "7.2; rm -rf /"']), 'qemu', dir)).toThrow(ConfigError);
     expect(() => sourceOf(host(['qemu_version: 7.2.0', 'qemu_source: nowhere.tar.xz']), 'qemu', dir)).toThrow(
@@ -251,7 +255,10 @@ describe('kernel step plans', () => {
     expect(r.stderr.toString()).toBe('');
     const custom = readFileSync(join(t, 'custom.cfg'), 'utf8');
     expect(custom).toMatch(
-      /^### kvmforge trial begin\nmenuentry "kvmforge trial: Linux 6\.1\.192-kvmforge-abcd1234" --id kvmforge-trial \{\n/,
+      new RegExp(
+        String.raw`^### kvmforge trial begin\nmenuentry "kvmforge trial: Linux 6\.1\.192-kvmforge-abcd1234" --id` +
+          String.raw` kvmforge-trial \{\n`,
+      ),
     );
     expect(custom).toContain(
       `\tlinux\t/boot/vmlinuz-${rel} root=LABEL=kvmforge-root ro  console=ttyS0,115200 net.ifnames=0 quiet ` +
@@ -344,7 +351,10 @@ describe('qemu and libvirt step plans', () => {
       if (existsSync('/dev/kvm')) {
         expect(r.status).toBe(1);
         expect(r.stderr.toString()).toMatch(
-          /QEMU does not start with KVM \(-accel kvm -machine none\): qemu: failed to initialize kvm: Permission denied/,
+          new RegExp(
+            String.raw`QEMU does not start with KVM \(-accel kvm -machine none\): qemu: failed to initialize kvm:` +
+              String.raw` Permission denied`,
+          ),
         );
       } else expect(r.stdout.toString()).toMatch(/QEMU emulator version 7\.2\.22 starts \(no usable \/dev\/kvm/);
       writeFileSync(q, '#!/bin/sh\necho "error while loading shared libraries: libslirp.so.0" >&2; exit 127\n', {
@@ -388,7 +398,8 @@ describe('qemu and libvirt step plans', () => {
           debianFacts(),
           {
             outputs: {
-              'libvirt-state:*': `version=${version}\nenabled=enabled\nactive=active\nuser=yes\ngroup=yes\nworks=${works}\n`,
+              'libvirt-state:*':
+                `version=${version}\nenabled=enabled\nactive=active\n` + `user=yes\ngroup=yes\nworks=${works}\n`,
             },
             files: { '/etc/libvirt/qemu.conf': conf },
           },
@@ -422,7 +433,11 @@ describe('qemu and libvirt step plans', () => {
       const err = await plan('{user: vmrunner, group: kvm}', 'user=no\ngroup=yes\n').catch((e) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect(err.message).toMatch(
-        /inv\.yaml:\d+:\d+: h1\.libvirt_qemu_conf\.user: qemu\.conf user 'vmrunner' does not exist on h1, and the kvmforge-libvirt package does not make it \(it makes the user libvirt-qemu and the groups libvirt-qemu, kvm, libvirt\)/,
+        new RegExp(
+          String.raw`inv\.yaml:\d+:\d+: h1\.libvirt_qemu_conf\.user: qemu\.conf user 'vmrunner' does not exist on h1,` +
+            String.raw` and the kvmforge-libvirt package does not make it \(it makes the user libvirt-qemu and the` +
+            String.raw` groups libvirt-qemu, kvm, libvirt\)`,
+        ),
       );
       // the accounts the package makes are fine on a fresh host where they don't exist yet
       expect(
@@ -456,7 +471,10 @@ describe('qemu and libvirt step plans', () => {
       const r = spawnSync('sh', ['-eu'], { input: LIBVIRT_CHECK, env: { PATH: `${bin}:/usr/bin:/bin` } });
       expect(r.status).toBe(1);
       expect(r.stderr.toString()).toMatch(
-        /libvirtd's QEMU driver does not answer \(virsh -c qemu:\/\/\/system capabilities\): error: failed to connect to the hypervisor/,
+        new RegExp(
+          String.raw`libvirtd's QEMU driver does not answer \(virsh -c qemu:\/\/\/system capabilities\): error:` +
+            String.raw` failed to connect to the hypervisor`,
+        ),
       );
       expect(r.stderr.toString()).toContain(
         "Initialization of QEMU state driver failed: Failed to parse user 'libvirt-qemu'",

@@ -29,7 +29,8 @@ const KITCHEN_SINK = `        - name: sink
           machine: q35
           boot: [cdrom, hd]
           disks:
-            - { path: /var/lib/libvirt/images/sink.qcow2, size: 20G, cache: none, io: native, discard: unmap, iothread: 2 }
+            - { path: /var/lib/libvirt/images/sink.qcow2, size: 20G, cache: none,
+                io: native, discard: unmap, iothread: 2 }
             - { path: /dev/vg0/data, format: raw, bus: scsi, cache: directsync }
             - { path: /srv/ro.img, format: raw, bus: sata, readonly: true }
           cdrom: /srv/iso/virtio-win.iso
@@ -263,7 +264,7 @@ describe('pre-flight and plan (fixtures)', () => {
     expect(text).toMatch(/0000:00:1f.0 is in no IOMMU group/);
   });
 
-  it('plans disk creation and a define; nothing once libvirt has it; a redefine with a diff when it differs', async () => {
+  it('plans disk creation and a define; nothing once libvirt has it; a redefine with a diff if changed', async () => {
     const yaml =
       `        - { name: web, memory: 512, disks: [{ path: /var/lib/libvirt/images/web.qcow2, size: 2G ` +
       `}], autostart: true }\n`;

@@ -146,7 +146,8 @@ describe('hostile values in every free-text var', () => {
       const changes = await files.plan(ctx, files.params(host(vars)));
       expect(changes).toHaveLength(1);
       for (const s of [...ctx.probed, ...scriptsOf(changes[0])]) expectData(s, `files ${JSON.stringify(v)}`);
-      expect(writeFileScript(loose(changes)[0].file!)).not.toContain('kvmforge-content-marker'); // content travels as base64
+      // content travels as base64
+      expect(writeFileScript(loose(changes)[0].file!)).not.toContain('kvmforge-content-marker');
     }
   });
 
