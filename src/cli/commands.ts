@@ -1,7 +1,11 @@
 // The commands behind kvmforge's CLI (loaded when one runs; see main.ts).
 import { writeFileSync } from 'node:fs';
-import { ConfigError } from '../core/errors.ts';
-import { loadInventory, selectHosts, type Inventory } from '../inventory/load.ts';
+import { ConfigError, formatProblem } from '../core/errors.ts';
+import { loadInventory, type Inventory } from '../inventory/load.ts';
+import { hostVars, inventoryGraph, inventoryList } from '../inventory/list.ts';
+import { selectHosts as select } from '../inventory/patterns.ts';
+import { readVaultPasswordFile } from '../inventory/vault.ts';
+import { parseExtraVars } from './extra-vars.ts';
 import { Journal, lastReport, Secrets } from '../runner/journal.ts';
 import { countChanges, failed, junit, summaryTable, type Report } from '../runner/report.ts';
 import { resolveParams, run } from '../runner/run.ts';
@@ -34,7 +38,26 @@ function pickSteps(f: Flags) {
 }
 
 export function inventoryOf(f: Flags): Inventory {
-  return loadInventory(f.inventory ?? process.env.KVMFORGE_INVENTORY ?? 'inventories/lab.yaml', catalog);
+  const sources = f.inventory?.length ? f.inventory : [process.env.KVMFORGE_INVENTORY ?? 'inventories/lab.yaml'];
+  const vaultPasswords = (f['vault-password-file'] ?? []).map((file) => {
+    try {
+      return readVaultPasswordFile(file);
+    } catch (e) {
+      throw ConfigError.one((e as Error).message, { key: '--vault-password-file' });
+    }
+  });
+  const extraVars = (f['extra-vars'] ?? []).map(parseExtraVars);
+  const inv = loadInventory(sources, catalog, { vaultPasswords, extraVars, strict: f.strict });
+  for (const w of inv.warnings) process.stderr.write(`kvmforge: warning: ${formatProblem(w)}\n`);
+  return inv;
+}
+
+/** The hosts -l selects; a selected host whose connection vars kvmforge can't follow is bad input. */
+export function selectHosts(inv: Inventory, limit: string | undefined): Host[] {
+  const hosts = select(inv, limit);
+  const problems = hosts.flatMap((h) => inv.hostProblems.get(h.name) ?? []);
+  if (problems.length) throw new ConfigError(problems);
+  return hosts;
 }
 
 async function readPassword(): Promise<string> {
@@ -69,9 +92,10 @@ export function connectOptions(f: Flags, becomePassword?: string): ConnectOption
   };
 }
 
-function secretsOf(hosts: Host[], becomePassword?: string): Secrets {
+function secretsOf(hosts: Host[], becomePassword?: string, inv?: Inventory): Secrets {
   const s = new Secrets();
   s.add(becomePassword);
+  for (const v of inv?.secrets ?? []) s.add(v);
   for (const h of hosts) {
     const env = h.conn.becomePasswordEnv;
     if (env) s.add(process.env[env]);
@@ -86,6 +110,10 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
   const inv = inventoryOf(f);
   const steps = pickSteps(f);
   let hosts = selectHosts(inv, f.limit);
+  if (f['list-hosts']) {
+    process.stdout.write(`  hosts (${hosts.length}):\n${hosts.map((h) => `    ${h.name}\n`).join('')}`);
+    return 0;
+  }
   const forks = f.forks === undefined ? 10 : Number(f.forks);
   if (!Number.isInteger(forks) || forks < 1) throw ConfigError.one(`--forks '${f.forks}': expected a whole number ≥ 1`);
   const root = f.journal ?? '.kvmforge';
@@ -101,7 +129,7 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
   }
   resolveParams(hosts, steps, inv.hosts); // bad vars: exit 2 before a journal, a prompt or a connection
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
-  const journal = new Journal(root, secretsOf(hosts, pw));
+  const journal = new Journal(root, secretsOf(hosts, pw, inv), true, f.verbose);
   const view = f.json
     ? undefined
     : (await import('../runner/view.ts')).liveView(
@@ -158,7 +186,7 @@ export function sideLoop(f: Flags, hosts: Host[]): { loop: HostLoop; session: Se
   if (!Number.isInteger(forks) || forks < 1) throw ConfigError.one(`--forks '${f.forks}': expected a whole number ≥ 1`);
   const session: SessionOptions = {
     connect: connectOptions(f),
-    journal: new Journal(f.journal ?? '.kvmforge', secretsOf(hosts)),
+    journal: new Journal(f.journal ?? '.kvmforge', secretsOf(hosts), true, f.verbose),
   };
   return { loop: hostLoop(forks, session), session };
 }
@@ -204,38 +232,34 @@ export async function factsCommand(f: Flags): Promise<number> {
   return bad ? 1 : 0;
 }
 
-export function inventoryList(inv: Inventory): object {
-  const out: Record<string, any> = { _meta: { hostvars: Object.fromEntries(inv.hosts.map((h) => [h.name, h.vars])) } };
-  for (const g of inv.groups.values()) {
-    const entry: Record<string, string[]> = {};
-    const hosts = g.name === 'all' ? [] : g.hosts;
-    if (hosts.length) entry.hosts = hosts;
-    if (g.children.length)
-      entry.children = g.children.filter((c) => c !== 'ungrouped' || inv.groups.get('ungrouped')!.hosts.length);
-    if (Object.keys(entry).length) out[g.name] = entry;
-  }
-  return out;
-}
-
-export async function inventoryCommand(sub: string | undefined, f: Flags): Promise<number> {
-  if (sub === 'schema') {
+export async function inventoryCommand(action: string | undefined, f: Flags): Promise<number> {
+  if (action === 'schema') {
     process.stdout.write(JSON.stringify(buildSchema(catalog), null, 2) + '\n');
     return 0;
   }
-  if (sub === 'from-vagrant') {
+  if (action === 'from-vagrant') {
     const { fromVagrant } = await import('../lab/vagrant.ts');
     return fromVagrant(f);
   }
+  if (action !== undefined)
+    throw ConfigError.one(`inventory: unknown action '${action}': expected schema or from-vagrant`);
+  const modes = [f.list, f.host !== undefined, f.graph !== undefined].filter(Boolean).length;
+  if (modes !== 1) throw ConfigError.one('inventory: give one of --list, --host NAME, --graph [GROUP]');
   const inv = inventoryOf(f);
-  if (f.host) {
-    const h = inv.hosts.find((x) => x.name === f.host);
-    if (!h) throw ConfigError.one(`no host '${f.host}' in ${inv.file}`);
-    process.stdout.write(JSON.stringify(h.vars, null, 2) + '\n');
+  if (f.host !== undefined) {
+    const v = hostVars(inv, f.host);
+    if (!v) throw ConfigError.one(`no host '${f.host}' in ${inv.file}`, { key: '--host' });
+    process.stdout.write(JSON.stringify(v, null, 4) + '\n');
     return 0;
   }
-  if (!f.list) throw ConfigError.one('inventory: give --list or --host NAME (or: schema, from-vagrant)');
-  const list = inventoryList(inv);
-  process.stdout.write(JSON.stringify(list, null, 2) + '\n'); // --json or not: the same JSON as ansible-inventory
+  if (f.graph !== undefined) {
+    const group = typeof f.graph === 'string' ? f.graph : 'all';
+    if (!inv.groups.has(group)) throw ConfigError.one(`no group '${group}' in ${inv.file}`, { key: '--graph' });
+    process.stdout.write(inventoryGraph(inv, group, Boolean(f.vars)) + '\n');
+    return 0;
+  }
+  const only = f.limit === undefined ? undefined : new Set(select(inv, f.limit).map((h) => h.name));
+  process.stdout.write(JSON.stringify(inventoryList(inv, only), null, 4) + '\n'); // as ansible-inventory prints it
   return 0;
 }
 
@@ -291,5 +315,3 @@ export async function artifactsCommand(f: Flags): Promise<number> {
   process.stdout.write(columns(rows).join('\n') + '\n');
   return 0;
 }
-
-export { selectHosts };

@@ -1,5 +1,54 @@
-import type { ParseArgsConfig } from 'node:util';
+// The options a command was given, by their long names ('retry-failed'), and checks for number options.
 import { ConfigError } from '../core/errors.ts';
+
+export interface Flags {
+  inventory?: string[];
+  limit?: string;
+  'extra-vars'?: string[];
+  'vault-password-file'?: string[];
+  strict?: boolean;
+  verbose?: number;
+  steps?: string;
+  skip?: string;
+  forks?: string;
+  diff?: boolean;
+  verify?: boolean;
+  check?: boolean;
+  json?: boolean;
+  junit?: string;
+  'list-hosts'?: boolean;
+  'retry-failed'?: boolean;
+  'accept-new-host-keys'?: boolean;
+  'known-hosts'?: string;
+  'ask-become-pass'?: boolean;
+  journal?: string;
+  list?: boolean;
+  host?: string;
+  graph?: string | boolean;
+  vars?: boolean;
+  hosts?: string;
+  from?: string;
+  out?: string;
+  memory?: string;
+  cpus?: string;
+  'cold-boot'?: boolean;
+  emulated?: string[];
+  plain?: string[];
+  'second-nic'?: string[];
+  size?: string;
+  'block-size'?: string;
+  reasons?: boolean;
+  runs?: string;
+  workloads?: string;
+  dir?: string;
+  interval?: string;
+  plan?: boolean;
+  once?: boolean;
+  plot?: string;
+  sort?: string;
+  vm?: string[];
+  markdown?: boolean;
+}
 
 /** A whole-number flag (`--hosts 2`), `dflt` when absent; out of range is bad input (exit 2). */
 export function wholeFlag(
@@ -17,54 +66,3 @@ export function wholeFlag(
     );
   return n;
 }
-
-/** Every flag the CLI knows. */
-export const options = {
-  inventory: { type: 'string', short: 'i' },
-  limit: { type: 'string', short: 'l' },
-  steps: { type: 'string' },
-  skip: { type: 'string' },
-  forks: { type: 'string', short: 'f' },
-  diff: { type: 'boolean' },
-  verify: { type: 'boolean' },
-  json: { type: 'boolean' },
-  junit: { type: 'string' },
-  'retry-failed': { type: 'boolean' },
-  'accept-new-host-keys': { type: 'boolean' },
-  'known-hosts': { type: 'string' },
-  'ask-become-pass': { type: 'boolean', short: 'K' },
-  journal: { type: 'string' },
-  list: { type: 'boolean' },
-  host: { type: 'string' },
-  hosts: { type: 'string' },
-  from: { type: 'string' },
-  out: { type: 'string' },
-  memory: { type: 'string' },
-  cpus: { type: 'string' },
-  'cold-boot': { type: 'boolean' },
-  emulated: { type: 'string', multiple: true },
-  plain: { type: 'string', multiple: true },
-  'second-nic': { type: 'string', multiple: true },
-  size: { type: 'string' },
-  'block-size': { type: 'string' },
-  reasons: { type: 'boolean' },
-  runs: { type: 'string' },
-  workloads: { type: 'string' },
-  dir: { type: 'string' },
-  interval: { type: 'string' },
-  plan: { type: 'boolean' },
-  once: { type: 'boolean' },
-  plot: { type: 'string' },
-  sort: { type: 'string' },
-  vm: { type: 'string', multiple: true },
-  markdown: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options'];
-
-export type Flags = {
-  [K in keyof typeof options]?: (typeof options)[K] extends { multiple: true }
-    ? string[]
-    : (typeof options)[K]['type'] extends 'string'
-      ? string
-      : boolean;
-};

@@ -1,6 +1,7 @@
 // `kvmforge top --host NAME`: live (refresh every --interval s, keys c / m / q), or --once / --json.
 import { ConfigError } from '../core/errors.ts';
-import { selectHosts, type Inventory } from '../inventory/load.ts';
+import type { Inventory } from '../inventory/load.ts';
+import { selectHosts } from '../inventory/patterns.ts';
 import { HostSession, type SessionOptions } from '../runner/session.ts';
 import { parseTop, sortRows, topScript, topTable, type SortKey, type TopRow } from '../insight/top.ts';
 

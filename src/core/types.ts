@@ -18,6 +18,11 @@ export interface Connection {
   becomePasswordEnv?: string;
   jump?: string;
   knownHostsFile?: string;
+  /** What the inventory set, as OpenSSH options (Port=, User=, IdentityFile=, ProxyJump=, …): `ssh -G`
+   * completes them from ~/.ssh/config at connect time, as ssh does for Ansible. */
+  sshOptions?: string[];
+  /** whether the inventory named the user (else ssh's config or the local user decides) */
+  userSet?: boolean;
 }
 
 export interface Host {

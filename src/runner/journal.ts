@@ -19,10 +19,12 @@ export class Secrets {
 
 export class Journal {
   readonly dir: string;
+  /** -v echoes each command to stderr, -vv its script and output too */
   constructor(
     root: string,
     readonly secrets: Secrets,
     readonly enabled = true,
+    readonly verbosity = 0,
   ) {
     const stamp = new Date()
       .toISOString()
@@ -46,6 +48,15 @@ export class Journal {
     r: { code: number | null; stdout: string; stderr: string },
     ms: number,
   ) {
+    if (this.verbosity >= 1) {
+      const first = script.trim().split('\n')[0].slice(0, 160);
+      const detail =
+        this.verbosity >= 2
+          ? `\n--- script\n${script.trimEnd()}\n--- stdout\n${r.stdout.trimEnd()}\n` +
+            `--- stderr\n${r.stderr.trimEnd()}\n---`
+          : '';
+      process.stderr.write(this.secrets.mask(`${host} ${step}: exit ${r.code} in ${ms} ms: ${first}${detail}\n`));
+    }
     this.log(
       host,
       `${step}: exit ${r.code} in ${ms} ms\n--- script\n${script.trimEnd()}\n--- ` +

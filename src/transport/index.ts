@@ -1,5 +1,4 @@
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Host, Transport } from '../core/types.ts';
 
 export interface ConnectOptions {
@@ -24,7 +23,8 @@ export async function connect(host: Host, opts: ConnectOptions): Promise<Transpo
   if (host.conn.local) return new (await import('./local.ts')).LocalTransport();
   const { SshTransport } = await import('./ssh.ts');
   const project = resolve(opts.knownHosts);
-  const files = [join(homedir(), '.ssh', 'known_hosts'), project];
+  // besides these, ssh's own: UserKnownHostsFile and GlobalKnownHostsFile as ~/.ssh/config says
+  const files = [project];
   if (host.conn.knownHostsFile) files.push(host.conn.knownHostsFile);
   return SshTransport.connect(host.conn, {
     knownHostsFiles: files,

@@ -10,7 +10,10 @@ export interface KnownKey {
   line: number;
 }
 
-export type Verdict = { kind: 'match' } | { kind: 'unknown' } | { kind: 'changed'; known: KnownKey };
+export type Verdict =
+  | { kind: 'match' }
+  | { kind: 'unknown'; authority?: KnownKey }
+  | { kind: 'changed'; known: KnownKey };
 
 export function hostPattern(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
@@ -50,9 +53,14 @@ function hostMatches(field: string, name: string): boolean {
   return ok;
 }
 
-export function parseKnownHosts(text: string, file: string, name: string): { keys: KnownKey[]; revoked: string[] } {
+export function parseKnownHosts(
+  text: string,
+  file: string,
+  name: string,
+): { keys: KnownKey[]; revoked: string[]; authorities: KnownKey[] } {
   const keys: KnownKey[] = [];
   const revoked: string[] = [];
+  const authorities: KnownKey[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (!line || line.startsWith('#')) return;
@@ -62,9 +70,10 @@ export function parseKnownHosts(text: string, file: string, name: string): { key
     const [hosts, type, key] = parts;
     if (!hosts || !type || !key || !hostMatches(hosts, name)) return;
     if (marker === '@revoked') revoked.push(key);
+    else if (marker === '@cert-authority') authorities.push({ type, key, file, line: i + 1 });
     else if (!marker) keys.push({ type, key, file, line: i + 1 });
   });
-  return { keys, revoked };
+  return { keys, revoked, authorities };
 }
 
 export function check(files: string[], host: string, port: number, blob: Buffer): Verdict {
@@ -72,14 +81,16 @@ export function check(files: string[], host: string, port: number, blob: Buffer)
   const b64 = blob.toString('base64');
   const type = keyType(blob);
   const known: KnownKey[] = [];
+  const authorities: KnownKey[] = [];
   for (const f of files) {
     if (!existsSync(f)) continue;
-    const { keys, revoked } = parseKnownHosts(readFileSync(f, 'utf8'), f, name);
+    const { keys, revoked, authorities: cas } = parseKnownHosts(readFileSync(f, 'utf8'), f, name);
     if (revoked.includes(b64)) return { kind: 'changed', known: { type, key: '(revoked)', file: f, line: 0 } };
     known.push(...keys);
+    authorities.push(...cas);
   }
   if (known.some((k) => k.key === b64)) return { kind: 'match' };
-  if (!known.length) return { kind: 'unknown' };
+  if (!known.length) return { kind: 'unknown', authority: authorities[0] };
   return { kind: 'changed', known: known.find((k) => k.type === type) ?? known[0] };
 }
 

@@ -1,13 +1,14 @@
 // SSH transport: one ssh2 connection per host for the whole run, scripts to `sh -s` on stdin.
-import { readFileSync, existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { Duplex } from 'node:stream';
+import { $ } from 'zx';
 import { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { HostError, HostKeyError } from '../core/errors.ts';
 import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
 import { check, fingerprint, hostPattern, record } from './known-hosts.ts';
+import { sshConfig, type SshConfig } from './ssh-config.ts';
 
 export interface SshOptions {
   knownHostsFiles: string[];
@@ -21,18 +22,50 @@ export interface SshOptions {
 const MAX_CHANNELS = 8;
 const MARK = '__KVMFORGE_SCRIPT__';
 
-function defaultKey(): Buffer | undefined {
-  for (const f of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
-    const p = join(homedir(), '.ssh', f);
-    if (existsSync(p)) return readFileSync(p);
-  }
-  return undefined;
-}
-
-function parseJump(spec: string, fallbackUser: string) {
+function parseJump(spec: string): { user?: string; address: string; port?: number } {
   const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec);
   if (!m) throw new HostError(`bad jump host '${spec}': expected [user@]host[:port]`);
-  return { user: m[1] ?? fallbackUser, address: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3] ?? 22) };
+  return { user: m[1], address: m[2].replace(/^\[|\]$/g, ''), port: m[3] ? Number(m[3]) : undefined };
+}
+
+/** The keys to offer, as OpenSSH does: the agent's (unless IdentitiesOnly), then each identity file that exists. */
+function authOf(cfg: SshConfig): ConnectConfig['authHandler'] {
+  const methods: Record<string, unknown>[] = [];
+  if (process.env.SSH_AUTH_SOCK && !cfg.identitiesOnly)
+    methods.push({ type: 'agent', username: cfg.user, agent: process.env.SSH_AUTH_SOCK });
+  for (const f of cfg.identityFiles) {
+    if (!existsSync(f)) continue;
+    try {
+      methods.push({ type: 'publickey', username: cfg.user, key: readFileSync(f) });
+    } catch {
+      throw new HostError(`cannot read key file ${f}`);
+    }
+  }
+  return (() => methods.shift() ?? false) as unknown as ConnectConfig['authHandler'];
+}
+
+/** A ProxyCommand's stdin/stdout as the socket ssh2 speaks over (%h %p %r as in ssh_config). */
+function proxySocket(command: string, cfg: SshConfig): Duplex {
+  const cmd = command.replace(/%h/g, cfg.hostname).replace(/%p/g, String(cfg.port)).replace(/%r/g, cfg.user);
+  const p = $({ quiet: true, nothrow: true })`sh -c ${cmd}`;
+  const sock = new Duplex({
+    read() {},
+    write(chunk, _enc, cb) {
+      p.stdin.write(chunk, cb);
+    },
+    final(cb) {
+      p.stdin.end();
+      cb();
+    },
+    destroy(err, cb) {
+      p.kill();
+      cb(err);
+    },
+  });
+  p.stdout.on('data', (d: Buffer) => sock.push(d));
+  p.stdout.on('end', () => sock.push(null));
+  void p.then(() => sock.push(null));
+  return sock;
 }
 
 function explain(e: Error & { level?: string; code?: string }, target: string): string {
@@ -44,13 +77,10 @@ function explain(e: Error & { level?: string; code?: string }, target: string): 
   return `ssh to ${target} failed: ${e.message}`;
 }
 
-function openClient(
-  conn: { address: string; port: number; user: string },
-  auth: Partial<ConnectConfig>,
-  opts: SshOptions,
-  sock?: NodeJS.ReadableStream,
-): Promise<Client> {
+function openClient(cfg: SshConfig, opts: SshOptions, sock?: NodeJS.ReadableStream): Promise<Client> {
+  const conn = { address: cfg.hostname, port: cfg.port, user: cfg.user };
   const target = `${conn.user}@${hostPattern(conn.address, conn.port)}`;
+  const knownHostsFiles = [...cfg.userKnownHostsFiles, ...cfg.globalKnownHostsFiles, ...opts.knownHostsFiles];
   return new Promise((resolve, reject) => {
     const client = new Client();
     let hostKeyProblem: string | undefined;
@@ -72,12 +102,12 @@ function openClient(
       port: conn.port,
       username: conn.user,
       sock: sock as ConnectConfig['sock'],
-      readyTimeout: opts.connectTimeoutMs ?? 20_000,
-      keepaliveInterval: 5_000,
-      keepaliveCountMax: 3,
-      ...auth,
+      readyTimeout: cfg.connectTimeoutS ? cfg.connectTimeoutS * 1000 : (opts.connectTimeoutMs ?? 20_000),
+      keepaliveInterval: cfg.serverAliveIntervalS ? cfg.serverAliveIntervalS * 1000 : 5_000,
+      keepaliveCountMax: cfg.serverAliveCountMax || 3,
+      authHandler: authOf(cfg),
       hostVerifier: (blob: Buffer) => {
-        const v = check(opts.knownHostsFiles, conn.address, conn.port, blob);
+        const v = check(knownHostsFiles, conn.address, conn.port, blob);
         const fp = fingerprint(blob.toString('base64'));
         if (v.kind === 'match') return true;
         if (v.kind === 'changed') {
@@ -91,8 +121,11 @@ function openClient(
           return true;
         }
         hostKeyProblem =
-          `host key for ${hostPattern(conn.address, conn.port)} is unknown (${fp}): refused. Check ` +
-          `it, then run with --accept-new-host-keys to record it.`;
+          `host key for ${hostPattern(conn.address, conn.port)} is unknown (${fp}): refused. ` +
+          (v.authority
+            ? `${v.authority.file}:${v.authority.line} names a @cert-authority for it, but kvmforge verifies ` +
+              'plain host keys only (not certificates): record the key (ssh-keyscan, or --accept-new-host-keys).'
+            : 'Check it, then run with --accept-new-host-keys to record it.');
         return false;
       },
     });
@@ -119,34 +152,36 @@ export class SshTransport implements Transport {
   }
 
   static async connect(conn: Connection, opts: SshOptions): Promise<SshTransport> {
-    const auth: Partial<ConnectConfig> = {};
-    if (conn.keyFile) {
-      try {
-        auth.privateKey = readFileSync(conn.keyFile);
-      } catch {
-        throw new HostError(`cannot read key file ${conn.keyFile}`);
-      }
-    } else if (process.env.SSH_AUTH_SOCK) auth.agent = process.env.SSH_AUTH_SOCK;
-    else auth.privateKey = defaultKey();
+    const cfg = await sshConfig(conn);
     let jumpClient: Client | undefined;
     let sock: NodeJS.ReadableStream | undefined;
-    if (conn.jump) {
-      const j = parseJump(conn.jump, conn.user);
-      jumpClient = await openClient(j, auth, opts);
+    if (cfg.proxyJump) {
+      if (cfg.proxyJump.includes(','))
+        throw new HostError(`ProxyJump ${cfg.proxyJump}: kvmforge follows one jump host, not a chain`);
+      const j = parseJump(cfg.proxyJump);
+      const jcfg = await sshConfig({
+        ...conn,
+        address: j.address,
+        sshOptions: [...(j.user ? [`User=${j.user}`] : []), ...(j.port ? [`Port=${j.port}`] : [])],
+      });
+      jumpClient = await openClient(jcfg, opts);
       sock = await new Promise((res, rej) =>
-        jumpClient!.forwardOut('127.0.0.1', 0, conn.address, conn.port, (err, ch) =>
+        jumpClient!.forwardOut('127.0.0.1', 0, cfg.hostname, cfg.port, (err, ch) =>
           err
-            ? rej(new HostError(`jump host ${conn.jump} could not reach ${conn.address}:${conn.port}: ${err.message}`))
+            ? rej(
+                new HostError(`jump host ${cfg.proxyJump} could not reach ${cfg.hostname}:${cfg.port}: ${err.message}`),
+              )
             : res(ch),
         ),
       );
-    }
-    const client = await openClient(conn, auth, opts, sock).catch((e) => {
+    } else if (cfg.proxyCommand) sock = proxySocket(cfg.proxyCommand, cfg);
+    const client = await openClient(cfg, opts, sock).catch((e) => {
       jumpClient?.end();
       throw e;
     });
-    const t = new SshTransport(client, jumpClient, conn, opts);
-    if (conn.become && conn.user !== 'root') {
+    const effective: Connection = { ...conn, address: cfg.hostname, port: cfg.port, user: cfg.user };
+    const t = new SshTransport(client, jumpClient, effective, opts);
+    if (conn.become && cfg.user !== 'root') {
       try {
         await t.checkSudo();
       } catch (e) {

@@ -1,0 +1,93 @@
+// The connection OpenSSH would make: `ssh -G` with what the inventory set (as -o options, which win) prints
+// the result of ~/.ssh/config and /etc/ssh/ssh_config — HostName, User, Port, IdentityFile (every default
+// identity when none is set), ProxyJump, ProxyCommand, known_hosts files, keepalives. No network is used.
+import { homedir, userInfo } from 'node:os';
+import { $ } from 'zx';
+import { HostError } from '../core/errors.ts';
+import type { Connection } from '../core/types.ts';
+
+export interface SshConfig {
+  hostname: string;
+  user: string;
+  port: number;
+  identityFiles: string[];
+  identitiesOnly: boolean;
+  proxyJump?: string;
+  proxyCommand?: string;
+  userKnownHostsFiles: string[];
+  globalKnownHostsFiles: string[];
+  serverAliveIntervalS: number;
+  serverAliveCountMax: number;
+  connectTimeoutS?: number;
+}
+
+const expand = (p: string) => p.replace(/^~(?=\/|$)/, homedir());
+
+/** Parses `ssh -G` output. */
+export function parseSshG(out: string): SshConfig {
+  const one = new Map<string, string>();
+  const many = new Map<string, string[]>();
+  for (const line of out.split('\n')) {
+    const m = /^(\S+)\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const k = m[1].toLowerCase();
+    one.set(k, m[2]);
+    many.set(k, [...(many.get(k) ?? []), m[2]]);
+  }
+  const none = (v?: string) => (v === undefined || v === 'none' ? undefined : v);
+  return {
+    hostname: one.get('hostname') ?? '',
+    user: one.get('user') ?? userInfo().username,
+    port: Number(one.get('port') ?? 22),
+    identityFiles: (many.get('identityfile') ?? []).map(expand),
+    identitiesOnly: one.get('identitiesonly') === 'yes',
+    proxyJump: none(one.get('proxyjump')),
+    proxyCommand: none(one.get('proxycommand')),
+    userKnownHostsFiles: (one.get('userknownhostsfile') ?? '').split(/\s+/).filter(Boolean).map(expand),
+    globalKnownHostsFiles: (one.get('globalknownhostsfile') ?? '').split(/\s+/).filter(Boolean).map(expand),
+    serverAliveIntervalS: Number(one.get('serveraliveinterval') ?? 0),
+    serverAliveCountMax: Number(one.get('serveralivecountmax') ?? 3),
+    connectTimeoutS: none(one.get('connecttimeout')) === undefined ? undefined : Number(one.get('connecttimeout')),
+  };
+}
+
+let sshMissing = false;
+
+/** What `ssh -G` makes of this connection; without an ssh binary, the inventory's values and ssh's defaults. */
+export async function sshConfig(conn: Connection): Promise<SshConfig> {
+  // a connection made in code, not from an inventory, says everything itself
+  const options = conn.sshOptions ?? [
+    `Port=${conn.port}`,
+    `User=${conn.user}`,
+    ...(conn.keyFile ? [`IdentityFile=${conn.keyFile}`, 'IdentitiesOnly=yes'] : []),
+  ];
+  const args = options.flatMap((o) => ['-o', o]);
+  if (!sshMissing) {
+    const r = await $({ nothrow: true, quiet: true, timeout: '10s' })`ssh -G ${args} ${conn.address}`;
+    if (r.exitCode === 0) return parseSshG(r.stdout);
+    if (r.exitCode !== 127 && !/not found|ENOENT/.test(r.stderr))
+      throw new HostError(`ssh -G ${conn.address} failed: ${r.stderr.trim().split('\n')[0]}`);
+    sshMissing = true;
+  }
+  const opt = (k: string) =>
+    options.filter((o) => o.toLowerCase().startsWith(`${k}=`)).map((o) => o.slice(k.length + 1));
+  const home = homedir();
+  return {
+    hostname: conn.address,
+    user: opt('user')[0] ?? userInfo().username,
+    port: Number(opt('port')[0] ?? 22),
+    identityFiles: opt('identityfile').length
+      ? opt('identityfile').map(expand)
+      : ['id_rsa', 'id_ecdsa', 'id_ed25519'].map((f) => `${home}/.ssh/${f}`),
+    identitiesOnly: opt('identitiesonly')[0] === 'yes',
+    proxyJump: opt('proxyjump')[0],
+    proxyCommand: opt('proxycommand')[0],
+    userKnownHostsFiles: opt('userknownhostsfile').length
+      ? opt('userknownhostsfile').map(expand)
+      : [`${home}/.ssh/known_hosts`, `${home}/.ssh/known_hosts2`],
+    globalKnownHostsFiles: ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
+    serverAliveIntervalS: Number(opt('serveraliveinterval')[0] ?? 0),
+    serverAliveCountMax: Number(opt('serveralivecountmax')[0] ?? 3),
+    connectTimeoutS: opt('connecttimeout')[0] ? Number(opt('connecttimeout')[0]) : undefined,
+  };
+}
