@@ -158,7 +158,8 @@ export function program(run: (name: string) => Promise<Run>): Command {
   for (const c of [root, lab, ...root.commands, ...lab.commands]) {
     c.exitOverride();
     c.configureOutput({
-      outputError: (str, write) => write(`kvmforge ${commandPath(c)}: ${str.replace(/^error: /, '')}`),
+      outputError: (str, write) =>
+        write(`${['kvmforge', commandPath(c)].filter(Boolean).join(' ')}: ${str.replace(/^error: /, '')}`),
     });
   }
   return root;
@@ -208,9 +209,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       const c = commandOf(root, argv);
       const usage = c.helpInformation().split('\n')[0];
-      process.stderr.write(
-        `${usage} (kvmforge ${commandPath(c)} --help for more)\n`.replace('kvmforge  --help', 'kvmforge --help'),
-      );
+      const help = ['kvmforge', commandPath(c), '--help'].filter(Boolean).join(' ');
+      process.stderr.write(`${usage} (${help} for more)\n`);
       return 2;
     }
     if (e instanceof ConfigError) {

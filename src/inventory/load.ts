@@ -1,7 +1,7 @@
 // Loads inventories as Ansible does: the -i sources (YAML, INI, directories, host lists) into one graph,
-// then each host's vars in Ansible's precedence — 'all' from the sources, then group_vars/all, other groups
-// from the sources (by depth, ansible_group_priority, name), their group_vars files, the host's own vars,
-// host_vars files, and -e extra vars last. kvmforge's vars are checked where they are set; every problem is
+// then each host's vars in Ansible's precedence — group vars written in the sources ('all' first, then the
+// host's groups by depth, ansible_group_priority, name), then group_vars/ files in the same order (all.yml
+// beats any group's vars written in the inventory), the host's own vars, host_vars files, -e extra vars. kvmforge's vars are checked where they are set; every problem is
 // reported in one pass, before any connection.
 import { resolve } from 'node:path';
 import { ConfigError, type Problem } from '../core/errors.ts';
@@ -129,9 +129,10 @@ function finish(
     };
     const all = graph.groups.get('all')!;
     const groups = sortGroups(graph.groupsOf(h.name).filter((g) => g.name !== 'all'));
+    // Ansible's VARIABLE_PRECEDENCE: all_inventory, groups_inventory, all_plugins_inventory, groups_plugins_…
     apply(all.vars, all.varPos);
-    for (const f of groupFiles.get('all')!) apply(f.vars, f.pos);
     for (const g of groups) apply(g.vars, g.varPos);
+    for (const f of groupFiles.get('all')!) apply(f.vars, f.pos);
     for (const g of groups) for (const f of groupFiles.get(g.name)!) apply(f.vars, f.pos);
     apply(h.vars, h.varPos);
     for (const f of hostFiles) apply(f.vars, f.pos);

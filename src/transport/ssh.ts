@@ -164,6 +164,8 @@ export class SshTransport implements Transport {
         address: j.address,
         sshOptions: [...(j.user ? [`User=${j.user}`] : []), ...(j.port ? [`Port=${j.port}`] : [])],
       });
+      // the target's keys are offered to the jump host too, after its own (one key for both is common)
+      jcfg.identityFiles = [...new Set([...jcfg.identityFiles, ...cfg.identityFiles])];
       jumpClient = await openClient(jcfg, opts);
       sock = await new Promise((res, rej) =>
         jumpClient!.forwardOut('127.0.0.1', 0, cfg.hostname, cfg.port, (err, ch) =>

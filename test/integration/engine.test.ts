@@ -170,17 +170,17 @@ describe('engine on namespace hosts', async () => {
       return p;
     };
     const cases: [string[], RegExp][] = [
-      [['plan', '-i', join(lab.dir, 'missing.yaml')], /missing\.yaml: cannot read inventory: ENOENT/],
+      [['plan', '-i', join(lab.dir, 'missing.yaml')], /missing\.yaml: cannot read inventory: no such file or directory/],
       [['plan', '-i', bad('syntax.yaml', 'all:\n  hosts:\n    h1: [\n')], /syntax\.yaml:\d+:\d+: YAML syntax/],
       [['plan', '-i', inv, '--steps', 'files,nosuchstep'], /unknown step 'nosuchstep'/],
-      [['plan', '-i', inv, '--limit', 'zz*'], /--limit 'zz\*' matches no host/],
+      [['plan', '-i', inv, '--limit', 'zz*'], /--limit 'zz\*' selects no host/],
       [
         [
           'plan',
           '-i',
           bad('type.yaml', `all:\n  hosts:\n    h1:\n      ansible_host: 10.77.0.11\n      files: "/etc/x"\n`),
         ],
-        /type\.yaml:5:14: all\.hosts\.h1\.files: expected array/,
+        /type\.yaml:5:14: h1\.files: expected array/,
       ],
       [['plan', '-i', inv, '--forks', '0'], /--forks '0'/],
       [['frobnicate'], /unknown command 'frobnicate'/],

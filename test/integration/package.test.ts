@@ -46,7 +46,7 @@ describe('the npm package', () => {
     });
     const bin = join(app, 'node_modules/.bin/kvmforge');
     expect(execFileSync(bin, ['--help'], { encoding: 'utf8' })).toMatch(
-      /^kvmforge — turn fresh Linux servers into tuned KVM hosts/,
+      /^Usage: kvmforge \[options\] \[command\]\n\nturn fresh Linux servers into tuned KVM virtualization hosts/,
     );
     expect(execFileSync(bin, ['steps'], { encoding: 'utf8' })).toMatch(/^files\s+Files with given content/);
     expect(() => execFileSync('ls', [join(app, 'node_modules/tsx')], { stdio: 'ignore' })).toThrow();

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../../src/core/errors.ts';
 import { hostVars, inventoryGraph, inventoryList } from '../../src/inventory/list.ts';
 import { loadInventory, parseInventory, type LoadOptions } from '../../src/inventory/load.ts';
@@ -11,6 +11,9 @@ import { pythonValue, shlexSplit } from '../../src/inventory/pyvalue.ts';
 import { buildSchema } from '../../src/inventory/schema.ts';
 import { parseAnsibleYaml } from '../../src/inventory/yaml11.ts';
 import { catalog } from '../../steps/index.ts';
+
+// the oracle (ansible-inventory, python3) starts a Python each time: slow on a busy machine
+vi.setConfig({ testTimeout: 60_000 });
 
 const NESTED = 'test/fixtures/inventories/nested.yaml';
 const ENV = { ...process.env, ANSIBLE_LOCALHOST_WARNING: 'false', ANSIBLE_INVENTORY_UNPARSED_WARNING: 'false' };
@@ -181,7 +184,7 @@ describe('inventories as Ansible reads them', () => {
   it('group_vars/ and host_vars/ beside the inventory, files and directories, in Ansible’s precedence', () => {
     const dir = tree({
       'hosts.ini': '[web]\nw1 inline=host\nw2\n[app:children]\nweb\n[web:vars]\nfrom_ini=web\nboth=ini\n',
-      'group_vars/all.yml': 'level: all\nboth: all_file\n',
+      'group_vars/all.yml': 'level: all\nboth: all_file\nfrom_ini: all_file\n',
       'group_vars/app.yaml': 'level: app\n',
       'group_vars/web/10-main.yml': 'level: web\nboth: web_file\n',
       'group_vars/web/20-more.json': '{"json_var": [1, 2]}',
@@ -193,6 +196,7 @@ describe('inventories as Ansible reads them', () => {
     expect(ours(src)).toEqual(ansibleList(src));
     const w1 = loadInventory(src).hosts.find((h) => h.name === 'w1')!;
     expect(w1.vars).toMatchObject({ level: 'web', both: 'web_file', inline: 'host_file', json_var: [1, 2] });
+    expect(w1.vars.from_ini).toBe('all_file'); // group_vars/all.yml beats a group's vars written in the inventory
     expect(w1.varPos.level).toMatchObject({ file: join(dir, 'group_vars/web/10-main.yml'), line: 1 });
   });
 
