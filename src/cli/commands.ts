@@ -137,18 +137,51 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
         { stream: process.stderr, verb: mode === 'plan' ? 'planning' : mode === 'build' ? 'building' : 'applying' },
       );
   const o = { steps, forks, connect: connectOptions(f, pw), journal, events: view?.events, inventory: inv.hosts };
-  const report =
-    mode === 'build'
-      ? await (await import('./build.ts')).buildArtifacts(hosts, o)
-      : await run(hosts, { ...o, mode, verify: Boolean(f.verify) });
-  await view?.done;
-  output(
-    report,
-    f,
-    steps.map((s) => s.name),
-    journal,
-  );
-  return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
+  const stop = interruptible();
+  try {
+    const report =
+      mode === 'build'
+        ? await (await import('./build.ts')).buildArtifacts(hosts, o)
+        : await run(hosts, { ...o, mode, verify: Boolean(f.verify), signal: stop.signal });
+    await view?.done;
+    output(
+      report,
+      f,
+      steps.map((s) => s.name),
+      journal,
+    );
+    if (report.interrupted) return 130;
+    return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
+  } finally {
+    stop.release();
+  }
+}
+
+/**
+ * Ctrl-C (or SIGTERM) once: no new change or host is started, the running ones finish (or reach their
+ * rollback), and the report and journal are written (exit 130). Twice: stop at once.
+ */
+function interruptible(): { signal: AbortSignal; release(): void } {
+  const ctl = new AbortController();
+  const on = () => {
+    if (ctl.signal.aborted) {
+      process.stderr.write('\nkvmforge: aborted (a second Ctrl-C); what runs on the hosts goes on there by itself\n');
+      process.exit(130);
+    }
+    ctl.abort();
+    process.stderr.write(
+      '\nkvmforge: interrupted: no new change is started; waiting for the running ones (Ctrl-C again: stop now)\n',
+    );
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    signal: ctl.signal,
+    release: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
 }
 
 function output(report: Report, f: Flags, stepNames: string[], journal: Journal) {

@@ -21,6 +21,8 @@ export interface Connection {
   /** What the inventory set, as OpenSSH options (Port=, User=, IdentityFile=, ProxyJump=, …): `ssh -G`
    * completes them from ~/.ssh/config at connect time, as ssh does for Ansible. */
   sshOptions?: string[];
+  /** an ssh_config file given with -F in ansible_ssh_*_args, instead of ~/.ssh/config */
+  sshConfigFile?: string;
   /** whether the inventory named the user (else ssh's config or the local user decides) */
   userSet?: boolean;
 }

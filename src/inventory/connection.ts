@@ -68,13 +68,19 @@ function splitArgs(s: string): string[] | undefined {
 }
 
 /** ssh arguments → `Name=value` options, or a refusal naming the first option kvmforge can't honour. */
-export function sshArgsToOptions(args: string): { options: string[] } | { refused: string } {
+export function sshArgsToOptions(args: string): { options: string[]; configFile?: string } | { refused: string } {
   const words = splitArgs(args);
   if (!words) return { refused: 'unbalanced quotes' };
   const options: string[] = [];
+  let configFile: string | undefined;
   for (let i = 0; i < words.length; i++) {
     const w = words[i];
     let opt: string | undefined;
+    if (w === '-F' || (w.startsWith('-F') && w.length > 2)) {
+      configFile = w === '-F' ? words[++i] : w.slice(2);
+      if (!configFile) return { refused: '-F without a file' };
+      continue;
+    }
     if (w === '-o' || (w.startsWith('-o') && w.length > 2)) {
       opt = w === '-o' ? words[++i] : w.slice(2);
       if (opt === undefined) return { refused: '-o without an option' };
@@ -82,7 +88,7 @@ export function sshArgsToOptions(args: string): { options: string[] } | { refuse
       const val = w.length > 2 ? w.slice(2) : words[++i];
       if (val === undefined) return { refused: `${w} without a value` };
       opt = `${FLAG_OPTION[w.slice(0, 2)]}=${val}`;
-    } else return { refused: `'${w}' (kvmforge honours -o options it knows, -p, -l, -i and -J)` };
+    } else return { refused: `'${w}' (kvmforge honours -o options it knows, -p, -l, -i, -J and -F)` };
     const m = /^([A-Za-z]+)\s*[= ]\s*(.*)$/.exec(opt);
     if (!m) return { refused: `'-o ${opt}': expected Name=value` };
     const check = HONOURED[m[1].toLowerCase()];
@@ -91,7 +97,7 @@ export function sshArgsToOptions(args: string): { options: string[] } | { refuse
     if (why) return { refused: `'-o ${opt}': ${why}` };
     options.push(`${m[1]}=${m[2]}`);
   }
-  return { options };
+  return { options, configFile };
 }
 
 const NAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
@@ -146,11 +152,18 @@ export function connectionOf(name: string, v: Vars, pos: VarPositions, problems:
   const key = v[keyVar] === undefined || v[keyVar] === null || v[keyVar] === '' ? undefined : path(keyVar);
   if (key) options.push(`IdentityFile=${key}`, 'IdentitiesOnly=yes');
 
+  let sshConfigFile: string | undefined;
   for (const k of ['ansible_ssh_args', 'ansible_ssh_common_args', 'ansible_ssh_extra_args']) {
     if (v[k] === undefined || v[k] === null || v[k] === '') continue;
     const r = sshArgsToOptions(String(v[k]));
     if ('refused' in r) bad(k, `refused: ${r.refused}`);
-    else options.push(...r.options);
+    else {
+      options.push(...r.options);
+      if (r.configFile) {
+        const p = r.configFile.replace(/^~(?=\/|$)/, homedir());
+        sshConfigFile = resolve(pos[k]?.file && !pos[k].file.startsWith('(') ? dirname(pos[k].file) : '.', p);
+      }
+    }
   }
   if (v.kvmforge_jump) options.push(`ProxyJump=${v.kvmforge_jump}`);
   const knownHostsFile = v.kvmforge_known_hosts_file ? path('kvmforge_known_hosts_file') : undefined;
@@ -177,6 +190,7 @@ export function connectionOf(name: string, v: Vars, pos: VarPositions, problems:
     jump: v.kvmforge_jump as string | undefined,
     knownHostsFile,
     sshOptions: options,
+    sshConfigFile,
     userSet: user !== undefined,
   };
 }

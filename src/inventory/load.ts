@@ -1,7 +1,8 @@
 // Loads inventories as Ansible does: the -i sources (YAML, INI, directories, host lists) into one graph,
 // then each host's vars in Ansible's precedence — group vars written in the sources ('all' first, then the
 // host's groups by depth, ansible_group_priority, name), then group_vars/ files in the same order (all.yml
-// beats any group's vars written in the inventory), the host's own vars, host_vars files, -e extra vars. kvmforge's vars are checked where they are set; every problem is
+// beats any group's vars written in the inventory), the host's own vars, host_vars files, -e extra vars.
+// kvmforge's vars are checked where they are set; every problem is
 // reported in one pass, before any connection.
 import { resolve } from 'node:path';
 import { ConfigError, type Problem } from '../core/errors.ts';
@@ -77,15 +78,16 @@ function finish(
   opts: LoadOptions,
 ): Inventory {
   const problems = graph.problems;
-  if (problems.length) throw new ConfigError(problems);
+  // every problem in one pass: the sources' problems are reported together with the vars' below
+  const broken = problems.length > 0;
   graph.reconcile();
-  if (!graph.hosts.size)
+  if (!graph.hosts.size && !broken)
     problems.push({
       file: sources[0],
       ...(ctx.files.length ? { line: 1, col: 1 } : {}),
       message: `no hosts in ${describeSources(sources)}`,
     });
-  if (problems.length) throw new ConfigError(problems);
+  if (problems.length && !graph.hosts.size) throw new ConfigError(problems);
 
   const passwords = opts.vaultPasswords ?? [];
   const checker = new VarChecker(catalog);

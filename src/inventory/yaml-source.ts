@@ -80,12 +80,13 @@ export function entries(y: YamlText, map: YAMLMap): Entry[] {
   }
   for (const pair of map.items.filter((x) => !isMerge(x))) {
     const keyNode = pair.key as Node | null;
-    const value = deref(y, pair.value as Node | null);
+    // an alias's value is where the alias is written (the anchor may be far away)
+    const written = pair.value as Node | null;
     add({
       key: isScalar(keyNode) ? keyNode.value : keyNode,
       keyPos: y.at(keyNode?.range?.[0]),
-      value,
-      valuePos: y.at((value ?? keyNode)?.range?.[0]),
+      value: deref(y, written),
+      valuePos: y.at((written ?? keyNode)?.range?.[0]),
     });
   }
   return [...out.values()];

@@ -21,7 +21,8 @@ export interface StepReport {
 
 export interface HostReport {
   host: string;
-  status: 'ok' | 'changed' | 'would change' | 'failed';
+  /** interrupted: Ctrl-C stopped the run before this host finished (or began) */
+  status: 'ok' | 'changed' | 'would change' | 'failed' | 'interrupted';
   error?: string;
   /** Failed on bad input that only the host could reveal (a NIC it lacks): exit 2, like bad inventory. */
   badInput?: boolean;
@@ -37,6 +38,8 @@ export interface Report {
   ms: number;
   journal?: string;
   hosts: HostReport[];
+  /** Ctrl-C: no change was started after it; the ones running finished (exit 130) */
+  interrupted?: boolean;
 }
 
 export function failed(r: Report): boolean {
@@ -52,8 +55,25 @@ export function countChanges(r: Report): number {
   );
 }
 
-const xml = (s: string) =>
-  s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+/** Text as XML 1.0 allows it: markup escaped, terminal colour codes dropped, characters XML can't hold (NUL,
+ * other control characters, lone surrogates, U+FFFE/FFFF) written as \xNN / \uNNNN text. */
+export function xmlText(s: string): string {
+  return s
+    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, '')
+    .replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!)
+    .replace(
+      new RegExp(
+        String.raw`[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])` +
+          String.raw`|(?<![\ud800-\udbff])[\udc00-\udfff]`,
+        'g',
+      ),
+      (c) => {
+        const n = c.charCodeAt(0);
+        return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+      },
+    );
+}
+const xml = xmlText;
 
 export function junit(r: Report): string {
   const cases = r.hosts.flatMap((h) => {
@@ -83,7 +103,55 @@ export function junit(r: Report): string {
   );
 }
 
+const WIDTH = 100;
+
+/** Lines of at most `width` columns: words wrapped, continuation lines indented. */
+function wrap(text: string, width = WIDTH, indent = '    '): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && [...line].length + 1 + [...word].length > width) {
+      out.push(line);
+      line = indent + word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  out.push(line);
+  return out.flatMap((l) =>
+    [...l].length <= width
+      ? [l]
+      : (l.match(new RegExp(`.{1,${width - indent.length}}`, 'gu')) ?? []).map((x, i) => (i ? indent + x : x)),
+  );
+}
+
+/** The run at a glance, within 100 columns: a table when it fits, else one block per host. */
 export function summaryTable(r: Report, stepNames: string[]): string {
+  const out = stepTable(r, stepNames);
+  if (out.some((l) => [...l].length > WIDTH)) {
+    out.length = 0;
+    for (const h of r.hosts) {
+      const by = new Map<string, string[]>();
+      for (const n of stepNames) {
+        const s = h.steps.find((x) => x.step === n);
+        const st = !s
+          ? 'not run'
+          : s.changes.length && s.status !== 'ok' && s.status !== 'skipped'
+            ? `${s.status} (${s.changes.length})`
+            : s.status;
+        by.set(st, [...(by.get(st) ?? []), n]);
+      }
+      out.push(`${h.host} — ${h.status}, ${(h.ms / 1000).toFixed(1)}s`);
+      for (const [st, names] of by) out.push(...wrap(`  ${st}: ${names.join(', ')}`));
+    }
+  }
+  for (const h of r.hosts) for (const n of h.notes ?? []) out.push(...wrap(`${h.host}: note: ${n}`));
+  for (const h of r.hosts) if (h.error) out.push(...wrap(`${h.host}: FAILED: ${h.error}`));
+  for (const h of r.hosts)
+    if (h.status === 'interrupted')
+      out.push(...wrap(`${h.host}: interrupted (Ctrl-C)${h.steps.length ? '' : ' before it began'}`));
+  return out.join('\n');
+}
+
+function stepTable(r: Report, stepNames: string[]): string[] {
   const header = ['host', ...stepNames, 'time'];
   const rows = r.hosts.map((h) => [
     h.host,
@@ -94,8 +162,5 @@ export function summaryTable(r: Report, stepNames: string[]): string {
     }),
     `${(h.ms / 1000).toFixed(1)}s`,
   ]);
-  const out = columns([header, ...rows]);
-  for (const h of r.hosts) for (const n of h.notes ?? []) out.push(`${h.host}: note: ${n}`);
-  for (const h of r.hosts) if (h.error) out.push(`${h.host}: FAILED: ${h.error}`);
-  return out.join('\n');
+  return columns([header, ...rows]);
 }

@@ -29,6 +29,8 @@ export interface RunOptions {
   connectFn?: (host: Host, o: ConnectOptions) => Promise<Transport>;
   /** Every host of the inventory (default: the hosts of the run), for steps that use another host. */
   inventory?: Host[];
+  /** Ctrl-C: once aborted, no new change (and no new host) is started; running ones finish. */
+  signal?: AbortSignal;
 }
 
 /** A step that is off for a host, and why. */
@@ -96,6 +98,11 @@ async function runStep(
     sr.note = p.off;
     return sr;
   }
+  if (o.signal?.aborted) {
+    sr.status = 'skipped';
+    sr.note = 'interrupted (Ctrl-C) before it began';
+    return sr;
+  }
   const s0 = Date.now();
   o.events?.stepStart?.(s.host.name, step.name);
   for (;;) {
@@ -109,10 +116,20 @@ async function runStep(
         pending.push(step.name);
       }
       if (real.length && o.mode === 'apply') {
+        let done = 0;
         for (const c of real) {
+          if (o.signal?.aborted) break;
           cutting = c.kind === 'switch' || c.kind === 'reboot';
           await applyChange(s, step.name, c, o.events);
           cutting = false;
+          done++;
+        }
+        if (done < real.length) {
+          sr.status = done ? 'changed' : 'skipped';
+          sr.note = `interrupted (Ctrl-C) after ${done} of ${real.length} change(s); a new run continues from here`;
+          sr.changes = sr.changes.slice(0, done);
+          rep.status = 'interrupted';
+          break;
         }
         sr.status = 'changed';
         await s.refresh();
@@ -186,10 +203,15 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
           ].join('\n  '),
         );
       o.events?.stepEnd?.(host.name, sr);
-      if (sr.status === 'failed') break;
+      if (sr.status === 'failed' || rep.status === 'interrupted') break;
+      if (o.signal?.aborted && step !== o.steps.at(-1)) {
+        rep.status = 'interrupted';
+        break;
+      }
     }
-    if (rep.status !== 'failed' && rep.steps.some((x) => x.status === 'changed')) rep.status = 'changed';
-    if (rep.status !== 'failed' && rep.steps.some((x) => x.status === 'would change')) rep.status = 'would change';
+    const settled = rep.status === 'failed' || rep.status === 'interrupted';
+    if (!settled && rep.steps.some((x) => x.status === 'changed')) rep.status = 'changed';
+    if (!settled && rep.steps.some((x) => x.status === 'would change')) rep.status = 'would change';
   } catch (e) {
     rep.status = 'failed';
     rep.error = isUserError(e) ? e.message : `internal error: ${(e as Error).stack ?? e}`;
@@ -206,13 +228,18 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
 export async function run(hosts: Host[], o: RunOptions): Promise<Report> {
   const params = resolveParams(hosts, o.steps, o.inventory ?? hosts);
   const started = new Date();
-  const results = await forEachHost(hosts, o.forks, (h) => runHost(h, params.get(h.name)!, o));
+  const results = await forEachHost(hosts, o.forks, (h) =>
+    o.signal?.aborted
+      ? Promise.resolve<HostReport>({ host: h.name, status: 'interrupted', steps: [], ms: 0, error: undefined })
+      : runHost(h, params.get(h.name)!, o),
+  );
   const report: Report = {
     mode: o.mode,
     started: started.toISOString(),
     ms: Date.now() - started.getTime(),
     journal: o.journal.enabled ? o.journal.dir : undefined,
     hosts: results,
+    ...(o.signal?.aborted ? { interrupted: true } : {}),
   };
   o.journal.writeReport(report);
   return report;

@@ -61,7 +61,7 @@ export async function sshConfig(conn: Connection): Promise<SshConfig> {
     `User=${conn.user}`,
     ...(conn.keyFile ? [`IdentityFile=${conn.keyFile}`, 'IdentitiesOnly=yes'] : []),
   ];
-  const args = options.flatMap((o) => ['-o', o]);
+  const args = [...(conn.sshConfigFile ? ['-F', conn.sshConfigFile] : []), ...options.flatMap((o) => ['-o', o])];
   if (!sshMissing) {
     const r = await $({ nothrow: true, quiet: true, timeout: '10s' })`ssh -G ${args} ${conn.address}`;
     if (r.exitCode === 0) return parseSshG(r.stdout);

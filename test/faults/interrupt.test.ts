@@ -124,6 +124,51 @@ describe('kvmforge killed (kill -9) in the middle of an apply', () => {
   }, 300_000);
 });
 
+describe('Ctrl-C in the middle of an apply', () => {
+  it('once: the running changes finish, no new one starts, the report and journal are written, exit 130; no file ' +
+    'is half-written, and a re-run converges', async () => {
+    const hosts = ['h1', 'h2'];
+    const file = inv('ctrl-c.yaml', Object.fromEntries(hosts.map((h) => [h, filesVars(h, 7, N, `${DIR}-int`)])));
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', lab.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', file],
+      { cwd: lab.dir, env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '' }, detached: true },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const deadline = Date.now() + 60_000;
+    while (journaled('h1') < 6 && Date.now() < deadline) await sleep(20);
+    process.kill(-child.pid!, 'SIGINT'); // what a terminal's Ctrl-C sends: the whole process group
+    const at = journaled('h1');
+    expect(await done).toBe(130);
+    expect(stderr).toMatch(/interrupted: no new change is started/);
+    // it stopped soon after: not every file was written
+    const written = hosts.flatMap((h) =>
+      Array.from({ length: N }, (_, i) => lab.hostPath(h, `${DIR}-int/f${i}.conf`)).filter(existsSync),
+    );
+    expect(written.length).toBeLessThan(hosts.length * N);
+    expect(journaled('h1')).toBeLessThanOrEqual(at + 2);
+    // every file there is whole
+    for (const h of hosts)
+      for (let i = 0; i < N; i++) {
+        const p = lab.hostPath(h, `${DIR}-int/f${i}.conf`);
+        if (existsSync(p)) expect(readFileSync(p, 'utf8')).toBe(content(h, i, 7));
+      }
+    // the report and the journal are there, and say so
+    const dir = join(lab.dir, '.kvmforge', 'runs', runs().at(-1)!);
+    const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
+    expect(report.interrupted).toBe(true);
+    expect(report.hosts.map((h) => h.status)).toContain('interrupted');
+    expect(stdout).toMatch(/interrupted \(Ctrl-C\)/);
+    const r = await lab.cli(['apply', '-i', file, '--json']);
+    expect(r.code).toBe(0);
+    await planIsEmpty(file);
+  }, 300_000);
+});
+
 describe('connections cut and commands that hang, mid-command', () => {
   it('each such host fails with a clear reason in bounded time; the others finish', async () => {
     // h2, h3, h4: writing a file takes 40 s (base64 -d slowed down inside the host)

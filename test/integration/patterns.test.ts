@@ -17,17 +17,49 @@ const limitFile = join(mkdtempSync(join(tmpdir(), 'kvf-pat-')), 'limit');
 writeFileSync(limitFile, 'db2\n\nweb[0]\n');
 
 const PATTERNS = [
-  'web', 'web:db', 'web,db', 'web:&staging', 'all:&staging', 'prod:!db', '!db', '&staging', 'web:!web2:&prod',
-  'web*', 'w?b[0-9]', '~web[12]', '~^d', '~(web|db)1', 'web[0]', 'web[1:2]', 'web[-1]', 'web[1:]', 'db[0:0]',
-  'all', '*', 'nope,web1', 'prod', 'ungrouped', 'al*', 'web1:db2', 'hôst1', 'ünïcode', 'web2,web2', 'db,web[0]',
-  `@${limitFile}`, 'web,@nope-file-is-not-here'.split(',')[0],
+  'web',
+  'web:db',
+  'web,db',
+  'web:&staging',
+  'all:&staging',
+  'prod:!db',
+  '!db',
+  '&staging',
+  'web:!web2:&prod',
+  'web*',
+  'w?b[0-9]',
+  '~web[12]',
+  '~^d',
+  '~(web|db)1',
+  'web[0]',
+  'web[1:2]',
+  'web[-1]',
+  'web[1:]',
+  'db[0:0]',
+  'all',
+  '*',
+  'nope,web1',
+  'prod',
+  'ungrouped',
+  'al*',
+  'web1:db2',
+  'hôst1',
+  'ünïcode',
+  'web2,web2',
+  'db,web[0]',
+  `@${limitFile}`,
+  'web,@nope-file-is-not-here'.split(',')[0],
 ];
 
 /** The hosts Ansible selects, in its order; undefined when Ansible selects none. */
 async function ansible(pattern: string): Promise<string[] | undefined> {
   try {
     const { stdout } = await run('ansible', ['-i', INV, 'all', '--list-hosts', '--limit', pattern], { env: ENV });
-    return stdout.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
+    return stdout
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim())
+      .filter(Boolean);
   } catch {
     return undefined;
   }
@@ -48,7 +80,7 @@ describe('host patterns select what ansible --list-hosts selects', () => {
     expect(PATTERNS.map((p) => [p, ours(p)])).toEqual(PATTERNS.map((p, i) => [p, theirs[i]]));
   });
 
-  it('a term that matches nothing is a warning, as in Ansible; out-of-range subscripts and bad regexes are errors', () => {
+  it('a term that matches nothing is a warning, as in Ansible; a subscript out of range, a bad regex: errors', () => {
     const warned: string[] = [];
     expect(selectHosts(inv, 'nope,web1', (w) => warned.push(w)).map((h) => h.name)).toEqual(['web1']);
     expect(warned).toEqual(["host pattern 'nope' matches no host or group: ignored (as Ansible does)"]);

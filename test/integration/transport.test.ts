@@ -1,7 +1,7 @@
 // The SSH transport itself on real sshd servers: timeouts, SFTP put/get through sudo, jump hosts,
 // a connection dropped mid-command.
 import { randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NsLab } from '../harness/nshosts.ts';
@@ -52,6 +52,31 @@ describe('ssh transport', () => {
     const [client, hostname] = r.out.stdout.trim().split('\n');
     expect(client.split(' ')[0]).toBe('10.77.0.11'); // the connection came from h1
     expect(hostname).toBe('h3');
+  });
+
+  it('connects as OpenSSH would: an ssh_config given with -F names HostName, User and Port for an alias', async () => {
+    const cfgInv = join(lab.dir, 'cfg.yaml');
+    writeFileSync(join(lab.dir, 'ssh_config'), 'Host alias-h2\n  HostName 10.77.0.12\n  User kvmforge\n  Port 22\n');
+    lab.inventory(cfgInv, { h2: ["ansible_ssh_common_args: '-F ssh_config -o ServerAliveInterval=10'"] });
+    writeFileSync(cfgInv, readFileSync(cfgInv, 'utf8').replace('ansible_host: 10.77.0.12', 'ansible_host: alias-h2'));
+    const r = await drive('h2', 'exec', 'id -un; hostname');
+    expect(r.error).toBeUndefined();
+    expect(r.out.stdout).toBe('kvmforge\nh2\n');
+  });
+
+  it('refuses ssh arguments it cannot honour, naming the option and its line, before connecting', async () => {
+    const bad = join(lab.dir, 'bad-args.yaml');
+    lab.inventory(bad, { h1: ["ansible_ssh_common_args: '-o StrictHostKeyChecking=no'"] });
+    const r = await lab.cli(['plan', '-i', bad, '-l', 'h1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        String.raw`bad-args\.yaml:\d+:\d+: h1\.ansible_ssh_common_args: refused: ` +
+          String.raw`'-o StrictHostKeyChecking=no': kvmforge always checks`,
+      ),
+    );
+    const others = await lab.cli(['plan', '-i', bad, '-l', 'h2', '--list-hosts']);
+    expect(others.code).toBe(0); // one host's bad vars never stop the others
   });
 
   it('fails within a bounded time when the connection drops mid-command', async () => {

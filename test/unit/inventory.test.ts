@@ -290,9 +290,11 @@ describe('inventory errors: file, line and key, all at once, before any connecti
     ).toMatch(/--strict/);
   });
 
-  it('reports every problem, not just the first', () => {
+  it('reports every problem, not just the first, of every kind', () => {
     const p = problems('all:\n  hosts:\n    a:\n      hugepages_count: x\n    b:\n      ksm_run: maybe\n');
     expect(p.map((x) => x.line)).toEqual([4, 6]);
+    const q = problems('all:\n  hosts:\n    a:\n      hugepages_count: x\n  bogus: 1\n');
+    expect(q.map((x) => x.line).sort()).toEqual([4, 5]);
   });
 
   it('rejects duplicate keys in one mapping', () => {
@@ -327,7 +329,7 @@ describe('inventory errors: file, line and key, all at once, before any connecti
 
   it('an alias error points at the alias, and bad host addresses at their var', () => {
     const p = problems('x: &x [1, 2]\nall:\n  hosts:\n    a:\n      hugepages_count: *x\n');
-    expect(p[0]).toMatchObject({ line: 1 }); // the anchored value, which the alias stands for
+    expect(p[0]).toMatchObject({ line: 5, col: 24, key: 'a.hugepages_count' }); // at the alias, not at 1:1
     const inv = parseInventory('all:\n  hosts:\n    a:\n      ansible_host: "10.0.0.1; rm -rf /"\n', 'i.yaml', catalog);
     expect(inv.hostProblems.get('a')![0]).toMatchObject({ line: 4, message: expect.stringMatching(/neither an IP/) });
   });
@@ -403,9 +405,26 @@ describe('vault', () => {
 });
 
 describe('the example inventory and the schema', () => {
-  it('loads the example inventory, which points editors at the schema', () => {
-    const inv = loadInventory('inventories/example.yaml');
+  it('loads the example inventory, which points editors at the schema; each value is what it says', () => {
+    const inv = loadInventory('inventories/example.yaml', catalog);
     expect(inv.hosts.map((h) => h.name)).toEqual(['kvm1', 'kvm2']);
+    const [kvm1, kvm2] = inv.hosts;
+    expect(kvm1.vars).toMatchObject({
+      ansible_user: 'ops',
+      ansible_become: true,
+      kvmforge_become_password_env: 'KVMFORGE_SUDO_PASSWORD',
+      hugepages_count: '10%',
+      ksm_policy: 'thesis',
+      ksm_host_role: 'production',
+      boot_args_add: ['cgroup_disable=cpu,cpuset,memory'], // one kernel argument, not three
+    });
+    expect(kvm1.conn).toMatchObject({ address: '192.0.2.21', user: 'ops', become: true });
+    expect(kvm2.vars.virtio_modules_vhost_net).toBe(false);
+    const vms = kvm2.vars.domains_vms as Record<string, unknown>[];
+    expect(vms.map((v) => v.name)).toEqual(['win2008-test3', 'db1']);
+    expect(vms[1]).toMatchObject({ tier: 'fifo99', memory: 8192, vcpus: 4, emulatorpin: '0-1', autostart: true });
+    expect(vms[1].vcpupin).toEqual({ 0: '2', 1: '3', 2: '4', 3: '5' });
+    expect(inv.warnings).toEqual([]);
     expect(readFileSync('inventories/example.yaml', 'utf8')).toMatch(/^# yaml-language-server: \$schema=schema\.json/);
   });
 

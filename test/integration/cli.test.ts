@@ -1,0 +1,103 @@
+// The CLI refuses what it does not understand: every command parses only its own options. Each one given
+// an option of another command is exit 2 with one line and that command's usage; --help works for each.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { PROJECT } from '../../src/core/paths.ts';
+
+const run = async (args: string[]) => {
+  try {
+    const bin = join(PROJECT, 'bin/kvmforge.js');
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], {
+      env: { ...process.env, NO_COLOR: '1', KVMFORGE_INVENTORY: 'test/fixtures/inventories/nested.yaml' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+};
+
+/** Every command, and an option that belongs to another one. */
+const FOREIGN: [string[], string][] = [
+  [['plan'], '--verify'],
+  [['check'], '--plan'],
+  [['apply'], '--plan'],
+  [['build'], '--diff'],
+  [['facts'], '--diff'],
+  [['inventory'], '--forks'],
+  [['steps'], '--limit'],
+  [['render'], '--json'],
+  [['artifacts'], '--limit'],
+  [['exits'], '--steps'],
+  [['tune'], '--diff'],
+  [['top'], '--plan'], // with --host given: the required option is there, the foreign one is not
+  [['bench'], '--verify'],
+  [['lab', 'up'], '--diff'],
+  [['lab', 'status'], '--hosts'],
+  [['lab', 'reset'], '--memory'],
+  [['lab', 'down'], '--limit'],
+  [['completion'], '--json'],
+];
+
+describe('the CLI', () => {
+  it.each(FOREIGN)('%j with %s: exit 2, one line and its usage', async (cmd, opt) => {
+    const r = await run([...cmd, ...(cmd[0] === 'top' ? ['--host', 'node1'] : []), opt, 'x']);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    const name = cmd.join(' ').replace('check', '(check|plan)');
+    expect(lines[0]).toMatch(new RegExp(`^kvmforge ${name}: unknown option '${opt}'`));
+    expect(lines[1]).toMatch(/^Usage: kvmforge /);
+    expect(lines).toHaveLength(2);
+  });
+
+  it('--help for every command, and --version', async () => {
+    for (const cmd of [...FOREIGN.map(([c]) => c), []]) {
+      const r = await run([...cmd, '--help']);
+      expect(r.code, cmd.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: kvmforge/);
+    }
+    const v = await run(['--version']);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('-e sets vars over every other (k=v, YAML/JSON, @file); the inventory shows them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvf-cli-'));
+    writeFileSync(join(dir, 'vars.yml'), 'level: from_file\n');
+    const host = async (...e: string[]) =>
+      JSON.parse((await run(['inventory', '--host', 'node2', ...e.flatMap((x) => ['-e', x])])).stdout);
+    expect((await host()).level).toBe('host');
+    expect((await host('level=cli')).level).toBe('cli');
+    expect((await host('{"level": [1, 2]}')).level).toEqual([1, 2]);
+    expect((await host(`@${join(dir, 'vars.yml')}`, 'other=1')).level).toBe('from_file');
+    const bad = await run(['inventory', '--host', 'node2', '-e', 'novalue']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--extra-vars: 'novalue': expected key=value/);
+  });
+
+  it('apply -C plans like Ansible --check; --list-hosts only lists', async () => {
+    const r = await run(['apply', '-C', '-l', 'rack1:&gpu', '--list-hosts']);
+    expect(r).toMatchObject({ code: 0, stdout: '  hosts (1):\n    node1\n' });
+  });
+
+  it('an unknown or misplaced word is refused the same way', async () => {
+    const r = await run(['plan', 'extra-word']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/too many arguments|unknown/);
+  });
+
+  it('shell completion for bash and zsh, made from the commands themselves', async () => {
+    const b = await run(['completion', 'bash']);
+    expect(b.code).toBe(0);
+    const words = await promisify(execFile)('bash', [
+      '-c',
+      `${b.stdout}\nCOMP_WORDS=(kvmforge apply --li); COMP_CWORD=2; _kvmforge; echo "\${COMPREPLY[@]}"`,
+    ]);
+    expect(words.stdout.trim().split(' ').sort()).toEqual(['--limit', '--list-hosts']);
+    expect((await run(['completion', 'zsh'])).stdout).toMatch(/^#compdef kvmforge/);
+    expect((await run(['completion', 'fish'])).code).toBe(2);
+  });
+});
