@@ -108,12 +108,13 @@ const WIDTH = 100;
 /** Lines of at most `width` columns: words wrapped, continuation lines indented. */
 function wrap(text: string, width = WIDTH, indent = '    '): string[] {
   const out: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && [...line].length + 1 + [...word].length > width) {
+  const lead = /^ */.exec(text)![0];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(' ')) {
+    if (line.trim() && [...line].length + 1 + [...word].length > width) {
       out.push(line);
       line = indent + word;
-    } else line = line ? `${line} ${word}` : word;
+    } else line = line.trim() ? `${line} ${word}` : line + word;
   }
   out.push(line);
   return out.flatMap((l) =>

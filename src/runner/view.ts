@@ -1,5 +1,5 @@
 // The live view: listr2 draws one line per host (plain lines when not a TTY). The only listr2 import.
-import { Listr, type ListrTaskWrapper } from 'listr2';
+import { Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper } from 'listr2';
 import type { RunEvents } from './run.ts';
 import type { HostReport } from './report.ts';
 
@@ -10,6 +10,8 @@ export function liveView(
   const pending = new Map<string, { resolve: (r: HostReport) => void; task?: ListrTaskWrapper<any, any, any> }>();
   const waits = new Map<string, Promise<HostReport>>();
   for (const h of hosts) waits.set(h, new Promise((resolve) => pending.set(h, { resolve })));
+  // everything listr2 draws goes to `stream` (stderr): stdout is the report's, also when it is a pipe
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(opts.stream, opts.stream) });
   const list = new Listr(
     hosts.map((h) => ({
       title: h,
@@ -27,9 +29,13 @@ export function liveView(
     {
       concurrent: true,
       exitOnError: false,
+      // Ctrl-C is kvmforge's to handle (finish the running changes, write the report): listr2's own handler
+      // would exit at once with 127
+      registerSignalListeners: false,
       collectErrors: false,
-      rendererOptions: { collapseErrors: false },
-      fallbackRendererOptions: { timestamp: undefined },
+      rendererOptions: { collapseErrors: false, logger },
+      fallbackRendererOptions: { timestamp: undefined, logger },
+      fallbackRendererCondition: () => !opts.stream.isTTY,
     } as any,
   );
   const set = (h: string, text: string) => {

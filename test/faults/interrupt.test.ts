@@ -128,6 +128,7 @@ describe('Ctrl-C in the middle of an apply', () => {
   it('once: the running changes finish, no new one starts, the report and journal are written, exit 130; no file ' +
     'is half-written, and a re-run converges', async () => {
     const hosts = ['h1', 'h2'];
+    const started = runs().length;
     const file = inv('ctrl-c.yaml', Object.fromEntries(hosts.map((h) => [h, filesVars(h, 7, N, `${DIR}-int`)])));
     const child = spawn(
       'ip',
@@ -140,10 +141,11 @@ describe('Ctrl-C in the middle of an apply', () => {
     child.stderr!.on('data', (d) => (stderr += d));
     const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     const deadline = Date.now() + 60_000;
-    while (journaled('h1') < 6 && Date.now() < deadline) await sleep(20);
+    while ((runs().length === started || journaled('h1') < 6) && Date.now() < deadline) await sleep(20);
     process.kill(-child.pid!, 'SIGINT'); // what a terminal's Ctrl-C sends: the whole process group
     const at = journaled('h1');
-    expect(await done).toBe(130);
+    const code = await done;
+    expect(`${code}\n${stderr}`).toMatch(/^130\n/);
     expect(stderr).toMatch(/interrupted: no new change is started/);
     // it stopped soon after: not every file was written
     const written = hosts.flatMap((h) =>
@@ -167,6 +169,47 @@ describe('Ctrl-C in the middle of an apply', () => {
     expect(r.code).toBe(0);
     await planIsEmpty(file);
   }, 300_000);
+});
+
+describe('Ctrl-C twice', () => {
+  it('stops at once, even in the middle of a slow change, exit 130; every file there is whole', async () => {
+    // writing a file on h1 takes 20 s (base64 -d slowed down inside the host)
+    lab.inHost(
+      'h1',
+      `printf '#!/bin/sh\\nsleep 20\\nexec /usr/bin/base64 "$@"\\n' > /usr/local/bin/base64 && chmod 755 ` +
+        '/usr/local/bin/base64',
+    );
+    const file = inv('ctrl-c2.yaml', { h1: filesVars('h1', 8, 3, `${DIR}-int2`) });
+    const started = runs().length;
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', lab.hub, process.execPath, join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', file, '-l', 'h1'],
+      { cwd: lab.dir, env: { ...process.env, NO_COLOR: '1', SSH_AUTH_SOCK: '' }, detached: true },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const done = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const deadline = Date.now() + 60_000;
+    // inside the first (slow) write
+    while (
+      (runs().length === started || lab.inHost('h1', 'pgrep -c sleep || true').trim() === '0') &&
+      Date.now() < deadline
+    )
+      await sleep(50);
+    process.kill(-child.pid!, 'SIGINT');
+    await sleep(300);
+    expect(child.exitCode).toBe(null); // the first Ctrl-C waits for the running change
+    const t0 = Date.now();
+    process.kill(-child.pid!, 'SIGINT');
+    expect(await done).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(stderr).toMatch(/aborted \(a second Ctrl-C\)/);
+    for (let i = 0; i < 3; i++) {
+      const p = lab.hostPath('h1', `${DIR}-int2/f${i}.conf`);
+      if (existsSync(p)) expect(readFileSync(p, 'utf8')).toBe(content('h1', i, 8));
+    }
+    lab.inHost('h1', 'pkill sleep || true; rm -f /usr/local/bin/base64');
+  }, 120_000);
 });
 
 describe('connections cut and commands that hang, mid-command', () => {

@@ -89,6 +89,19 @@ describe('the CLI', () => {
     expect(r.stderr).toMatch(/too many arguments|unknown/);
   });
 
+  it('-v shows each command run on a host on stderr, -vv its output too; stdout keeps the report', async () => {
+    const journal = mkdtempSync(join(tmpdir(), 'kvf-j-'));
+    const base = ['facts', '-i', 'localhost,', '--json', '--journal', journal]; // this machine, read-only
+    const quiet = await run(base);
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).not.toMatch(/exit 0 in/);
+    const v = await run([...base, '-v']);
+    expect(v.stderr).toMatch(/^localhost .*: exit 0 in \d+ ms: /m);
+    expect(v.stderr).not.toMatch(/--- stdout/);
+    expect(JSON.parse(v.stdout).localhost.kernel).toMatch(/^\d/);
+    expect((await run([...base, '-vv'])).stderr).toMatch(/--- stdout\n[\s\S]*@@/);
+  });
+
   it('shell completion for bash and zsh, made from the commands themselves', async () => {
     const b = await run(['completion', 'bash']);
     expect(b.code).toBe(0);

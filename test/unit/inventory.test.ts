@@ -329,7 +329,12 @@ describe('inventory errors: file, line and key, all at once, before any connecti
 
   it('an alias error points at the alias, and bad host addresses at their var', () => {
     const p = problems('x: &x [1, 2]\nall:\n  hosts:\n    a:\n      hugepages_count: *x\n');
-    expect(p[0]).toMatchObject({ line: 5, col: 24, key: 'a.hugepages_count' }); // at the alias, not at 1:1
+    // at the alias, not at 1:1 (and the top-level x, no group, is refused in the same pass)
+    expect(p.find((x) => x.key === 'a.hugepages_count')).toMatchObject({ line: 5, col: 24 });
+    expect(p.find((x) => x.key === 'x')).toMatchObject({
+      line: 1,
+      message: expect.stringMatching(/a group is a mapping/),
+    });
     const inv = parseInventory('all:\n  hosts:\n    a:\n      ansible_host: "10.0.0.1; rm -rf /"\n', 'i.yaml', catalog);
     expect(inv.hostProblems.get('a')![0]).toMatchObject({ line: 4, message: expect.stringMatching(/neither an IP/) });
   });
