@@ -4,7 +4,7 @@
 //   install — a second host's cost: `kvmforge apply` of that step on a fresh lab VM, from the artifact;
 //   no-op  — `kvmforge apply` again on the converged VM.
 // Ratios: install / build (target ≤ 5%), no-op per host (target ≤ 3 s).
-// usage: node --import tsx bench/builds.ts [--kernel] [--keep-cache]   (root; needs .ci/fetch-sources)
+// usage: node --import tsx bench/builds.ts [--kernel] [--keep-cache]   (root; needs kvmforge install-deps tests)
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILDS, BUILD_DIR, BUILD_ENV, buildInventory, versionVars, type Component } from '../test/harness/builds.ts';

@@ -35,6 +35,8 @@ export interface Flags {
   emulated?: string[];
   plain?: string[];
   'second-nic'?: string[];
+  'install-deps'?: boolean;
+  apply?: boolean;
   size?: string;
   'block-size'?: string;
   reasons?: boolean;

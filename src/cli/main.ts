@@ -149,12 +149,19 @@ export function program(run: (name: string) => Promise<Run>): Command {
     .option('--cold-boot', 'boot through GRUB instead of resuming the saved state')
     .option('--emulated <labN>', 'an IDE disk and an e1000 NIC for this VM; repeatable', collect)
     .option('--plain <labN>', "this VM gets an image without Debian's libvirt/QEMU; repeatable", collect)
-    .option('--second-nic <labN>', 'give this VM a second NIC (eth1); repeatable', collect);
+    .option('--second-nic <labN>', 'give this VM a second NIC (eth1); repeatable', collect)
+    .option('--install-deps', 'first install the system packages the lab needs (apt-get/dnf; says what)')
+    .option('--apply', 'then run kvmforge apply on the lab inventory');
   cmd(lab, 'status', 'the lab VMs', 'lab status');
   cmd(lab, 'ssh <name> [command...]', 'a shell (or a command) on a lab VM', 'lab ssh').passThroughOptions();
   cmd(lab, 'reset <name>', 'back to the saved pristine state', 'lab reset');
   cmd(lab, 'down', 'stop and remove the lab VMs', 'lab down');
   cmd(root, 'completion <shell>', 'print a shell completion script (bash or zsh)');
+  cmd(
+    root,
+    'install-deps <what...>',
+    "install the system packages for: lab, render, exits, tests, all (the system's package manager; says what)",
+  );
   for (const c of [root, lab, ...root.commands, ...lab.commands]) {
     c.exitOverride();
     c.configureOutput({
@@ -190,8 +197,19 @@ const commands: Record<string, () => Promise<Run>> = {
   bench: async () => (f) => import('./side-commands.ts').then((c) => c.bench(f)),
   completion: async () => (_f, a) => import('./completion.ts').then((c) => c.completionCommand(a[0], program)),
 };
-for (const sub of ['up', 'status', 'ssh', 'reset', 'down'])
+commands['install-deps'] = async () => (_f, a) => import('./install-deps.ts').then((c) => c.installDeps(a));
+for (const sub of ['status', 'ssh', 'reset', 'down'])
   commands[`lab ${sub}`] = async () => (f, a) => import('../lab/cli.ts').then((c) => c.labCommand([sub, ...a], f));
+commands['lab up'] = async () => async (f, a) => {
+  if (f['install-deps']) {
+    const code = await (await import('./install-deps.ts')).installDeps(['lab']);
+    if (code !== 0) return code;
+  }
+  const up = await (await import('../lab/cli.ts')).labCommand(['up', ...a], f);
+  if (up !== 0 || !f.apply) return up;
+  const invDir = process.env.KVMFORGE_INVENTORY_DIR ?? 'inventories';
+  return (await import('./commands.ts')).runCommand('apply', { inventory: [join(invDir, 'lab.yaml')] });
+};
 
 export async function main(argv: string[]): Promise<number> {
   exitCode = 0;

@@ -1,6 +1,7 @@
 // Domain XML: rendered from templates/domain.xml.ejs, then checked by libvirt's own schema
 // (virt-xml-validate) and libvirt's own parser (virsh -c test:///default define --validate) on this
 // machine, before any host sees it.
+import { requireTools } from '../core/deps.ts';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,23 +16,11 @@ export function renderDomain(vm: Vm): string {
 
 const valid = new Set<string>();
 
-function need(tool: string, pkg: string) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-  } catch {
-    throw new Error(
-      `${tool} is missing on this machine (it checks domain XML before any host sees it): apt-get install -y ${pkg}`,
-    );
-  }
-}
-
 /** Validates rendered domains; throws with libvirt's own message. Identical renders are checked once. */
 export function validateDomains(xmls: { label: string; xml: string }[]): void {
   const todo = xmls.filter((x) => !valid.has(hash(x.xml)));
   if (!todo.length) return;
-  need('virt-xml-validate', 'libvirt-clients libxml2-utils');
-  need('xmllint', 'libxml2-utils');
-  need('virsh', 'libvirt-clients');
+  requireTools('render');
   const dir = mkdtempSync(join(tmpdir(), 'kvmforge-xml-'));
   try {
     for (const [i, x] of todo.entries()) {

@@ -1,8 +1,9 @@
 // Where the lab keeps its cache (base tree, images, key) and how the shared Debian tree is built.
+import { requireTools } from '../core/deps.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { have, must } from './proc.ts';
+import { must } from './proc.ts';
 import { cacheDir, PROJECT } from '../core/paths.ts';
 
 export { cacheDir, PROJECT };
@@ -30,10 +31,7 @@ export function rootfsDir(flavour: Flavour = 'full'): string {
 export function ensureRootfs(log: (s: string) => void = () => {}, flavour: Flavour = 'full'): string {
   const dir = rootfsDir(flavour);
   if (existsSync(dir)) return dir;
-  for (const tool of ['debootstrap', 'qemu-img']) {
-    if (!have(tool))
-      throw new Error(`${tool} is missing: apt-get install -y debootstrap qemu-utils qemu-system-x86 fdisk`);
-  }
+  requireTools('lab', ['debootstrap', 'qemu-img']);
   if (flavour === 'full') {
     const plain = ensureRootfs(log, 'plain');
     log(`adding Debian's libvirt and QEMU to a copy of the plain tree (~1-2 min) in ${dir}`);

@@ -1,5 +1,6 @@
 // Lab VMs: a cached GRUB-booting Debian 12 image, qcow2 overlays, QEMU (KVM if a guest really boots
 // with it, else TCG), user-mode networking with SSH forwarded on 127.0.0.1 only.
+import { requireTools as requireLabTools } from '../core/deps.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
@@ -57,15 +58,7 @@ export function writeState(s: LabState) {
 }
 
 export function requireTools() {
-  const missing = ['qemu-system-x86_64', 'qemu-img', 'debootstrap', 'sfdisk', 'partx', 'mkfs.ext4', 'ssh'].filter(
-    (t) => !have(t),
-  );
-  if (missing.length) {
-    throw new Error(
-      `missing ${missing.join(', ')}: apt-get install -y qemu-system-x86 qemu-utils debootstrap fdisk util-linux ` +
-        `e2fsprogs openssh-client`,
-    );
-  }
+  requireLabTools('lab');
 }
 
 function hashOf(...files: string[]): string {

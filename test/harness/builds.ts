@@ -18,7 +18,7 @@ export const BUILD_LOG = join(BUILDS, 'build.log');
 
 export function versions(): Record<string, string> {
   const f = join(SOURCES, 'versions.env');
-  if (!existsSync(f)) throw new Error(`no test sources in ${SOURCES}: run .ci/fetch-sources first`);
+  if (!existsSync(f)) throw new Error(`no test sources in ${SOURCES}: run kvmforge install-deps tests first`);
   return Object.fromEntries(
     readFileSync(f, 'utf8')
       .trim()

@@ -1,18 +1,18 @@
 // The CLI refuses what it does not understand: every command parses only its own options. Each one given
 // an option of another command is exit 2 with one line and that command's usage; --help works for each.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { PROJECT } from '../../src/core/paths.ts';
 
-const run = async (args: string[]) => {
+const run = async (args: string[], env: Record<string, string> = {}) => {
   try {
     const bin = join(PROJECT, 'bin/kvmforge.js');
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], {
-      env: { ...process.env, NO_COLOR: '1', KVMFORGE_INVENTORY: 'test/fixtures/inventories/nested.yaml' },
+      env: { ...process.env, NO_COLOR: '1', KVMFORGE_INVENTORY: 'test/fixtures/inventories/nested.yaml', ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (e) {
@@ -100,6 +100,31 @@ describe('the CLI', () => {
     expect(v.stderr).not.toMatch(/--- stdout/);
     expect(JSON.parse(v.stdout).localhost.kernel).toMatch(/^\d/);
     expect((await run([...base, '-vv'])).stderr).toMatch(/--- stdout\n[\s\S]*@@/);
+  });
+
+  it('a missing system package is one line: the packages and the command that installs them', async () => {
+    // a PATH with node and nothing else: every tool is missing
+    const dir = mkdtempSync(join(tmpdir(), 'kvf-deps-'));
+    mkdirSync(join(dir, 'bin'));
+    symlinkSync(process.execPath, join(dir, 'bin', 'node'));
+    const bare = { PATH: join(dir, 'bin') };
+    writeFileSync(join(dir, 'inv.yaml'), 'all:\n  hosts:\n    h:\n      domains_vms: [{ name: a, memory: 256 }]\n');
+    const r = await run(['render', '-i', join(dir, 'inv.yaml'), '--out', join(dir, 'out')], bare);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        String.raw`missing virt-xml-validate, virsh, xmllint .*: run ` +
+          String.raw`\`kvmforge install-deps render\` \(apt-get install libvirt-clients libxml2-utils\)`,
+      ),
+    );
+    const deps = await run(['install-deps', 'lab'], bare);
+    expect(deps.code).toBe(2);
+    expect(deps.stderr).toMatch(
+      /no apt-get or dnf on this machine; install these yourself .*qemu-system-x86 qemu-utils/,
+    );
+    expect((await run(['install-deps', 'lab'])).stderr).toMatch(/already installed/); // this machine has them
+    expect((await run(['install-deps', 'nothing'])).code).toBe(2);
   });
 
   it('shell completion for bash and zsh, made from the commands themselves', async () => {
