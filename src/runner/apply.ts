@@ -156,11 +156,12 @@ export async function confirmSwitch(
 export async function rebootHost(s: HostSession, timeoutS?: number, events?: ApplyEvents): Promise<void> {
   const timeoutMs = (timeoutS ?? (Number(s.host.vars.kvmforge_reboot_timeout) || 600)) * 1000;
   const old = s.bootId;
-  s.log(`reboot (boot_id ${old})`);
   events?.message?.(s.host.name, 'rebooting');
   await s.transport
     .exec('nohup sh -c "sleep 1; systemctl reboot || reboot" >/dev/null 2>&1 &', { sudo: true, timeoutMs: 30_000 })
     .catch(() => undefined);
+  // journaled once the host has the order: a run killed from here on leaves a host that reboots by itself
+  s.log(`reboot (boot_id ${old})`);
   await s.transport.close();
   const r = await reconnect(s.host, (h) => s.open(h), {
     deadline: Date.now() + timeoutMs,
