@@ -25,6 +25,12 @@ const STEPS = 'kernel,qemu,libvirt';
 const OLD = 'gnulinux-advanced-LABEL=kvmforge-root>gnulinux-6.1.0-50-amd64-advanced-LABEL=kvmforge-root';
 const run = (args: string[], timeoutMs = 1_800_000) =>
   kvmforge([...args, '--journal', join(BUILDS, 'journal')], BUILD_ENV, timeoutMs);
+/** `kvmforge artifacts --json` (it keeps no journal, so it refuses --journal). */
+async function listArtifacts(): Promise<unknown> {
+  const r = await kvmforge(['artifacts', '--json'], BUILD_ENV);
+  if (r.code !== 0) throw new Error(`kvmforge artifacts --json exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
 
 /** Lab VMs as inventory hosts: connection vars from the lab's own inventory. */
 function labHosts(vars: Record<string, string[]>): string[] {
@@ -107,8 +113,7 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       expect(s.changes[0].summary).toMatch(
         /artifact [0-9a-f]{12} (ready \(built on localhost in \d+ s\)|already in the local cache)/,
       );
-    const list = await run(['artifacts', '--json']);
-    const metas = JSON.parse(list.stdout) as {
+    const metas = (await listArtifacts()) as {
       component: string;
       files: { name: string }[];
       builtOn: string;
@@ -246,7 +251,7 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       const root = join(BUILDS, 'chroot');
       rmSync(root, { recursive: true, force: true });
       execFileSync('cp', ['-a', rootfsDir('plain'), root]);
-      const metas = JSON.parse((await run(['artifacts', '--json'])).stdout) as {
+      const metas = (await listArtifacts()) as {
         component: string;
         key: string;
         version: string;
