@@ -6,8 +6,9 @@ import { hostVars, inventoryGraph, inventoryList } from '../inventory/list.ts';
 import { selectHosts as select } from '../inventory/patterns.ts';
 import { readVaultPasswordFile } from '../inventory/vault.ts';
 import { parseExtraVars } from './extra-vars.ts';
+import { serialFor } from './serial.ts';
 import { Journal, lastReport, Secrets } from '../runner/journal.ts';
-import { countChanges, failed, junit, summaryTable, type Report } from '../runner/report.ts';
+import { countChanges, drift, failed, junit, summaryTable, type Report } from '../runner/report.ts';
 import { resolveParams, run } from '../runner/run.ts';
 import { hostLoop, type HostLoop, type SessionOptions } from '../runner/session.ts';
 import type { ConnectOptions } from '../transport/index.ts';
@@ -120,7 +121,10 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
   if (f['retry-failed']) {
     const last = lastReport(root);
     if (!last) throw ConfigError.one(`--retry-failed: no earlier run under ${root}/runs`);
-    const failedHosts = new Set(last.hosts.filter((h) => h.status === 'failed').map((h) => h.host));
+    // failed, and never touched (a stopped roll-out, Ctrl-C): the re-run continues from there
+    const failedHosts = new Set(
+      last.hosts.filter((h) => ['failed', 'not run', 'interrupted'].includes(h.status)).map((h) => h.host),
+    );
     hosts = hosts.filter((h) => failedHosts.has(h.name));
     if (!hosts.length) {
       process.stderr.write('--retry-failed: no host failed in the last run; nothing to do\n');
@@ -128,6 +132,10 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
     }
   }
   resolveParams(hosts, steps, inv.hosts); // bad vars: exit 2 before a journal, a prompt or a connection
+  const batches = serialFor(hosts, f.serial);
+  const maxFail = f['max-fail-percentage'] === undefined ? 0 : Number(f['max-fail-percentage']);
+  if (!(maxFail >= 0 && maxFail <= 100) || !/^[0-9]+(\.[0-9]+)?$/.test(String(f['max-fail-percentage'] ?? 0)))
+    throw ConfigError.one(`--max-fail-percentage '${f['max-fail-percentage']}': expected a number from 0 to 100`);
   const pw = f['ask-become-pass'] ? await readPassword() : undefined;
   const journal = new Journal(root, secretsOf(hosts, pw, inv), true, f.verbose);
   const view = f.json
@@ -142,7 +150,14 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
     const report =
       mode === 'build'
         ? await (await import('./build.ts')).buildArtifacts(hosts, o)
-        : await run(hosts, { ...o, mode, verify: Boolean(f.verify), signal: stop.signal });
+        : await run(hosts, {
+            ...o,
+            mode,
+            verify: Boolean(f.verify),
+            signal: stop.signal,
+            batches,
+            maxFailPercentage: maxFail,
+          });
     await view?.done;
     output(
       report,
@@ -151,7 +166,10 @@ export async function runCommand(mode: 'plan' | 'apply' | 'build', f: Flags): Pr
       journal,
     );
     if (report.interrupted) return 130;
-    return report.hosts.some((h) => h.badInput) ? 2 : failed(report) ? 1 : 0;
+    if (report.hosts.some((h) => h.badInput)) return 2;
+    if (failed(report) || report.rollout?.stopped) return 1;
+    // plan --detailed-exitcode: 3 when something would change (drift), as terraform's
+    return f['detailed-exitcode'] && Object.keys(drift(report)).length ? 3 : 0;
   } finally {
     stop.release();
   }
@@ -187,7 +205,8 @@ function interruptible(): { signal: AbortSignal; release(): void } {
 function output(report: Report, f: Flags, stepNames: string[], journal: Journal) {
   if (f.junit) writeFileSync(f.junit, journal.secrets.mask(junit(report)));
   if (f.json) {
-    process.stdout.write(journal.secrets.mask(JSON.stringify(report, null, 2)) + '\n');
+    const out = f['detailed-exitcode'] ? { ...report, drift: drift(report) } : report;
+    process.stdout.write(journal.secrets.mask(JSON.stringify(out, null, 2)) + '\n');
     return;
   }
   const out: string[] = [];

@@ -18,6 +18,9 @@ export interface Flags {
   junit?: string;
   'list-hosts'?: boolean;
   'retry-failed'?: boolean;
+  serial?: string;
+  'max-fail-percentage'?: string;
+  'detailed-exitcode'?: boolean;
   'accept-new-host-keys'?: boolean;
   'known-hosts'?: string;
   'ask-become-pass'?: boolean;

@@ -84,11 +84,15 @@ export function program(run: (name: string) => Promise<Run>): Command {
     connectionOptions(inventoryOptions(cmd(root, 'plan', 'show what would change on each host (changes nothing)'))),
   )
     .option('--diff', 'print diffs of what would change')
+    .option('--detailed-exitcode', 'exit 3 when something would change (drift), 0 when nothing would')
     .alias('check');
   runOptions(connectionOptions(inventoryOptions(cmd(root, 'apply', 'make the changes'))))
     .option('--diff', 'print diffs of what changes')
     .option('--verify', 'after apply, plan again and fail a step that did not converge')
-    .option('-C, --check', 'plan only, as Ansible --check does (the same as kvmforge plan)');
+    .option('-C, --check', 'plan only, as Ansible --check does (the same as kvmforge plan)')
+    .option('--detailed-exitcode', 'with -C: exit 3 when something would change, 0 when nothing would')
+    .option('--serial <n|p%|list>', 'rolling batches: 2, 10%, or 1,10%,50% (a canary first); also kvmforge_serial')
+    .option('--max-fail-percentage <p>', 'with --serial: the share of a batch that may fail before it stops (0)');
   runOptions(
     connectionOptions(inventoryOptions(cmd(root, 'build', "build the source steps' packages into the local cache"))),
   );

@@ -53,6 +53,12 @@ export const coreVars: Record<string, object> = {
     minimum: 1,
     description: 'Seconds to wait for the dpkg lock held by another apt or unattended-upgrades (default 120).',
   },
+  kvmforge_serial: {
+    type: ['integer', 'string', 'array'],
+    description:
+      'Rolling batches for apply (as --serial): a number of hosts, a percentage ("10%"), or a list whose last entry ' +
+      'repeats ([1, "10%", "50%"]: a canary first). Set it for all selected hosts alike.',
+  },
   kvmforge_secrets: {
     type: 'array',
     items: { type: 'string', minLength: 1 },

@@ -21,8 +21,9 @@ export interface StepReport {
 
 export interface HostReport {
   host: string;
-  /** interrupted: Ctrl-C stopped the run before this host finished (or began) */
-  status: 'ok' | 'changed' | 'would change' | 'failed' | 'interrupted';
+  /** interrupted: Ctrl-C stopped the run before this host finished (or began); not run: a rolling
+   * roll-out stopped (failures over --max-fail-percentage) before this host's batch */
+  status: 'ok' | 'changed' | 'would change' | 'failed' | 'interrupted' | 'not run';
   error?: string;
   /** Failed on bad input that only the host could reveal (a NIC it lacks): exit 2, like bad inventory. */
   badInput?: boolean;
@@ -40,6 +41,18 @@ export interface Report {
   hosts: HostReport[];
   /** Ctrl-C: no change was started after it; the ones running finished (exit 130) */
   interrupted?: boolean;
+  /** a rolling roll-out (--serial): the batches, and why it stopped early */
+  rollout?: { batches: string[][]; stopped?: string };
+}
+
+/** Hosts whose plan has changes, with the steps that would change (drift: plan --detailed-exitcode). */
+export function drift(r: Report): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const h of r.hosts) {
+    const steps = h.steps.filter((s) => s.status === 'would change').map((s) => s.step);
+    if (steps.length) out[h.host] = steps;
+  }
+  return out;
 }
 
 export function failed(r: Report): boolean {
@@ -149,6 +162,14 @@ export function summaryTable(r: Report, stepNames: string[]): string {
   for (const h of r.hosts)
     if (h.status === 'interrupted')
       out.push(...wrap(`${h.host}: interrupted (Ctrl-C)${h.steps.length ? '' : ' before it began'}`));
+  if (r.rollout?.stopped) {
+    const names = (st: string) => r.hosts.filter((h) => h.status === st).map((h) => h.host);
+    const done = r.hosts.filter((h) => !['failed', 'not run', 'interrupted'].includes(h.status)).map((h) => h.host);
+    out.push(...wrap(`roll-out stopped: ${r.rollout.stopped}`));
+    out.push(...wrap(`  done: ${done.join(', ') || 'none'}`));
+    out.push(...wrap(`  failed: ${names('failed').join(', ') || 'none'}`));
+    out.push(...wrap(`  never touched: ${names('not run').join(', ') || 'none'} (kvmforge apply --retry-failed continues)`));
+  }
   return out.join('\n');
 }
 

@@ -31,6 +31,10 @@ export interface RunOptions {
   inventory?: Host[];
   /** Ctrl-C: once aborted, no new change (and no new host) is started; running ones finish. */
   signal?: AbortSignal;
+  /** Rolling batches (--serial): the hosts of each batch run (forks at a time) before the next begins. */
+  batches?: Host[][];
+  /** With batches: the share of a batch's hosts that may fail before the roll-out stops (default 0). */
+  maxFailPercentage?: number;
 }
 
 /** A step that is off for a host, and why. */
@@ -228,11 +232,32 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
 export async function run(hosts: Host[], o: RunOptions): Promise<Report> {
   const params = resolveParams(hosts, o.steps, o.inventory ?? hosts);
   const started = new Date();
-  const results = await forEachHost(hosts, o.forks, (h) =>
-    o.signal?.aborted
-      ? Promise.resolve<HostReport>({ host: h.name, status: 'interrupted', steps: [], ms: 0, error: undefined })
-      : runHost(h, params.get(h.name)!, o),
-  );
+  // a host that never starts still ends, for whoever watches (the live view waits for every host)
+  const never = (h: Host, status: 'interrupted' | 'not run'): HostReport => {
+    const r: HostReport = { host: h.name, status, steps: [], ms: 0 };
+    o.events?.hostEnd?.(r);
+    return r;
+  };
+  const one = (h: Host) =>
+    o.signal?.aborted ? Promise.resolve(never(h, 'interrupted')) : runHost(h, params.get(h.name)!, o);
+  const results: HostReport[] = [];
+  let stopped: string | undefined;
+  for (const [i, batch] of (o.batches ?? [hosts]).entries()) {
+    if (stopped) {
+      results.push(...batch.map((h) => never(h, 'not run')));
+      continue;
+    }
+    const done = await forEachHost(batch, o.forks, one);
+    results.push(...done);
+    const failed = done.filter((r) => r.status === 'failed').length;
+    const limit = o.maxFailPercentage ?? 0;
+    if (o.batches && failed && (failed * 100) / batch.length > limit)
+      stopped =
+        `${failed} of ${batch.length} host(s) failed in batch ${i + 1} of ${o.batches.length} ` +
+        `(more than --max-fail-percentage ${limit}%)`;
+  }
+  const order = new Map(hosts.map((h, i) => [h.name, i]));
+  results.sort((a, b) => order.get(a.host)! - order.get(b.host)!);
   const report: Report = {
     mode: o.mode,
     started: started.toISOString(),
@@ -240,6 +265,7 @@ export async function run(hosts: Host[], o: RunOptions): Promise<Report> {
     journal: o.journal.enabled ? o.journal.dir : undefined,
     hosts: results,
     ...(o.signal?.aborted ? { interrupted: true } : {}),
+    ...(o.batches ? { rollout: { batches: o.batches.map((b) => b.map((h) => h.name)), stopped } } : {}),
   };
   o.journal.writeReport(report);
   return report;
