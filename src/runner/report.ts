@@ -168,7 +168,8 @@ export function summaryTable(r: Report, stepNames: string[]): string {
     out.push(...wrap(`roll-out stopped: ${r.rollout.stopped}`));
     out.push(...wrap(`  done: ${done.join(', ') || 'none'}`));
     out.push(...wrap(`  failed: ${names('failed').join(', ') || 'none'}`));
-    out.push(...wrap(`  never touched: ${names('not run').join(', ') || 'none'} (kvmforge apply --retry-failed continues)`));
+    const untouched = names('not run').join(', ') || 'none';
+    out.push(...wrap(`  never touched: ${untouched} (kvmforge apply --retry-failed continues)`));
   }
   return out.join('\n');
 }
