@@ -53,6 +53,26 @@ export const coreVars: Record<string, object> = {
     minimum: 1,
     description: 'Seconds to wait for the dpkg lock held by another apt or unattended-upgrades (default 120).',
   },
+  reboot_running_vms: {
+    enum: ['refuse', 'shutdown', 'managedsave', 'migrate'],
+    description:
+      'What a reboot by kvmforge does to running libvirt VMs: refuse (default: the host fails before anything is ' +
+      'changed), shutdown (ACPI; never destroyed), managedsave (saved and restored), migrate (to reboot_migrate_to).',
+  },
+  reboot_vm_shutdown_timeout: {
+    type: 'integer',
+    minimum: 10,
+    description: 'Seconds the guests get to shut down before a reboot (reboot_running_vms: shutdown; default 120).',
+  },
+  reboot_migrate_to: {
+    type: 'string',
+    minLength: 1,
+    description: 'The inventory host the guests migrate to live before a reboot (reboot_running_vms: migrate).',
+  },
+  reboot_migrate_back: {
+    type: 'boolean',
+    description: 'Migrate the guests back after the reboot (default true).',
+  },
   kvmforge_serial: {
     type: ['integer', 'string', 'array'],
     description:
@@ -91,10 +111,10 @@ export function catalogOf(steps: { name: string; vars: Record<string, VarSpec> }
     vars[`${s.name.replace(/-/g, '_')}_enabled`] = { type: 'boolean', description: 'Run this step (default: true).' };
     for (const [k, v] of Object.entries(s.vars)) vars[k] = varSchema(v);
   }
-  return { vars, namespaces: ['kvmforge', ...steps.map((s) => s.name.replace(/-/g, '_'))] };
+  return { vars, namespaces: ['kvmforge', 'reboot', ...steps.map((s) => s.name.replace(/-/g, '_'))] };
 }
 
-export const NO_STEPS: VarCatalog = { vars: {}, namespaces: ['kvmforge'] };
+export const NO_STEPS: VarCatalog = { vars: {}, namespaces: ['kvmforge', 'reboot'] };
 
 export function allVars(catalog: VarCatalog): Record<string, object> {
   return { ...coreVars, ...catalog.vars };

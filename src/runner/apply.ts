@@ -1,5 +1,6 @@
 // Applying a step's changes, by kind: a script, a file, a switch that may cut the connection (confirmed on a
 // new one), a reboot (back on a new boot), an artifact's packages. All reconnecting goes through reconnect().
+import { parkGuests, unparkGuests } from './guests.ts';
 import { installArtifact } from '../artifacts/install.ts';
 import { CommandError, HostError } from '../core/errors.ts';
 import { writeFileScript } from '../core/file.ts';
@@ -156,6 +157,8 @@ export async function confirmSwitch(
 export async function rebootHost(s: HostSession, timeoutS?: number, events?: ApplyEvents): Promise<void> {
   const timeoutMs = (timeoutS ?? (Number(s.host.vars.kvmforge_reboot_timeout) || 600)) * 1000;
   const old = s.bootId;
+  // the VMs running there first, as reboot_running_vms says (refuse throws: nothing is rebooted)
+  const parked = await parkGuests(s);
   events?.message?.(s.host.name, 'rebooting');
   await s.transport
     .exec('nohup sh -c "sleep 1; systemctl reboot || reboot" >/dev/null 2>&1 &', { sudo: true, timeoutMs: 30_000 })
@@ -182,6 +185,7 @@ export async function rebootHost(s: HostSession, timeoutS?: number, events?: App
   if (!r.transport) throw new HostError(`did not come back from reboot within ${timeoutMs / 1000}s (last: ${r.last})`);
   await s.replace(r.transport);
   await s.refresh();
+  if (parked) await unparkGuests(s, parked);
 }
 
 /** A reboot that was a trial (a new kernel): the step's check on the rebooted host, then its commit. */

@@ -5,6 +5,7 @@ import type { ConnectOptions } from '../transport/index.ts';
 import { applyChange, rebootedUnderUs } from './apply.ts';
 import type { Journal } from './journal.ts';
 import type { HostReport, Report, StepReport } from './report.ts';
+import { checkMigrateTarget, checkPolicies, describeGuests, policyOf, runningGuests } from './guests.ts';
 import { forEachHost, HostSession } from './session.ts';
 
 export interface RunEvents {
@@ -79,8 +80,40 @@ export function resolveParams(
     const own = new Map([...out].filter(([, m]) => !isOff(m.get(s.name))).map(([h, m]) => [h, m.get(s.name)]));
     if (own.size) problems.push(...s.checkAll(own, inventory));
   }
+  problems.push(...checkPolicies(hosts, inventory));
   if (problems.length) throw new ConfigError(problems);
   return out;
+}
+
+/**
+ * Before an apply touches a host that runs VMs: would any step reboot it? Under reboot_running_vms: refuse
+ * the host fails here, before anything is changed; under migrate the target is checked. Planned like plan mode.
+ */
+async function rebootPreflight(
+  s: HostSession,
+  params: Map<string, unknown>,
+  o: RunOptions,
+): Promise<string | undefined> {
+  const [guests] = await s.read(runningGuests);
+  if (!guests.length) return undefined;
+  const pending: string[] = [];
+  for (const step of o.steps) {
+    const p = params.get(step.name);
+    if (isOff(p)) continue;
+    let changes: Awaited<ReturnType<typeof step.plan>>;
+    try {
+      changes = await step.plan(s.context([...pending]), p);
+    } catch {
+      return undefined; // the run itself will meet this, with its own message
+    }
+    if (changes.some(applies)) pending.push(step.name);
+    if (!changes.some((c) => c.kind === 'reboot')) continue;
+    const policy = policyOf(s.host);
+    if (policy.policy === 'refuse') return `step ${step.name} would reboot the host: ${describeGuests(guests, policy)}`;
+    if (policy.policy === 'migrate') await checkMigrateTarget(s);
+    return undefined;
+  }
+  return undefined;
 }
 
 const MAX_RESUMES = 2;
@@ -118,6 +151,16 @@ async function runStep(
       if (real.length && o.mode === 'plan') {
         sr.status = 'would change';
         pending.push(step.name);
+        // the plan shows ahead what a reboot will do to the VMs running there
+        const reboot = real.findIndex((c) => c.kind === 'reboot');
+        if (reboot >= 0) {
+          const [guests] = await s.read(runningGuests);
+          if (guests.length) {
+            const i = changes.indexOf(real[reboot]);
+            const note = describeGuests(guests, policyOf(s.host));
+            sr.changes[i].warning = sr.changes[i].warning ? `${sr.changes[i].warning}; ${note}` : note;
+          }
+        }
       }
       if (real.length && o.mode === 'apply') {
         let done = 0;
@@ -194,6 +237,14 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
   const s = new HostSession(host, o);
   try {
     await s.start();
+    if (o.mode === 'apply') {
+      const refused = await rebootPreflight(s, params, o);
+      if (refused) {
+        rep.status = 'failed';
+        rep.error = `${refused}; nothing was changed`;
+        return rep;
+      }
+    }
     const pending: string[] = [];
     const resumes = { n: 0 };
     for (const step of o.steps) {

@@ -1,0 +1,89 @@
+// Reboots with running VMs, on a lab VM that runs a small guest under libvirt (firmware only, software
+// emulation inside the VM): refuse leaves it running and the host unchanged; shutdown never destroys a
+// guest that doesn't stop; managedsave brings it back after the boot-args reboot; the plan says so ahead.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+
+const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
+<devices><serial type='pty'/></devices></domain>`;
+
+function inventory(name: string, vars: string[]): string {
+  const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
+  writeFileSync(
+    file,
+    readFileSync(LAB_INVENTORY, 'utf8').replace(
+      /^\s*hugepages_count: "10%".*$/m,
+      ['', ...vars.map((v) => `        ${v}`)].join('\n'),
+    ),
+  );
+  return file;
+}
+
+const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`).trim();
+const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
+
+async function withGuest() {
+  await resetLab();
+  labExec(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
+  virsh('define /tmp/tiny.xml');
+  virsh('start tiny');
+  expect(virsh('domstate tiny')).toBe('running');
+}
+
+afterAll(async () => {
+  await resetLab();
+}, 600_000);
+
+describe('reboots with running VMs', () => {
+  it('refuse (the default): the host fails before anything is changed, naming the VM; it keeps running', async () => {
+    await withGuest();
+    const inv = inventory('guests-refuse', ['boot_args_add: [kvmforge.guests=1]']);
+    const plan = await kvmforge(['plan', '-i', inv, '--steps', 'boot-args']);
+    expect(plan.stdout.replace(/\n {4}/g, ' ')).toMatch(/running VMs would be stopped by the reboot: tiny — refused/);
+    const before = bootId();
+    const r = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(
+      /lab1: FAILED: step boot-args would reboot the host: running VMs would be stopped by the reboot: tiny .* nothing/,
+    );
+    expect(bootId()).toBe(before);
+    expect(virsh('domstate tiny')).toBe('running');
+    // nothing changed: the plan still has the same change to make
+    expect((await kvmforge(['plan', '-i', inv, '--steps', 'boot-args'])).stdout).toMatch(
+      /boot-args: .*kvmforge\.guests=1/,
+    );
+  }, 900_000);
+
+  it('shutdown: a guest that does not stop is never destroyed; the host is not rebooted', async () => {
+    await withGuest();
+    const inv = inventory('guests-shutdown', [
+      'boot_args_add: [kvmforge.guests=1]',
+      'reboot_running_vms: shutdown',
+      'reboot_vm_shutdown_timeout: 10',
+    ]);
+    const before = bootId();
+    const r = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(/guests did not shut down within 10 s: tiny — not destroyed/);
+    expect(bootId()).toBe(before);
+    expect(virsh('domstate tiny')).toBe('running');
+  }, 900_000);
+
+  it('managedsave: saved before the reboot, restored after it; the plan says so ahead', async () => {
+    await withGuest();
+    const inv = inventory('guests-save', ['boot_args_add: [kvmforge.guests=1]', 'reboot_running_vms: managedsave']);
+    const plan = await kvmforge(['plan', '-i', inv, '--steps', 'boot-args']);
+    expect(plan.stdout.replace(/\n {4}/g, ' ')).toMatch(
+      /running VMs tiny: saved to disk \(managedsave\) before the reboot/,
+    );
+    const before = bootId();
+    const r = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(bootId()).not.toBe(before);
+    expect(labExec('cat /proc/cmdline')).toContain('kvmforge.guests=1');
+    expect(virsh('domstate --reason tiny')).toMatch(/running \(restored/);
+  }, 900_000);
+});
