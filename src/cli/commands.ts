@@ -339,7 +339,20 @@ export async function renderCommand(f: Flags): Promise<number> {
   return 0;
 }
 
-export async function artifactsCommand(f: Flags): Promise<number> {
+export async function artifactsCommand(f: Flags, args: string[] = []): Promise<number> {
+  if (args[0] === 'publish') {
+    if (!args[1]) throw ConfigError.one('artifacts publish DIR: give the directory to write the repository to');
+    const { publish } = await import('../artifacts/repo.ts');
+    const r = await publish(args[1], { gpgKey: f['gpg-key'] });
+    process.stdout.write(
+      `published ${r.debs.length} .deb and ${r.rpms.length} .rpm package(s) in ${r.dir}\n` +
+        r.notes.map((n) => `note: ${n}\n`).join('') +
+        `hosts install from it with (their inventory):\n  artifacts_repo: file://${r.dir} (or the http URL it is ` +
+        `served at)\n  artifacts_repo_key: ${r.keyFile}\n`,
+    );
+    return 0;
+  }
+  if (args.length) throw ConfigError.one(`artifacts: unknown action '${args[0]}': expected publish DIR`);
   const { listArtifacts, artifactBytes } = await import('../artifacts/artifacts.ts');
   const { cacheDir } = await import('../core/paths.ts');
   const list = listArtifacts();

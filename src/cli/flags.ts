@@ -53,6 +53,7 @@ export interface Flags {
   sort?: string;
   vm?: string[];
   markdown?: boolean;
+  'gpg-key'?: string;
 }
 
 /** A whole-number flag (`--hosts 2`), `dflt` when absent; out of range is bad input (exit 2). */

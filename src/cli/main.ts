@@ -115,7 +115,13 @@ export function program(run: (name: string) => Promise<Run>): Command {
     '--out <dir>',
     'where (default .kvmforge/render)',
   );
-  cmd(root, 'artifacts', 'packages built from source in the local cache').option('--json', 'as JSON');
+  cmd(
+    root,
+    'artifacts [action] [dir]',
+    'packages built from source in the local cache; `publish DIR`: as a signed apt (and rpm) repository',
+  )
+    .option('--json', 'as JSON')
+    .option('--gpg-key <id>', "publish: sign with this gpg key (default: kvmforge's own repository key)");
   connectionOptions(inventoryOptions(cmd(root, 'exits', 'KVM exit counters per running VM, and the verdict')))
     .option('--interval <s>', 'seconds between the two readings')
     .option('--vm <name>', 'only this VM; repeatable', collect)
@@ -194,7 +200,7 @@ const commands: Record<string, () => Promise<Run>> = {
   inventory: async () => (f, a) => import('./commands.ts').then((c) => c.inventoryCommand(a[0], f)),
   steps: async () => (f) => import('./steps-command.ts').then((c) => c.stepsCommand(f)),
   render: async () => (f) => import('./commands.ts').then((c) => c.renderCommand(f)),
-  artifacts: async () => (f) => import('./commands.ts').then((c) => c.artifactsCommand(f)),
+  artifacts: async () => (f, a) => import('./commands.ts').then((c) => c.artifactsCommand(f, a)),
   exits: async () => (f) => import('./side-commands.ts').then((c) => c.exits(f)),
   tune: async () => (f) => import('./side-commands.ts').then((c) => c.tune(f)),
   top: async () => (f) => import('./side-commands.ts').then((c) => c.top(f)),

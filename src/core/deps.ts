@@ -2,7 +2,7 @@
 // line a missing one gets: the packages, and the command that installs them (`kvmforge install-deps WHAT`).
 import { execFileSync } from 'node:child_process';
 
-export type Need = 'lab' | 'render' | 'exits' | 'tests';
+export type Need = 'lab' | 'render' | 'exits' | 'publish' | 'tests';
 
 /** The programs each need checks for, and Debian's packages for them (the same names work on Ubuntu). */
 export const NEEDS: Record<Need, { tools: string[]; apt: string[]; dnf?: string[]; what: string }> = {
@@ -23,6 +23,12 @@ export const NEEDS: Record<Need, { tools: string[]; apt: string[]; dnf?: string[
     tools: ['perf'],
     apt: ['linux-perf'],
     dnf: ['perf'],
+  },
+  publish: {
+    what: 'publishing artifacts as a signed package repository (kvmforge artifacts publish)',
+    tools: ['apt-ftparchive', 'gpg', 'gzip'],
+    apt: ['apt-utils', 'gpg', 'gzip'],
+    dnf: ['createrepo_c', 'gnupg2', 'gzip'],
   },
   tests: {
     what: "the test suite (namespace hosts, lab VMs, Ansible as the oracle, Debian's source packages)",
@@ -68,6 +74,7 @@ export const NEEDS: Record<Need, { tools: string[]; apt: string[]; dnf?: string[
       'tmux',
       'python3',
       'linux-perf',
+      'apt-utils',
     ],
   },
 };

@@ -73,6 +73,18 @@ export const coreVars: Record<string, object> = {
     type: 'boolean',
     description: 'Migrate the guests back after the reboot (default true).',
   },
+  artifacts_repo: {
+    type: 'string',
+    pattern: '^(https?|file)://[^\\s]+$',
+    description:
+      'A package repository made by kvmforge artifacts publish (http(s):// or file://): hosts install source-built ' +
+      'packages from it with apt/dnf instead of having them pushed over SSH.',
+  },
+  artifacts_repo_key: {
+    type: 'string',
+    minLength: 1,
+    description: "The repository's public key on the control machine (kvmforge-archive-keyring.gpg from publish).",
+  },
   kvmforge_serial: {
     type: ['integer', 'string', 'array'],
     description:
@@ -111,10 +123,10 @@ export function catalogOf(steps: { name: string; vars: Record<string, VarSpec> }
     vars[`${s.name.replace(/-/g, '_')}_enabled`] = { type: 'boolean', description: 'Run this step (default: true).' };
     for (const [k, v] of Object.entries(s.vars)) vars[k] = varSchema(v);
   }
-  return { vars, namespaces: ['kvmforge', 'reboot', ...steps.map((s) => s.name.replace(/-/g, '_'))] };
+  return { vars, namespaces: ['kvmforge', 'reboot', 'artifacts', ...steps.map((s) => s.name.replace(/-/g, '_'))] };
 }
 
-export const NO_STEPS: VarCatalog = { vars: {}, namespaces: ['kvmforge', 'reboot'] };
+export const NO_STEPS: VarCatalog = { vars: {}, namespaces: ['kvmforge', 'reboot', 'artifacts'] };
 
 export function allVars(catalog: VarCatalog): Record<string, object> {
   return { ...coreVars, ...catalog.vars };
