@@ -65,14 +65,15 @@ describe('artifacts from the fleet’s own repository', () => {
     });
   });
 
-  it('a host installs from it with apt (signature checked); a wrong key is refused and nothing is installed', async () => {
-    // the repository where the hosts can read it (file://); a second key that did not sign it
-    // (through the host's own view of its filesystem: writing into an overlay's upper layer behind its back breaks it)
+  it('a host installs from it with apt (signature checked); a wrong key is refused, nothing installed', async () => {
+    // the repository where the hosts can read it (file://), written through the host's own view of its files
+    // (writing into an overlay's upper layer behind its back breaks it); a second key that did not sign it
     const tarball = execFileSync('tar', ['-C', join(repo, '..'), '-cz', 'repo']).toString('base64');
     for (const h of ['h1', 'h2'])
       lab.inHost(
         h,
-        `mkdir -p /var/tmp/kvmforge-repo && echo ${tarball} | base64 -d | tar -C /var/tmp/kvmforge-repo --strip-components=1 -xz`,
+        `mkdir -p /var/tmp/kvmforge-repo && echo ${tarball} | base64 -d | ` +
+          'tar -C /var/tmp/kvmforge-repo --strip-components=1 -xz',
       );
     const other = mkdtempSync(join(tmpdir(), 'kvf-other-gpg-'));
     const env = { ...process.env, GNUPGHOME: other };
