@@ -119,8 +119,9 @@ for (const n of SIZES) {
 }
 
 console.log(
-  '| hosts | floor (ms) | plan (ms) | plan / floor | Ansible --check (ms) | Ansible / plan | apply --serial 10% (ms) | ' +
-    'Ansible serial 10% (ms) | Ansible / kvmforge | control CPU per host (ms) | peak RSS (MB) |',
+  '| hosts | floor (ms) | plan (ms) | plan / floor | Ansible --check (ms) | Ansible / plan | ' +
+    'apply --serial 10% (ms) | Ansible serial 10% (ms) | Ansible / kvmforge | control CPU per host (ms) | ' +
+    'peak RSS (MB) |',
 );
 console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
