@@ -158,11 +158,7 @@ export function repoInstallScript(
   ].join('\n');
   return [
     sh`printf '%s' ${repoFile} > /etc/yum.repos.d/kvmforge-artifacts.repo`,
-    pkgInstall(
-      spec.distro.pm,
-      names.map((n) => sh`${`${n}-${version}`}`).join(' '),
-      lockTimeoutOf(host.vars),
-    ),
+    pkgInstall(spec.distro.pm, names.map((n) => sh`${`${n}-${version}`}`).join(' '), lockTimeoutOf(host.vars)),
   ].join('\n');
 }
 
@@ -176,4 +172,3 @@ export function repoKeyFile(host: Host): string {
     );
   return repo.keyFile;
 }
-

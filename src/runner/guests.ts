@@ -177,7 +177,8 @@ export async function unparkGuests(s: HostSession, parked: Parked): Promise<void
 export async function checkMigrateTarget(s: HostSession): Promise<void> {
   const p = policyOf(s.host);
   if (p.policy !== 'migrate') return;
-  const target = s.o.inventory?.find((h) => h.name === p.migrateTo)!;
+  const target = s.o.inventory?.find((h) => h.name === p.migrateTo);
+  if (!target) throw new HostError(`reboot_migrate_to ${p.migrateTo} is not a host of this inventory`);
   const [mine] = await s.read(qemuVersion);
   const t = await s.open(target);
   try {
