@@ -54,6 +54,7 @@ export interface Flags {
   vm?: string[];
   markdown?: boolean;
   'gpg-key'?: string;
+  format?: string;
 }
 
 /** A whole-number flag (`--hosts 2`), `dflt` when absent; out of range is bad input (exit 2). */

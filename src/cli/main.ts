@@ -147,6 +147,14 @@ export function program(run: (name: string) => Promise<Run>): Command {
     .option('--json', 'as JSON')
     .option('--plot <file.svg>', 'a chart');
 
+  connectionOptions(
+    inventoryOptions(
+      cmd(root, 'report', 'a page for the fleet: each host’s platform now, its steps converged or not, its last runs'),
+    ),
+  )
+    .option('--out <dir>', 'where (default JOURNAL/report: index.html or report.md)')
+    .addOption(new Option('--format <format>', 'html (one file, no network) or md').choices(['html', 'md']));
+
   const lab = root
     .command('lab')
     .description('disposable Debian VMs to try things on')
@@ -205,6 +213,7 @@ const commands: Record<string, () => Promise<Run>> = {
   tune: async () => (f) => import('./side-commands.ts').then((c) => c.tune(f)),
   top: async () => (f) => import('./side-commands.ts').then((c) => c.top(f)),
   bench: async () => (f) => import('./side-commands.ts').then((c) => c.bench(f)),
+  report: async () => (f) => import('./report.ts').then((c) => c.reportCommand(f)),
   completion: async () => (_f, a) => import('./completion.ts').then((c) => c.completionCommand(a[0], program)),
 };
 commands['install-deps'] = async () => (_f, a) => import('./install-deps.ts').then((c) => c.installDeps(a));

@@ -45,6 +45,7 @@ export const NEEDS: Record<Need, { tools: string[]; apt: string[]; dnf?: string[
       'dpkg-source',
       'gpg',
       'vagrant',
+      'chromium',
     ],
     apt: [
       'qemu-system-x86',
@@ -75,6 +76,7 @@ export const NEEDS: Record<Need, { tools: string[]; apt: string[]; dnf?: string[
       'python3',
       'linux-perf',
       'apt-utils',
+      'chromium',
     ],
   },
 };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { quote } from '../core/sh.ts';
 import { aptMirrors, cacheDir, ensureRootfs, HERE, labKey, rootfsDir, type Flavour } from './paths.ts';
 import { agentSocket } from './agent.ts';
-import { have, must, run } from './proc.ts';
+import { must, run } from './proc.ts';
 
 export interface Vm {
   name: string;

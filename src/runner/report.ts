@@ -137,6 +137,27 @@ function wrap(text: string, width = WIDTH, indent = '    '): string[] {
   );
 }
 
+/** Why steps were skipped: one line per step and reason, naming its hosts (or "every host"). */
+function skippedWhy(r: Report): string[] {
+  const by = new Map<string, { step: string; why: string; hosts: string[] }>();
+  for (const h of r.hosts)
+    for (const s of h.steps) {
+      if (s.status !== 'skipped' || !s.note || s.note.startsWith('interrupted')) continue;
+      const k = `${s.step}\n${s.note}`;
+      if (!by.has(k)) by.set(k, { step: s.step, why: s.note, hosts: [] });
+      by.get(k)!.hosts.push(h.host);
+    }
+  return [...by.values()].flatMap(({ step, why, hosts }) => {
+    const on =
+      hosts.length === r.hosts.length && hosts.length > 1
+        ? 'every host'
+        : hosts.length > 3
+          ? `${hosts.slice(0, 3).join(', ')} and ${hosts.length - 3} more`
+          : hosts.join(', ');
+    return wrap(`${step} skipped on ${on}: ${why}`);
+  });
+}
+
 /** The run at a glance, within 100 columns: a table when it fits, else one block per host. */
 export function summaryTable(r: Report, stepNames: string[]): string {
   const out = stepTable(r, stepNames);
@@ -157,6 +178,7 @@ export function summaryTable(r: Report, stepNames: string[]): string {
       for (const [st, names] of by) out.push(...wrap(`  ${st}: ${names.join(', ')}`));
     }
   }
+  out.push(...skippedWhy(r));
   for (const h of r.hosts) for (const n of h.notes ?? []) out.push(...wrap(`${h.host}: note: ${n}`));
   for (const h of r.hosts) if (h.error) out.push(...wrap(`${h.host}: FAILED: ${h.error}`));
   for (const h of r.hosts)

@@ -30,6 +30,34 @@ function report(steps: string[]): Report {
 }
 
 describe('reports', () => {
+  it('says once per step and reason why a step was skipped, naming the hosts', () => {
+    const host = (name: string, note: string) => ({
+      host: name,
+      status: 'ok' as const,
+      ms: 5,
+      steps: [
+        { step: 'files', status: 'ok' as const, changes: [], ms: 1 },
+        { step: 'sriov', status: 'skipped' as const, changes: [], note, ms: 0 },
+      ],
+    });
+    const r: Report = {
+      mode: 'plan',
+      started: new Date(0).toISOString(),
+      ms: 10,
+      hosts: [
+        host('a', 'no VFs asked for (sriov_vfs, sriov_max_vfs)'),
+        host('b', 'no VFs asked for (sriov_vfs, sriov_max_vfs)'),
+      ],
+    };
+    expect(summaryTable(r, ['files', 'sriov'])).toContain(
+      'sriov skipped on every host: no VFs asked for (sriov_vfs, sriov_max_vfs)',
+    );
+    r.hosts.push(host('c', 'off (sriov_enabled: false)'));
+    const lines = summaryTable(r, ['files', 'sriov']).split('\n');
+    expect(lines).toContain('sriov skipped on a, b: no VFs asked for (sriov_vfs, sriov_max_vfs)');
+    expect(lines).toContain('sriov skipped on c: off (sriov_enabled: false)');
+  });
+
   it('JUnit XML stays valid whatever a message holds (checked with xmllint)', () => {
     const xml = junit(report(['files', 'bridge', 'kernel']));
     execFileSync('xmllint', ['--noout', '-'], { input: xml });
