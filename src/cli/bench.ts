@@ -5,8 +5,9 @@ import { ConfigError } from '../core/errors.ts';
 import { wholeFlag } from './flags.ts';
 import type { Inventory } from '../inventory/load.ts';
 import type { HostLoop } from '../runner/session.ts';
-import { barChart } from '../insight/plot.ts';
+import { saveInsight } from '../insight/saved.ts';
 import {
+  benchChart,
   benchScript,
   benchTable,
   blockText,
@@ -30,6 +31,8 @@ interface Flags {
   dir?: string;
   json?: boolean;
   plot?: string;
+  save?: boolean;
+  journal?: string;
 }
 
 export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Promise<number> {
@@ -63,35 +66,26 @@ export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Pr
   ).map((r): VmBench => (r.ok ? r.value : { host: r.host, results: {}, error: r.error }));
 
   if (f.plot) {
-    const ok = results.filter((r) => !r.error);
-    const bars = workloads.flatMap((w) =>
-      ok.map((r) => ({ label: `${w} ${r.host}`, parts: [{ name: r.host, value: r.results[w] ?? 0 }] })),
-    );
     writeFileSync(
       f.plot,
-      barChart(
+      benchChart(
         `kvmforge bench: ${size} MiB per workload, disk in ${blockText(blockKiB)} requests (higher is better)`,
-        'MB/s',
-        bars,
+        results,
+        workloads,
       ),
     );
     process.stderr.write(`plot: ${f.plot}\n`);
   }
-  if (f.json)
-    process.stdout.write(
-      JSON.stringify(
-        {
-          sizeMiB: size,
-          blockKiB,
-          runs,
-          unit: 'MB/s',
-          workloads: Object.fromEntries(workloads.map((w) => [w, label(w, blockKiB)])),
-          vms: results,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
+  const data = {
+    sizeMiB: size,
+    blockKiB,
+    runs,
+    unit: 'MB/s',
+    workloads: Object.fromEntries(workloads.map((w) => [w, label(w, blockKiB)])),
+    vms: results,
+  };
+  if (f.save) process.stderr.write(`saved: ${saveInsight(f.journal ?? '.kvmforge', 'bench', data)}\n`);
+  if (f.json) process.stdout.write(JSON.stringify(data, null, 2) + '\n');
   else process.stdout.write(benchTable(results, workloads, o, runs) + '\n');
   return results.some((r) => r.error) ? 1 : 0;
 }
@@ -128,7 +122,10 @@ async function benchOne(h: Host, t: Transport, o: BenchOptions, runs: number, wo
         if (workloads.includes('network')) add('network', await stream(t, o.sizeMiB));
       }
     }
-    for (const [w, xs] of samples) out.results[w] = median(xs);
+    for (const [w, xs] of samples) {
+      out.results[w] = median(xs);
+      (out.spread ??= {})[w] = [Math.min(...xs), Math.max(...xs)];
+    }
   } catch (e) {
     out.error = (e as Error).message;
   }

@@ -1,13 +1,13 @@
 // `kvmforge exits`: every selected host at once; one failing host is one line, the others still report.
 import { writeFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors.ts';
-import { barChart } from '../insight/plot.ts';
+import { saveInsight } from '../insight/saved.ts';
 import type { Host } from '../core/types.ts';
 import type { HostLoop } from '../runner/session.ts';
-import { derive, exitsScript, exitsTable, parseExits, type ExitsRow } from '../insight/exits.ts';
+import { derive, exitsBars, exitsChart, exitsScript, exitsTable, parseExits, type ExitsRow } from '../insight/exits.ts';
 import { parseReasons, reasonsLine, reasonsScript, type Reasons } from '../insight/reasons.ts';
 
-interface HostExits {
+export interface HostExits {
   host: string;
   vms: (ExitsRow & { reasons?: Reasons })[];
   missing?: string[];
@@ -18,7 +18,15 @@ interface HostExits {
 
 export async function exitsCommand(
   hosts: Host[],
-  f: { interval?: string; vm?: string[]; json?: boolean; plot?: string; reasons?: boolean },
+  f: {
+    interval?: string;
+    vm?: string[];
+    json?: boolean;
+    plot?: string;
+    reasons?: boolean;
+    save?: boolean;
+    journal?: string;
+  },
   loop: HostLoop,
 ): Promise<number> {
   const interval = f.interval === undefined ? 5 : Number(f.interval);
@@ -58,19 +66,11 @@ export async function exitsCommand(
       { facts: false },
     )
   ).map((r): HostExits => (r.ok ? r.value : { host: r.host, vms: [], error: r.error }));
+  if (f.save)
+    process.stderr.write(`saved: ${saveInsight(f.journal ?? '.kvmforge', 'exits', { interval, hosts: results })}\n`);
   if (f.plot) {
-    const bars = results.flatMap((r) =>
-      r.vms
-        .filter((v) => !v.error)
-        .map((v) => ({
-          label: results.length > 1 ? `${r.host}/${v.name}` : v.name,
-          parts: [
-            { name: 'I/O exits/s (port I/O + MMIO)', value: v.ioRate },
-            { name: 'other exits/s', value: v.rate - v.ioRate },
-          ],
-        })),
-    );
-    writeFileSync(f.plot, barChart(`KVM exits per VM over ${interval} s`, 'exits per second', bars));
+    const bars = exitsBars(results);
+    writeFileSync(f.plot, exitsChart(interval, bars));
     process.stderr.write(`plot: ${f.plot}\n`);
   }
   if (f.json) process.stdout.write(JSON.stringify({ interval, hosts: results }, null, 2) + '\n');

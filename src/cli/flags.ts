@@ -55,6 +55,7 @@ export interface Flags {
   markdown?: boolean;
   'gpg-key'?: string;
   format?: string;
+  save?: boolean;
 }
 
 /** A whole-number flag (`--hosts 2`), `dflt` when absent; out of range is bad input (exit 2). */

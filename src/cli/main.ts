@@ -127,6 +127,7 @@ export function program(run: (name: string) => Promise<Run>): Command {
     .option('--vm <name>', 'only this VM; repeatable', collect)
     .option('--json', 'as JSON')
     .option('--plot <file.svg>', 'a chart')
+    .option('--save', 'keep the result for kvmforge report (JOURNAL/insight/)')
     .option('--reasons', 'then, for another interval, exits by reason (perf)');
   connectionOptions(inventoryOptions(cmd(root, 'tune', "apply each VM's tier to its running vCPU threads")))
     .option('--plan', 'show what would change')
@@ -145,7 +146,8 @@ export function program(run: (name: string) => Promise<Run>): Command {
     .option('--workloads <list>', 'disk-write,disk-read,network,cpu')
     .option('--dir <dir>', 'directory in the guest for the disk workloads')
     .option('--json', 'as JSON')
-    .option('--plot <file.svg>', 'a chart');
+    .option('--plot <file.svg>', 'a chart')
+    .option('--save', 'keep the result for kvmforge report (JOURNAL/insight/)');
 
   connectionOptions(
     inventoryOptions(

@@ -22,8 +22,11 @@ import {
   platformPackages,
   type PlatformReport,
   type RunLine,
+  type SavedBench,
+  type SavedExits,
 } from '../insight/platform.ts';
 import { renderHtml, renderMarkdown } from '../insight/platform-render.ts';
+import { newestInsight } from '../insight/saved.ts';
 import { Journal, Secrets } from '../runner/journal.ts';
 import type { Report } from '../runner/report.ts';
 import { run } from '../runner/run.ts';
@@ -112,6 +115,8 @@ export async function reportCommand(f: Flags): Promise<number> {
     generated: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     inventory: (f.inventory ?? []).join(', ') || process.env.KVMFORGE_INVENTORY || 'inventories/lab.yaml',
     journal: resolve(root),
+    exits: newestInsight<SavedExits>(root, 'exits'),
+    bench: newestInsight<SavedBench>(root, 'bench'),
     hosts: hosts.map((h) => {
       const r = read.find((x) => x.host === h.name)!;
       const p = plan.hosts.find((x) => x.host === h.name);
@@ -132,7 +137,8 @@ export async function reportCommand(f: Flags): Promise<number> {
   renameSync(tmp, file);
   const unread = report.hosts.filter((h) => h.error);
   process.stdout.write(
-    `report: ${file} (${hosts.length} host(s)${unread.length ? `; not read: ${unread.map((h) => h.host).join(', ')}` : ''})\n`,
+    `report: ${file} (${hosts.length} host(s)` +
+      `${unread.length ? `; not read: ${unread.map((h) => h.host).join(', ')}` : ''})\n`,
   );
   return unread.length ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 //   disk read   dd of that file back with O_DIRECT
 //   network     SIZE MiB from the guest to kvmforge over the guest's SSH connection (through its NIC)
 //   cpu         sha256 over SIZE MiB (a fixed compute job)
+import { groupedChart } from './plot.ts';
 import { columns } from '../core/table.ts';
 import { quote } from '../core/sh.ts';
 
@@ -38,6 +39,8 @@ export interface VmBench {
   nic?: string;
   /** MB/s (10^6 bytes per second), the median of the runs. */
   results: Partial<Record<Workload, number>>;
+  /** the lowest and highest of the runs (MB/s), the spread the median came from */
+  spread?: Partial<Record<Workload, [number, number]>>;
   error?: string;
 }
 
@@ -150,4 +153,22 @@ export function benchTable(vms: VmBench[], workloads: Workload[], o: BenchOption
   if (ok.length) out.push(...columns(rows, rows[0].map((_, i) => i).slice(1)));
   for (const v of vms) if (v.error) out.push(`${v.host}: FAILED: ${v.error}`);
   return out.join('\n');
+}
+
+/** The bench chart (bench --plot and the report): a group per workload, a bar per guest, the runs' spread. */
+export function benchChart(title: string, vms: VmBench[], workloads: Workload[]): string {
+  const ok = vms.filter((v) => !v.error);
+  return groupedChart(
+    title,
+    'MB/s',
+    workloads.map((w) => ({
+      label: w,
+      values: ok.map((v) => ({
+        name: v.host,
+        value: v.results[w] ?? 0,
+        min: v.spread?.[w]?.[0],
+        max: v.spread?.[w]?.[1],
+      })),
+    })),
+  );
 }

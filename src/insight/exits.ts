@@ -3,6 +3,7 @@
 // through `virsh qemu-monitor-command` for libvirt's VMs, over the QMP socket for others. debugfs
 // (/sys/kernel/debug/kvm/PID-FD) is not needed: kernels in lockdown refuse to read it, and the stats
 // ioctl only answers the process that owns the VM.
+import { barChart } from './plot.ts';
 import { pyScript } from './qemu-procs.ts';
 import { columns } from '../core/table.ts';
 
@@ -177,4 +178,26 @@ export function exitsTable(host: string, rows: ExitsRow[], intervalS: number): s
         ],
   );
   return [`${host} (rates over ${intervalS} s; shares over the interval)`, ...columns([header, ...body])].join('\n');
+}
+
+/** The exits chart (here and in the report): per VM, I/O exits and the others, stacked. */
+export function exitsChart(interval: number, bars: { label: string; parts: { name: string; value: number }[] }[]) {
+  return barChart(`KVM exits per VM over ${interval} s (I/O share: the lower part)`, 'exits per second', bars, {
+    'I/O exits/s (port I/O + MMIO)': '#e45756',
+    'other exits/s': '#4c78a8',
+  });
+}
+
+export function exitsBars(results: { host: string; vms: ExitsRow[] }[]) {
+  return results.flatMap((r) =>
+    r.vms
+      .filter((v) => !v.error)
+      .map((v) => ({
+        label: results.length > 1 ? `${r.host}/${v.name}` : v.name,
+        parts: [
+          { name: 'I/O exits/s (port I/O + MMIO)', value: v.ioRate },
+          { name: 'other exits/s', value: v.rate - v.ioRate },
+        ],
+      })),
+  );
 }

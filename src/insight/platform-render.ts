@@ -1,5 +1,7 @@
 // The platform report rendered: one HTML file (inline CSS and SVG, no script, no network; well-formed XML
 // so xmllint can check it) or Markdown for a terminal or a wiki.
+import { benchChart, type Workload } from './bench.ts';
+import { exitsBars, exitsChart } from './exits.ts';
 import { barChart, type Bar } from './plot.ts';
 import type { HostPlatform, PlatformReport } from './platform.ts';
 
@@ -82,7 +84,10 @@ section{border-top:2px solid #ddd;margin-top:2em}svg{max-width:100%;height:auto}
 
 function hostHtml(h: HostPlatform): string {
   if (h.error)
-    return `<section id="host-${esc(h.host)}"><h2>${esc(h.host)}</h2><p class="failed">not read: ${esc(h.error)}</p></section>`;
+    return (
+      `<section id="host-${esc(h.host)}"><h2>${esc(h.host)}</h2>` +
+      `<p class="failed">not read: ${esc(h.error)}</p></section>`
+    );
   const c = converged(h);
   return [
     `<section id="host-${esc(h.host)}"><h2>${esc(h.host)}</h2>`,
@@ -117,6 +122,50 @@ function hostHtml(h: HostPlatform): string {
   ].join('\n');
 }
 
+/** VM insight kept by exits --save and bench --save: rows for a table, and the chart each command draws. */
+function insightParts(r: PlatformReport) {
+  const parts: { title: string; head: string[]; rows: string[][]; svg: string }[] = [];
+  if (r.exits) {
+    const rows = r.exits.hosts.flatMap((h) =>
+      h.vms
+        .filter((v) => !v.error)
+        .map((v) => [h.host, v.name, v.rate.toFixed(0), `${(v.ioShare * 100).toFixed(1)} %`, v.verdict]),
+    );
+    parts.push({
+      title: `KVM exits (exits --save, ${r.exits.saved}, over ${r.exits.interval} s)`,
+      head: ['host', 'VM', 'exits/s', 'I/O share', 'verdict'],
+      rows,
+      svg: exitsChart(r.exits.interval, exitsBars(r.exits.hosts)),
+    });
+  }
+  if (r.bench) {
+    const b = r.bench;
+    const ws = Object.keys(b.workloads) as Workload[];
+    parts.push({
+      title:
+        `Guests side by side (bench --save, ${b.saved}; ${b.sizeMiB} MiB, median of ${b.runs} runs; ` +
+        'MB/s, higher is better)',
+      head: ['guest', 'disk', 'NIC', ...ws],
+      rows: b.vms.map((v) => [
+        v.host,
+        v.disk ?? '',
+        v.nic ?? '',
+        ...ws.map((w) => {
+          const m = v.results[w];
+          const sp = v.spread?.[w];
+          return v.error
+            ? v.error
+            : m === undefined
+              ? ''
+              : `${m.toFixed(1)}${sp ? ` (${sp[0].toFixed(1)}–${sp[1].toFixed(1)})` : ''}`;
+        }),
+      ]),
+      svg: benchChart('kvmforge bench (whiskers: lowest and highest run)', b.vms, ws),
+    });
+  }
+  return parts;
+}
+
 export function renderHtml(r: PlatformReport): string {
   const fleet = r.hosts.map((h) => {
     const c = converged(h);
@@ -140,6 +189,7 @@ export function renderHtml(r: PlatformReport): string {
     '<h2>Fleet</h2>',
     table(['host', 'converged', 'kernel', 'QEMU', 'libvirt', 'last run'], fleet),
     stepChart(r),
+    ...insightParts(r).flatMap((p) => [`<h2>${esc(p.title)}</h2>`, table(p.head, p.rows), p.svg]),
     ...r.hosts.map(hostHtml),
     '</body></html>',
     '',
@@ -181,6 +231,7 @@ export function renderMarkdown(r: PlatformReport): string {
       }),
     ),
   ];
+  for (const p of insightParts(r)) out.push('', `## ${p.title}`, '', mdTable(p.head, p.rows));
   for (const h of r.hosts) {
     out.push('', `## ${h.host}`, '');
     if (h.error) {

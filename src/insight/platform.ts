@@ -3,6 +3,8 @@
 // and the last runs from the journal. The two facts it needs beyond the host facts are here too.
 import { fact } from '../core/types.ts';
 import type { Facts } from '../facts/host.ts';
+import type { VmBench } from './bench.ts';
+import type { ExitsRow } from './exits.ts';
 
 export interface DomainInfo {
   name: string;
@@ -47,6 +49,24 @@ export interface PlatformReport {
   inventory: string;
   journal: string;
   hosts: HostPlatform[];
+  /** the newest results kept by `exits --save` and `bench --save` */
+  exits?: SavedExits;
+  bench?: SavedBench;
+}
+
+export interface SavedExits {
+  saved: string;
+  interval: number;
+  hosts: { host: string; vms: ExitsRow[]; error?: string }[];
+}
+
+export interface SavedBench {
+  saved: string;
+  sizeMiB: number;
+  blockKiB: number;
+  runs: number;
+  workloads: Record<string, string>;
+  vms: VmBench[];
 }
 
 /** Installed packages that can carry the platform's parts: name → version (dpkg or rpm). */

@@ -117,6 +117,15 @@ describe('kvmforge exits', () => {
       expect(pio.map((b) => b.part)).toEqual(['I/O exits/s (port I/O + MMIO)', 'other exits/s']);
       expect(pio[0].value + pio[1].value).toBeCloseTo(vm('exits-pio').rate, 6);
       expect(bars.some((b) => b.vm.endsWith('exits-tcg'))).toBe(false);
+      // --save keeps the same result for kvmforge report, under the journal root
+      const saved = await cli(['exits', '--interval', '1', '--json', '--save']);
+      const file = /saved: (\S+)/.exec(saved.stderr)?.[1];
+      expect(file, saved.stderr).toMatch(/^\.kvmforge\/insight\/exits-[0-9TZ-]+\.json$/);
+      const kept = JSON.parse(readFileSync(join(dir, file!), 'utf8'));
+      expect(kept.hosts.map((h: { host: string }) => h.host)).toEqual(
+        JSON.parse(saved.stdout).hosts.map((h: { host: string }) => h.host),
+      );
+      expect(kept.interval).toBe(1);
       process.stderr.write(
         `[exits] over 2 s: port-I/O loop ${vm('exits-pio').rate.toFixed(0)} exits/s (io_exits ` +
           `${vm('exits-pio').counters.io_exits}, insn_emulation ${vm('exits-pio').counters.insn_emulation}, I/O ` +

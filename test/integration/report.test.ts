@@ -20,6 +20,56 @@ beforeAll(async () => {
   });
   const r = await lab.cli(['apply', '-i', inv, '--steps', 'files']);
   expect(r.code, r.stderr).toBe(1); // h2 fails: the report must show why
+  // VM insight kept by exits --save and bench --save (their saving is tested with real VMs in exits.test.ts
+  // and the lab's bench.test.ts; here: what the report draws from them)
+  const insight = join(lab.dir, '.kvmforge', 'insight');
+  mkdirSync(insight, { recursive: true });
+  const row = (name: string, rate: number, io: number, verdict: string) => ({
+    name,
+    rate,
+    ioRate: rate * io,
+    ioShare: io,
+    verdict,
+  });
+  writeFileSync(
+    join(insight, 'exits-2026-11-30T00-00-00Z.json'),
+    JSON.stringify({
+      saved: '2026-11-30T00-00-00Z',
+      interval: 2,
+      hosts: [
+        {
+          host: 'h1',
+          vms: [row('web', 41000, 0.93, 'I/O-bound: virtio and vhost pay off'), row('idle', 90, 0.02, 'quiet')],
+        },
+      ],
+    }),
+  );
+  writeFileSync(
+    join(insight, 'bench-2026-11-30T00-00-00Z.json'),
+    JSON.stringify({
+      saved: '2026-11-30T00-00-00Z',
+      sizeMiB: 8,
+      blockKiB: 4,
+      runs: 3,
+      workloads: { 'disk-write': 'disk write', cpu: 'cpu' },
+      vms: [
+        {
+          host: 'tuned',
+          disk: 'virtio_blk',
+          nic: 'virtio_net',
+          results: { 'disk-write': 5.9, cpu: 20.2 },
+          spread: { 'disk-write': [5.1, 6.4], cpu: [19.8, 20.5] },
+        },
+        {
+          host: 'untuned',
+          disk: 'ata_piix',
+          nic: 'e1000',
+          results: { 'disk-write': 4.7, cpu: 20.2 },
+          spread: { 'disk-write': [4.2, 5.0], cpu: [20.0, 20.4] },
+        },
+      ],
+    }),
+  );
 }, 300_000);
 afterAll(() => lab.down());
 
@@ -43,7 +93,8 @@ describe('kvmforge report', () => {
       const section = html.slice(html.indexOf(`<section id="host-${h}">`));
       expect(section).toContain(`<td>${facts[h].kernel} — `);
       expect(section).toContain(
-        `<td>${facts[h].memory.hugePagesTotal} × ${facts[h].memory.hugePageSizeKiB} KiB (${facts[h].memory.hugePagesFree} free)</td>`,
+        `<td>${facts[h].memory.hugePagesTotal} × ${facts[h].memory.hugePageSizeKiB} KiB ` +
+          `(${facts[h].memory.hugePagesFree} free)</td>`,
       );
       for (const s of steps) expect(section).toContain(`<td>${s}</td>`);
     }
@@ -83,7 +134,10 @@ describe('kvmforge report', () => {
     expect(consoleLines).toEqual([]);
     const text = dom.stdout.toString();
     for (const h of ['h1', 'h2']) expect(text).toContain(`<section id="host-${h}">`);
-    expect((text.match(/<svg /g) ?? []).length).toBe(3); // the fleet's steps, and each host's runs
+    // the fleet's steps, the saved exits and bench results, and each host's runs
+    expect((text.match(/<svg /g) ?? []).length).toBe(5);
+    expect(text).toContain('I/O-bound: virtio and vhost pay off');
+    expect(text).toMatch(/<path class="spread"/);
     const png = chromium(['--window-size=1200,4000', `--screenshot=${shot}`]);
     expect(png.status, png.stderr.toString()).toBe(0);
     // what the charts drew, in the status colours: ok (h1's files), skipped, h1's changed run, h2's failed one
@@ -105,31 +159,34 @@ describe('kvmforge report', () => {
     expect(md).toMatch(/\| files \| ok \|/);
   });
 
-  it('bad input: no journal, another inventory’s journal, --out not writable — exit 2, one line, nothing written', async () => {
-    const none = await lab.cli(['report', '-i', inv, '--journal', join(lab.dir, 'nowhere')]);
-    expect(none.code).toBe(2);
-    expect(none.stderr).toMatch(/no run journal at .*nowhere \(it has no runs\/\)/);
-    expect(existsSync(join(lab.dir, 'nowhere'))).toBe(false);
+  it(
+    'bad input: no journal, another inventory’s journal, --out not writable — exit 2, one line, nothing ' + 'written',
+    async () => {
+      const none = await lab.cli(['report', '-i', inv, '--journal', join(lab.dir, 'nowhere')]);
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/no run journal at .*nowhere \(it has no runs\/\)/);
+      expect(existsSync(join(lab.dir, 'nowhere'))).toBe(false);
 
-    const other = join(lab.dir, 'other-journal');
-    mkdirSync(join(other, 'runs', '2026-01-01T00-00-00Z'), { recursive: true });
-    writeFileSync(
-      join(other, 'runs', '2026-01-01T00-00-00Z', 'report.json'),
-      JSON.stringify({ mode: 'apply', started: '', ms: 1, hosts: [{ host: 'db9', status: 'ok', steps: [], ms: 1 }] }),
-    );
-    const foreign = await lab.cli(['report', '-i', inv, '--journal', other]);
-    expect(foreign.code).toBe(2);
-    expect(foreign.stderr).toMatch(/has 1 run\(s\), none on these hosts \(h1, h2\): another inventory's journal/);
-    expect(existsSync(join(other, 'report'))).toBe(false);
+      const other = join(lab.dir, 'other-journal');
+      mkdirSync(join(other, 'runs', '2026-01-01T00-00-00Z'), { recursive: true });
+      writeFileSync(
+        join(other, 'runs', '2026-01-01T00-00-00Z', 'report.json'),
+        JSON.stringify({ mode: 'apply', started: '', ms: 1, hosts: [{ host: 'db9', status: 'ok', steps: [], ms: 1 }] }),
+      );
+      const foreign = await lab.cli(['report', '-i', inv, '--journal', other]);
+      expect(foreign.code).toBe(2);
+      expect(foreign.stderr).toMatch(/has 1 run\(s\), none on these hosts \(h1, h2\): another inventory's journal/);
+      expect(existsSync(join(other, 'report'))).toBe(false);
 
-    writeFileSync(join(lab.dir, 'a-file'), 'x');
-    const bad = await lab.cli(['report', '-i', inv, '--out', join(lab.dir, 'a-file')]);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/--out .*a-file: cannot write there \(EEXIST\)/);
-    expect(readFileSync(join(lab.dir, 'a-file'), 'utf8')).toBe('x');
+      writeFileSync(join(lab.dir, 'a-file'), 'x');
+      const bad = await lab.cli(['report', '-i', inv, '--out', join(lab.dir, 'a-file')]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/--out .*a-file: cannot write there \(EEXIST\)/);
+      expect(readFileSync(join(lab.dir, 'a-file'), 'utf8')).toBe('x');
 
-    const fmt = await lab.cli(['report', '-i', inv, '--format', 'pdf']);
-    expect(fmt.code).toBe(2);
-    expect(fmt.stderr).toMatch(/--format.*pdf.*html, md/);
-  });
+      const fmt = await lab.cli(['report', '-i', inv, '--format', 'pdf']);
+      expect(fmt.code).toBe(2);
+      expect(fmt.stderr).toMatch(/--format.*pdf.*html, md/);
+    },
+  );
 });

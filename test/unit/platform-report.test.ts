@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseFacts } from '../../src/facts/host.ts';
 import { hostPlatform, parseDomains, type PlatformReport } from '../../src/insight/platform.ts';
 import { renderHtml, renderMarkdown } from '../../src/insight/platform-render.ts';
-import { barChart } from '../../src/insight/plot.ts';
+import { barChart, groupedChart } from '../../src/insight/plot.ts';
 
 const FACTS = parseFacts(readFileSync(new URL('../fixtures/facts/debian12-lab.txt', import.meta.url), 'utf8'));
 const TUNED = `<domain type='kvm'>
@@ -118,5 +118,35 @@ describe('platform report', () => {
     expect(new Set(legendYs).size).toBeGreaterThan(1); // wrapped into rows, not off the edge
     expect(svg).toContain('<text class="tick" x="55"');
     expect(svg).toMatch(/>45<\/text>/); // the top tick: the tallest bar's total (1+…+9)
+  });
+
+  it('grouped bars: a bar per series in each group, the spread as a whisker, a title that fits', () => {
+    const title = 'a long title that would not fit a chart of two groups at its smallest width, at all';
+    const svg = groupedChart(title, 'MB/s', [
+      {
+        label: 'disk-write',
+        values: [
+          { name: 'tuned', value: 6, min: 5, max: 7 },
+          { name: 'untuned', value: 4 },
+        ],
+      },
+      {
+        label: 'cpu',
+        values: [
+          { name: 'tuned', value: 20 },
+          { name: 'untuned', value: 20, min: 19, max: 21 },
+        ],
+      },
+    ]);
+    execFileSync('xmllint', ['--noout', '-'], { input: svg });
+    expect([...svg.matchAll(/data-label="([^"]+)"/g)].map((m) => m[1])).toEqual([
+      'disk-write tuned',
+      'disk-write untuned',
+      'cpu tuned',
+      'cpu untuned',
+    ]);
+    expect(svg.match(/class="spread"/g)).toHaveLength(2);
+    const width = Number(/width="(\d+)"/.exec(svg)![1]);
+    expect(width).toBeGreaterThanOrEqual(Math.ceil(([...title].length * 6.6 * 15) / 12) + 40);
   });
 });
