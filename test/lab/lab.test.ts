@@ -74,25 +74,8 @@ describe('lab VM', () => {
     expect(JSON.parse(again.stdout).hosts[0].status).toBe('ok');
   });
 
-  it('reboots a host when a change asks for it, reconnects and requires a new boot_id', async () => {
-    const before = labExec('cat /proc/sys/kernel/random/boot_id').trim();
-    const hosts = loadInventory(LAB_INVENTORY).hosts;
-    const journal = new Journal(join(LAB_DIR, '.kvmforge'), new Secrets());
-    const report = await run(hosts, {
-      mode: 'apply',
-      steps: [rebootStep],
-      forks: 1,
-      verify: true,
-      connect: { knownHosts: join(LAB_DIR, 'kh'), acceptNewHostKeys: false },
-      journal,
-    });
-    expect(report.hosts[0].error).toBeUndefined();
-    expect(report.hosts[0].steps[0].status).toBe('changed');
-    const after = labExec(`cat /proc/sys/kernel/random/boot_id; cat ${MARK}`).trim().split('\n');
-    expect(after[0]).not.toBe(before);
-    expect(after[1]).toBe(before); // the marker was written in the old boot
-    expect(readFileSync(join(journal.dir, 'lab1.log'), 'utf8')).toMatch(/back after reboot \(boot_id/);
-  }, 900_000);
+  // a real reboot a change asks for (new boot_id required, journaled) is tuning.test.ts's boot-args reboot:
+  // one reboot fewer in CI
 
   it('fails a host that does not come back within the reboot timeout, with a clear message', async () => {
     await resetLab();

@@ -1,6 +1,7 @@
 // Reboots with running VMs, on a lab VM that runs a small guest under libvirt (firmware only, software
 // emulation inside the VM): refuse leaves it running and the host unchanged; shutdown never destroys a
-// guest that doesn't stop; managedsave brings it back after the boot-args reboot; the plan says so ahead.
+// guest that doesn't stop. managedsave, which needs a real reboot, rides on tuning.test.ts's boot-args
+// reboot (one reboot fewer in CI): saved before it, restored after it, the plan saying so ahead.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -70,20 +71,5 @@ describe('reboots with running VMs', () => {
     expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(/guests did not shut down within 10 s: tiny — not destroyed/);
     expect(bootId()).toBe(before);
     expect(virsh('domstate tiny')).toBe('running');
-  }, 900_000);
-
-  it('managedsave: saved before the reboot, restored after it; the plan says so ahead', async () => {
-    await withGuest();
-    const inv = inventory('guests-save', ['boot_args_add: [kvmforge.guests=1]', 'reboot_running_vms: managedsave']);
-    const plan = await kvmforge(['plan', '-i', inv, '--steps', 'boot-args']);
-    expect(plan.stdout.replace(/\n {4}/g, ' ')).toMatch(
-      /running VMs tiny: saved to disk \(managedsave\) before the reboot/,
-    );
-    const before = bootId();
-    const r = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(bootId()).not.toBe(before);
-    expect(labExec('cat /proc/cmdline')).toContain('kvmforge.guests=1');
-    expect(virsh('domstate --reason tiny')).toMatch(/running \(restored/);
   }, 900_000);
 });

@@ -1,13 +1,22 @@
 // The four host tuning steps on a real Debian VM: plan changes nothing, apply, plan is empty, the end
-// state is read back independently (OpenSSH + /proc, /sys), and again after a reboot (persistence).
+// state is read back independently (OpenSSH + /proc, /sys), and again after a reboot (persistence). That
+// reboot is also the runner's (a new boot_id required, the journal says so) and one with a guest running
+// under libvirt in the VM: reboot_running_vms managedsave saves it before and restores it after.
 import { join } from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
 import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 
 const STEPS = 'virtio-modules,hugepages,ksm,boot-args';
 let inv = '';
+let bootBefore = '';
+// a firmware-only guest under libvirt (software emulation inside the VM): running when the reboot comes
+const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
+<devices><serial type='pty'/></devices></domain>`;
+const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`).trim();
+const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
 
 function state() {
   const out = labExec(
@@ -35,8 +44,20 @@ describe('host tuning steps on a lab VM', () => {
     inv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'tuning.yaml');
     const lab = readFileSync(LAB_INVENTORY, 'utf8');
     expect(lab).toMatch(/hugepages_count: "10%"/);
-    writeFileSync(inv, lab.replace(/hugepages_count: "10%".*/, 'hugepages_count: 64\n        ksm_pages_to_scan: 200'));
-  }, 120_000);
+    writeFileSync(
+      inv,
+      lab.replace(
+        /hugepages_count: "10%".*/,
+        'hugepages_count: 64\n        ksm_pages_to_scan: 200\n        reboot_running_vms: managedsave',
+      ),
+    );
+    labExec(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
+    virsh('define /tmp/tiny.xml');
+    virsh('start tiny');
+    expect(virsh('domstate tiny')).toBe('running');
+    bootBefore = bootId();
+  }, 300_000);
+  afterAll(() => resetLab(), 300_000); // the next files expect the pristine VM, without the guest
 
   it('plan shows every change and changes nothing', async () => {
     const before = state();
@@ -53,12 +74,22 @@ describe('host tuning steps on a lab VM', () => {
       expect(r.stdout).toContain(s);
     }
     expect(r.stdout).toMatch(/warning: cgroup_disable=cpu,cpuset,memory on a cgroup v2 host/);
+    // the reboot's plan says what happens to the running guest
+    expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(
+      /running VMs tiny: saved to disk \(managedsave\) before the reboot/,
+    );
     expect(state()).toEqual(before);
     expect(before.hugepages).toBe(0);
   });
 
-  it('apply converges (with the reboot boot-args asks for), and a second plan is empty', async () => {
-    await applyThenPlanIsEmpty(inv, STEPS);
+  it('apply converges (with the reboot boot-args asks for: a new boot, the guest saved and restored), and a ' +
+    'second plan is empty', async () => {
+    const r = await applyThenPlanIsEmpty(inv, STEPS);
+    expect(bootId()).not.toBe(bootBefore);
+    const journal = join(LAB_DIR, /Journal: (\S+)/.exec(r.stdout)![1]);
+    const log = readFileSync(join(journal, 'lab1.log'), 'utf8');
+    expect(log).toMatch(/back after reboot \(boot_id [0-9a-f-]+/);
+    expect(virsh('domstate --reason tiny')).toMatch(/running \(restored/);
   }, 900_000);
 
   it('the end state holds after that reboot (read independently)', () => {
