@@ -237,17 +237,16 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
   const s = new HostSession(host, o);
   try {
     await s.start();
-    if (o.mode === 'apply') {
-      const refused = await rebootPreflight(s, params, o);
-      if (refused) {
-        rep.status = 'failed';
-        rep.error = `${refused}; nothing was changed`;
-        return rep;
-      }
+    // refused before anything is changed: no step runs, and the host still ends below (the live view waits
+    // for every host's end)
+    const refused = o.mode === 'apply' ? await rebootPreflight(s, params, o) : undefined;
+    if (refused) {
+      rep.status = 'failed';
+      rep.error = `${refused}; nothing was changed`;
     }
     const pending: string[] = [];
     const resumes = { n: 0 };
-    for (const step of o.steps) {
+    for (const step of refused ? [] : o.steps) {
       const sr = await runStep(s, step, params.get(step.name), o, pending, rep, resumes);
       rep.steps.push(sr);
       if (sr.status !== 'skipped')
