@@ -268,7 +268,9 @@ function carriedAddressing(p: BridgeParams, net: NetState, portName: string, fro
   const v4 = addrs.filter((a) => a.family === 4);
   const v6 = addrs.filter((a) => a.family === 6);
   const dhcp = p.dhcp ?? (p.addresses ? false : v4.some((a) => a.dynamic));
-  const static4 = p.addresses ?? (dhcp ? [] : v4.filter((a) => !a.dynamic).map(cidr));
+  // static IPv4 addresses stay beside a DHCP one (a second address on a DHCP NIC); only an explicit
+  // bridge_dhcp: true means DHCP instead of them
+  const static4 = p.addresses ?? (p.dhcp === true ? [] : v4.filter((a) => !a.dynamic).map(cidr));
   if (p.dhcp === false && !p.addresses && !static4.length && v4.some((a) => a.dynamic))
     throw new Refusal(
       'bridge_dhcp',

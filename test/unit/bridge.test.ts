@@ -75,6 +75,12 @@ function serverNet(): NetState {
   };
 }
 
+/** A second IPv4 address, static, on the DHCP NIC (networkd: DHCP=ipv4 and Address= in one file). */
+function withStaticBesideDhcp(n: NetState): NetState {
+  n.addrs.push({ dev: 'eth0', family: 4, address: '10.0.2.16', prefix: 24, dynamic: false, scope: 'global' });
+  return n;
+}
+
 /** The lab VM: DHCP address, a *static* default gateway (networkd's Gateway=), one static route, SLAAC IPv6. */
 function labNet(): NetState {
   return {
@@ -204,6 +210,13 @@ describe('bridge: what it carries over from the NIC', () => {
       expect(b.routes).toEqual([{ family: 4, dst: '192.0.2.0/24', gateway: '10.0.2.2', dev: 'br0' }]);
     },
   );
+
+  it('a DHCP address with a second, static one beside it: both carried over (the static one was dropped)', () => {
+    const b = carry(paramsOf(), withStaticBesideDhcp(labNet()));
+    expect(b).toMatchObject({ dhcp: true, addresses: ['10.0.2.16/24'], gateway: '10.0.2.2' });
+    // bridge_dhcp: true alone still means DHCP instead of static addresses
+    expect(carry(paramsOf(['bridge_dhcp: true']), withStaticBesideDhcp(labNet())).addresses).toEqual([]);
+  });
 
   it('after a conversion it reads the bridge, so a re-run plans the same bridge', () => {
     const before = carry(paramsOf(), serverNet());
@@ -362,6 +375,7 @@ describe('bridge: every case in every stack’s own config', () => {
   const cases: [string, () => NetState, string[]][] = [
     ['server (static v4+v6, two addresses, table 100, rules, DNS, MTU)', serverNet, []],
     ['lab (DHCP + static gateway + route, RA)', labNet, []],
+    ['DHCP and a static second address', () => withStaticBesideDhcp(labNet()), []],
     ['VLAN on the NIC', () => withVlan(serverNet()), []],
     ['bond as the port', bondNet, []],
     ['VLAN-aware bridge', () => withVlan(serverNet()), ['bridge_vlan_filtering: true', 'bridge_vlans: [200]']],
