@@ -166,8 +166,10 @@ function insightParts(r: PlatformReport) {
   return parts;
 }
 
-export function renderHtml(r: PlatformReport): string {
-  const fleet = r.hosts.map((h) => {
+/** The fleet table, one row per host, for both renderings. */
+const FLEET_HEAD = ['host', 'converged', 'kernel', 'QEMU', 'libvirt', 'last run'];
+function fleetRows(r: PlatformReport): string[][] {
+  return r.hosts.map((h) => {
     const c = converged(h);
     const last = h.runs.at(-1);
     return [
@@ -179,6 +181,10 @@ export function renderHtml(r: PlatformReport): string {
       last ? `${last.run} ${last.mode}: ${last.status}` : 'none',
     ];
   });
+}
+
+export function renderHtml(r: PlatformReport): string {
+  const fleet = fleetRows(r);
   return [
     '<!DOCTYPE html>',
     '<html lang="en"><head><meta charset="utf-8"/>',
@@ -187,7 +193,7 @@ export function renderHtml(r: PlatformReport): string {
     '<h1>kvmforge platform report</h1>',
     `<p>Inventory ${esc(r.inventory)}, journal ${esc(r.journal)}; made ${esc(r.generated)}.</p>`,
     '<h2>Fleet</h2>',
-    table(['host', 'converged', 'kernel', 'QEMU', 'libvirt', 'last run'], fleet),
+    table(FLEET_HEAD, fleet),
     stepChart(r),
     ...insightParts(r).flatMap((p) => [`<h2>${esc(p.title)}</h2>`, table(p.head, p.rows), p.svg]),
     ...r.hosts.map(hostHtml),
@@ -215,21 +221,7 @@ export function renderMarkdown(r: PlatformReport): string {
     '',
     '## Fleet',
     '',
-    mdTable(
-      ['host', 'converged', 'kernel', 'QEMU', 'libvirt', 'last run'],
-      r.hosts.map((h) => {
-        const c = converged(h);
-        const last = h.runs.at(-1);
-        return [
-          h.host,
-          h.error ? 'not read' : `${c.ok}/${c.of}`,
-          h.kernel?.release ?? '',
-          h.qemu?.version ?? '',
-          h.libvirt?.version ?? '',
-          last ? `${last.run} ${last.mode}: ${last.status}` : 'none',
-        ];
-      }),
-    ),
+    mdTable(FLEET_HEAD, fleetRows(r)),
   ];
   for (const p of insightParts(r)) out.push('', `## ${p.title}`, '', mdTable(p.head, p.rows));
   for (const h of r.hosts) {

@@ -45,6 +45,34 @@ function legendSvg(items: { name: string; x: number; row: number }[], y0: number
   );
 }
 
+/** The chart's frame: canvas, title, both axes with the unit, and the value ticks (0, half, the top). */
+function frame(
+  title: string,
+  unit: string,
+  w: number,
+  h: number,
+  top: number,
+  plotBottom: number,
+  max: number,
+  num: (v: number) => string,
+): string[] {
+  const y = (v: number) => ((plotBottom - top) * v) / max;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ` +
+      `font-family="sans-serif" font-size="12">`,
+    `<rect width="${w}" height="${h}" fill="white"/>`,
+    `<text x="${w / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
+    `<line x1="60" y1="${plotBottom}" x2="${w - 20}" y2="${plotBottom}" stroke="black"/>`,
+    `<line x1="60" y1="${top}" x2="60" y2="${plotBottom}" stroke="black"/>`,
+    `<text x="14" y="${(top + plotBottom) / 2}" transform="rotate(-90 14 ${(top + plotBottom) / 2})" ` +
+      `text-anchor="middle">${esc(unit)}</text>`,
+    ...[0, max / 2, max].map(
+      (v) =>
+        `<text class="tick" x="55" y="${(plotBottom - y(v) + 4).toFixed(2)}" text-anchor="end">${esc(num(v))}</text>`,
+    ),
+  ];
+}
+
 export function barChart(title: string, unit: string, bars: Bar[], colors: Record<string, string> = {}): string {
   // wide enough for the bars and for the title (15 px text)
   const w = Math.max(360, 120 + bars.length * 110, Math.ceil((textWidth(title) * 15) / 12) + 40);
@@ -57,21 +85,7 @@ export function barChart(title: string, unit: string, bars: Bar[], colors: Recor
   const legend = legendLayout(names, w);
   const h = plotBottom + 40 + legend.rows * 20;
   const num = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(v % 1 ? 1 : 0));
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ` +
-      `font-family="sans-serif" font-size="12">`,
-    `<rect width="${w}" height="${h}" fill="white"/>`,
-    `<text x="${w / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
-    `<line x1="60" y1="${plotBottom}" x2="${w - 20}" y2="${plotBottom}" stroke="black"/>`,
-    `<line x1="60" y1="${top}" x2="60" y2="${plotBottom}" stroke="black"/>`,
-    `<text x="14" y="${(top + plotBottom) / 2}" transform="rotate(-90 14 ${(top + plotBottom) / 2})" ` +
-      `text-anchor="middle">${esc(unit)}</text>`,
-  ];
-  // the value axis: 0, half and the top, in the chart's unit
-  for (const v of [0, max / 2, max])
-    out.push(
-      `<text class="tick" x="55" y="${(plotBottom - y(v) + 4).toFixed(2)}" text-anchor="end">${esc(num(v))}</text>`,
-    );
+  const out = frame(title, unit, w, h, top, plotBottom, max, num);
   bars.forEach((b, i) => {
     const x = 80 + i * 110;
     let base = plotBottom;
@@ -121,20 +135,7 @@ export function groupedChart(
   const legend = legendLayout(names, w);
   const h = plotBottom + 40 + legend.rows * 20;
   const num = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(v % 1 && v < 100 ? 1 : 0));
-  const out = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ` +
-      `font-family="sans-serif" font-size="12">`,
-    `<rect width="${w}" height="${h}" fill="white"/>`,
-    `<text x="${w / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
-    `<line x1="60" y1="${plotBottom}" x2="${w - 20}" y2="${plotBottom}" stroke="black"/>`,
-    `<line x1="60" y1="${top}" x2="60" y2="${plotBottom}" stroke="black"/>`,
-    `<text x="14" y="${(top + plotBottom) / 2}" transform="rotate(-90 14 ${(top + plotBottom) / 2})" ` +
-      `text-anchor="middle">${esc(unit)}</text>`,
-  ];
-  for (const v of [0, max / 2, max])
-    out.push(
-      `<text class="tick" x="55" y="${(plotBottom - y(v) + 4).toFixed(2)}" text-anchor="end">${esc(num(v))}</text>`,
-    );
+  const out = frame(title, unit, w, h, top, plotBottom, max, num);
   groups.forEach((g, gi) => {
     const x0 = 75 + gi * slot;
     g.values.forEach((v, i) => {
