@@ -2,10 +2,10 @@
 // rebooted by someone else in the middle of an apply, and kvmforge killed while it waits for a reboot
 // of its own. Each ends with an independent look at the VM (OpenSSH) and a re-run with zero changes.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, labExec, resetLab, labInventoryWith } from '../harness/lab.ts';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { quote } from '../../src/core/sh.ts';
 
@@ -14,17 +14,7 @@ const RUNS = join(LAB_DIR, '.kvmforge', 'runs');
 const newestRun = () => (existsSync(RUNS) ? readdirSync(RUNS).sort().at(-1) : undefined);
 const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
 
-function inventory(name: string, vars: string[]): string {
-  const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
-  writeFileSync(
-    file,
-    readFileSync(LAB_INVENTORY, 'utf8').replace(
-      /^\s*hugepages_count: "10%".*$/m,
-      ['', ...vars.map((v) => `        ${v}`)].join('\n'),
-    ),
-  );
-  return file;
-}
+const inventory = labInventoryWith;
 
 /** Waits until the VM answers on a boot other than `old`. */
 async function backFrom(old: string, seconds = 600) {

@@ -1,6 +1,6 @@
 // One lab VM for the whole lab test project: up once, reset between suites, always torn down.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { runAsync } from './nshosts.ts';
@@ -54,4 +54,17 @@ export function labExec(cmd: string, vm = 'lab1'): string {
 export async function resetLab(vm = 'lab1') {
   const r = await kvmforge(['lab', 'reset', vm]);
   if (r.code !== 0) throw new Error(`lab reset failed: ${r.stderr}`);
+}
+
+/** The lab inventory with the host's hugepages line replaced by these vars, written as NAME.yaml beside it. */
+export function labInventoryWith(name: string, vars: string[]): string {
+  const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
+  writeFileSync(
+    file,
+    readFileSync(LAB_INVENTORY, 'utf8').replace(
+      /^\s*hugepages_count: "10%".*$/m,
+      ['', ...vars.map((v) => `        ${v}`)].join('\n'),
+    ),
+  );
+  return file;
 }

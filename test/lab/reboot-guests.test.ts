@@ -2,26 +2,14 @@
 // emulation inside the VM): refuse leaves it running and the host unchanged; shutdown never destroys a
 // guest that doesn't stop. managedsave, which needs a real reboot, rides on tuning.test.ts's boot-args
 // reboot (one reboot fewer in CI): saved before it, restored after it, the plan saying so ahead.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, labExec, resetLab, labInventoryWith } from '../harness/lab.ts';
 
 const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
 <devices><serial type='pty'/></devices></domain>`;
 
-function inventory(name: string, vars: string[]): string {
-  const file = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, `${name}.yaml`);
-  writeFileSync(
-    file,
-    readFileSync(LAB_INVENTORY, 'utf8').replace(
-      /^\s*hugepages_count: "10%".*$/m,
-      ['', ...vars.map((v) => `        ${v}`)].join('\n'),
-    ),
-  );
-  return file;
-}
+const inventory = labInventoryWith;
 
 const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`).trim();
 const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
