@@ -12,7 +12,8 @@ import { quote } from '../../src/core/sh.ts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RUNS = join(LAB_DIR, '.kvmforge', 'runs');
 const newestRun = () => (existsSync(RUNS) ? readdirSync(RUNS).sort().at(-1) : undefined);
-const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
+const bootId = (connectTimeoutS?: number) =>
+  labExec('cat /proc/sys/kernel/random/boot_id', 'lab1', connectTimeoutS).trim();
 
 const inventory = labInventoryWith;
 
@@ -21,11 +22,11 @@ async function backFrom(old: string, seconds = 600) {
   const until = Date.now() + seconds * 1000;
   while (Date.now() < until) {
     try {
-      if (bootId() !== old) return;
+      if (bootId(5) !== old) return;
     } catch {
       /* still down */
     }
-    await sleep(5000);
+    await sleep(2000);
   }
   throw new Error(`the lab VM did not come back within ${seconds}s`);
 }

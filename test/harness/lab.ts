@@ -25,8 +25,9 @@ export function labState(): { vms: { name: string; port: number; pid: number }[]
   return JSON.parse(readFileSync(join(LAB_ENV.KVMFORGE_LAB, 'state.json'), 'utf8'));
 }
 
-/** ssh into a lab VM with OpenSSH (an independent check, not kvmforge's own code). */
-export function labExec(cmd: string, vm = 'lab1'): string {
+/** ssh into a lab VM with OpenSSH (an independent check, not kvmforge's own code). `connectTimeoutS`: short
+ * while polling a rebooting VM, whose forwarded port accepts and then hangs until sshd answers. */
+export function labExec(cmd: string, vm = 'lab1', connectTimeoutS = 20): string {
   const port = labState().vms.find((v) => v.name === vm)!.port;
   const key = readFileSync(LAB_INVENTORY, 'utf8').match(/ansible_ssh_private_key_file: (\S+)/)![1];
   return execFileSync(
@@ -43,7 +44,7 @@ export function labExec(cmd: string, vm = 'lab1'): string {
       '-o',
       'BatchMode=yes',
       '-o',
-      'ConnectTimeout=20',
+      `ConnectTimeout=${connectTimeoutS}`,
       'kvmforge@127.0.0.1',
       cmd,
     ],
