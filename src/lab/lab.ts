@@ -45,6 +45,13 @@ export interface UpOptions {
   secondNic?: string[];
 }
 
+/** The lab inventory's VM, one line (the tests that bring their own domains_vms drop this line): a small tuned
+ * guest on br0 that really starts under the lab VM's libvirt (software-emulated there), so the quick start's
+ * `apply` renders, validates, defines and starts a domain. */
+export const LAB_GUEST =
+  'domains_vms: [{ name: lab-vm, profile: tuned, memory: 64, vcpus: 1, graphics: false, start: true, ' +
+  'nics: [{ bridge: br0 }], disks: [{ path: /var/lib/libvirt/images/lab-vm.qcow2, size: 64M }] }]';
+
 const devicesOf = (o: UpOptions, name: string): Devices => (o.emulated?.includes(name) ? 'emulated' : 'virtio');
 const imageOf = (o: UpOptions, name: string): Flavour => (o.plain?.includes(name) ? 'plain' : 'full');
 const nicsOf = (o: UpOptions, name: string) => (o.secondNic?.includes(name) ? 2 : 1);
@@ -156,6 +163,7 @@ export function writeInventory(state: LabState, dir: string) {
     `        ansible_ssh_private_key_file: ${labKey()}`,
     '        kvmforge_known_hosts_file: lab-known_hosts',
     '        hugepages_count: "10%"    # lab VMs are small; the thesis default (1024 pages) needs more than 3 GiB',
+    `        ${LAB_GUEST}`,
     '      hosts:',
     ...state.vms.flatMap((v) => [
       `        ${v.name}:`,

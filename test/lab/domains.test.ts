@@ -10,6 +10,8 @@ import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 const STEPS = 'virtio-modules,hugepages,domains';
 const TUNED = 'tuned & <fast>'; // XML and shell metacharacters in a name: must arrive as data
 let inv = '';
+/** The lab inventory without its own VM (this file brings its VMs). */
+const labText = () => readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*domains_vms: .*\n/m, '');
 
 const VMS = `
         hugepages_count: 64
@@ -38,7 +40,7 @@ describe('domains step on a lab VM (distro libvirt)', () => {
     // a bridge for the VMs' NICs (the bridge step's own tests convert eth0; here any bridge will do)
     labExec('sudo ip link add kvfbr0 type bridge && sudo ip link set kvfbr0 up');
     inv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'domains.yaml');
-    writeFileSync(inv, readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*hugepages_count: "10%".*$/m, VMS));
+    writeFileSync(inv, labText().replace(/^\s*hugepages_count: "10%".*$/m, VMS));
   }, 120_000);
 
   it('plan defines nothing', async () => {
@@ -111,10 +113,7 @@ describe('domains step on a lab VM (distro libvirt)', () => {
 
   it('sriov refuses cleanly on a NIC without SR-IOV, and changes nothing', async () => {
     const sriovInv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'sriov.yaml');
-    writeFileSync(
-      sriovInv,
-      readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*hugepages_count: "10%".*$/m, '\n        sriov_vfs: { eth0: 4 }'),
-    );
+    writeFileSync(sriovInv, labText().replace(/^\s*hugepages_count: "10%".*$/m, '\n        sriov_vfs: { eth0: 4 }'));
     const r = await kvmforge(['apply', '-i', sriovInv, '--steps', 'sriov']);
     expect(r.code).toBe(1);
     expect(r.stdout + r.stderr).toMatch(/eth0 has no SR-IOV capability \(no sriov_totalvfs/);
