@@ -10,6 +10,8 @@ import {
   benchChart,
   benchScript,
   benchTable,
+  THESIS_CH7,
+  thesisComparison,
   blockText,
   label,
   median,
@@ -33,6 +35,7 @@ interface Flags {
   plot?: string;
   save?: boolean;
   journal?: string;
+  thesis?: boolean;
 }
 
 export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Promise<number> {
@@ -47,6 +50,10 @@ export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Pr
     return h;
   });
   if (new Set(names).size !== names.length) throw ConfigError.one(`--vm: each guest once (got ${names.join(', ')})`);
+  if (f.thesis && names.length !== 2)
+    throw ConfigError.one(
+      `--thesis: expected two --vm, the optimized guest first and its unoptimized twin second (got ${names.length})`,
+    );
   const size = wholeFlag(f.size, 'size', 256, 1, 65536);
   const blockKiB = blockSize(f['block-size'], size);
   const runs = wholeFlag(f.runs, 'runs', 3, 1, 100);
@@ -83,10 +90,17 @@ export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Pr
     unit: 'MB/s',
     workloads: Object.fromEntries(workloads.map((w) => [w, label(w, blockKiB)])),
     vms: results,
+    ...(f.thesis ? { thesis: THESIS_CH7 } : {}),
   };
   if (f.save) process.stderr.write(`saved: ${saveInsight(f.journal ?? '.kvmforge', 'bench', data)}\n`);
   if (f.json) process.stdout.write(JSON.stringify(data, null, 2) + '\n');
-  else process.stdout.write(benchTable(results, workloads, o, runs) + '\n');
+  else
+    process.stdout.write(
+      [
+        benchTable(results, workloads, o, runs),
+        ...(f.thesis ? ['', ...thesisComparison(results, workloads)] : []),
+      ].join('\n') + '\n',
+    );
   return results.some((r) => r.error) ? 1 : 0;
 }
 

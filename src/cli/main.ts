@@ -147,7 +147,8 @@ export function program(run: (name: string) => Promise<Run>): Command {
     .option('--dir <dir>', 'directory in the guest for the disk workloads')
     .option('--json', 'as JSON')
     .option('--plot <file.svg>', 'a chart')
-    .option('--save', 'keep the result for kvmforge report (JOURNAL/insight/)');
+    .option('--save', 'keep the result for kvmforge report (JOURNAL/insight/)')
+    .option('--thesis', 'beside the thesis’s chapter 7 figures: two --vm, the optimized guest first');
 
   connectionOptions(
     inventoryOptions(

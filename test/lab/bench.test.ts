@@ -48,6 +48,7 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
         '--runs',
         '3',
         '--json',
+        '--thesis',
         '--plot',
         PLOT,
       ],
@@ -56,6 +57,8 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
+    // --thesis: the chapter 7 reference figures travel with the results (the table is unit-tested)
+    expect(out.thesis.disk).toMatchObject({ optimized: 40.3, unoptimized: 27.8 });
     process.stderr.write(`[bench] ${JSON.stringify(out.vms)}\n`);
     const [virtio, emulated] = out.vms;
     expect(virtio).toMatchObject({ host: 'lab1', disk: 'virtio_blk', nic: 'virtio_net' });

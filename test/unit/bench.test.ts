@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { benchScript, benchTable, median, parseBench, WORKLOADS } from '../../src/insight/bench.ts';
+import { benchScript, benchTable, median, parseBench, thesisComparison, WORKLOADS } from '../../src/insight/bench.ts';
 import { exposed } from '../harness/shell-lexer.ts';
 
 const sh = (script: string) => spawnSync('sh', ['-c', `set -eu\n${script}`], { encoding: 'utf8' });
@@ -100,5 +100,26 @@ describe('bench', () => {
     expect(t[4]).toMatch(/^disk write \(dd bs=4k, O_DIRECT\) +200 +20\.0 +0\.10×$/);
     expect(t[5]).toMatch(/^cpu \(sha256\) +50\.0 +49\.0 +0\.98×$/);
     expect(t[6]).toBe('gone: FAILED: connect ECONNREFUSED');
+  });
+
+  it('--thesis: the unoptimized ÷ optimized ratios beside the thesis’s own, and whether the direction holds', () => {
+    // the figures of README's lab example (virtio lab1, IDE + e1000 lab2, under TCG)
+    const vms = [
+      { host: 'lab1', results: { 'disk-write': 128, 'disk-read': 362, network: 6.0, cpu: 26.3 } },
+      { host: 'lab2', results: { 'disk-write': 98.5, 'disk-read': 246, network: 7.1, cpu: 25.4 } },
+    ];
+    const t = thesisComparison(vms, ['disk-write', 'disk-read', 'network', 'cpu']);
+    expect(t[0]).toBe("the thesis's chapter 7, lab1 as its optimized VM and lab2 as the unoptimized twin:");
+    expect(t[1]).toMatch(/^workload +lab2 ÷ lab1 +thesis unoptimized ÷ optimized +optimized ahead$/);
+    expect(t[2]).toMatch(
+      /^disk write +0\.77× +0\.69× \(27\.8 \/ 40\.3 MB\/s, cp loop of a 7 GB file ×6, table 7-3\) +yes/,
+    );
+    expect(t[3]).toMatch(/^disk read +0\.68× +0\.69× .* +yes, as in the thesis$/);
+    expect(t[4]).toMatch(/^network +1\.18× +0\.53× \(26\.6 \/ 49\.9 MB\/s, scp of a 7 GB file to the host\) +NO$/);
+    expect(t[5]).toMatch(/^cpu +0\.97× +- \(it compared tiers: super-pi 40\.86 s ordinary vs 39\.83 s fifo99\) +-$/);
+    expect(t.at(-1)).toMatch(/^Absolute figures differ .*the direction, the optimized guest ahead\.$/);
+    expect(thesisComparison([vms[0], { host: 'lab2', results: {}, error: 'refused' }], ['cpu'])).toEqual([
+      'thesis comparison: needs both guests’ results',
+    ]);
   });
 });
