@@ -110,5 +110,8 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
     const s = await kvmforge(['bench', '-i', LAB_INVENTORY, '--vm', 'lab1', '--workloads', 'disk,gpu']);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/--workloads 'disk': expected some of disk-write, disk-read, network, cpu/);
+    const t = await kvmforge(['bench', '-i', LAB_INVENTORY, '--vm', 'lab1', '--thesis']);
+    expect(t.code).toBe(2);
+    expect(t.stderr).toMatch(/--thesis: expected two --vm, the optimized guest first .*\(got 1\)/);
   });
 });
