@@ -184,7 +184,7 @@ export const THESIS_CH7 = {
 /**
  * `bench --thesis`: the second guest (unoptimized) against the first (optimized) beside the thesis's own
  * unoptimized ÷ optimized ratio, and whether the direction holds (the optimized guest ahead). The absolute
- * numbers are not comparable (here often software emulation, there KVM on 2013 hardware); the direction is.
+ * numbers are not comparable (here often software emulation, there KVM on hardware); the direction is.
  */
 export function thesisComparison(vms: VmBench[], workloads: Workload[]): string[] {
   const [opt, un] = vms;
@@ -194,25 +194,20 @@ export function thesisComparison(vms: VmBench[], workloads: Workload[]): string[
     const a = opt.results[w];
     const b = un.results[w];
     const measured = a && b !== undefined ? b / a : undefined;
+    const ratio = measured === undefined ? '-' : `${measured.toFixed(2)}×`;
     const ref = w === 'network' ? THESIS_CH7.network : w === 'cpu' ? undefined : THESIS_CH7.disk;
     const name = w.replace('-', ' ');
-    if (!ref) {
-      const t = THESIS_CH7.tiers;
-      rows.push([
-        name,
-        measured === undefined ? '-' : `${measured.toFixed(2)}×`,
-        `- (it compared tiers: super-pi ${t.ordinary} s ordinary vs ${t.fifo99} s fifo99)`,
-        '-',
-      ]);
-      continue;
-    }
-    const thesis = ref.unoptimized / ref.optimized;
-    rows.push([
-      name,
-      measured === undefined ? '-' : `${measured.toFixed(2)}×`,
-      `${thesis.toFixed(2)}× (${ref.unoptimized} / ${ref.optimized} MB/s, ${ref.how})`,
-      measured === undefined ? '-' : measured < 1 ? 'yes, as in the thesis' : 'NO',
-    ]);
+    const t = THESIS_CH7.tiers;
+    rows.push(
+      ref
+        ? [
+            name,
+            ratio,
+            `${(ref.unoptimized / ref.optimized).toFixed(2)}× (${ref.unoptimized} / ${ref.optimized} MB/s, ${ref.how})`,
+            measured === undefined ? '-' : measured < 1 ? 'yes, as in the thesis' : 'NO',
+          ]
+        : [name, ratio, `- (it compared tiers: super-pi ${t.ordinary} s ordinary vs ${t.fifo99} s fifo99)`, '-'],
+    );
   }
   return [
     `the thesis's chapter 7, ${opt.host} as its optimized VM and ${un.host} as the unoptimized twin:`,
