@@ -48,7 +48,7 @@ export interface UpOptions {
 /** The lab inventory's VM, one line (the tests that bring their own domains_vms drop this line): a small tuned
  * guest on br0 that really starts under the lab VM's libvirt (software-emulated there), so the quick start's
  * `apply` renders, validates, defines and starts a domain. */
-export const LAB_GUEST =
+const LAB_GUEST =
   'domains_vms: [{ name: lab-vm, profile: tuned, memory: 64, vcpus: 1, graphics: false, start: true, ' +
   'nics: [{ bridge: br0 }], disks: [{ path: /var/lib/libvirt/images/lab-vm.qcow2, size: 64M }] }]';
 
