@@ -32,6 +32,9 @@ export default defineConfig({
           name: 'lab',
           include: ['test/lab/**/*.test.ts', 'test/faults/**/*.lab.test.ts'],
           globalSetup: ['test/harness/lab-global.ts'],
+          // a pool of its own: vitest runs each pool's files beside the other pools' (on 2 cores the forks pool
+          // has one worker, so the other projects' files would otherwise wait behind the lab's hour)
+          pool: 'threads',
           fileParallelism: false,
           testTimeout: 1_200_000,
           hookTimeout: 1_200_000,

@@ -202,7 +202,9 @@ describe('Ctrl-C twice', () => {
     const t0 = Date.now();
     process.kill(-child.pid!, 'SIGINT');
     expect(await done).toBe(130);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // at once: far below the 20 s the running write still had (the bound leaves room for a loaded machine:
+    // CI runs these files beside the lab VM)
+    expect(Date.now() - t0).toBeLessThan(10_000);
     expect(stderr).toMatch(/aborted \(a second Ctrl-C\)/);
     for (let i = 0; i < 3; i++) {
       const p = lab.hostPath('h1', `${DIR}-int2/f${i}.conf`);
@@ -255,8 +257,9 @@ describe('connections cut and commands that hang, mid-command', () => {
     expect(host('h3').error).toMatch(/no answer on a new connection/); // looked again: not a reboot by someone else
     expect(host('h4').status).toBe('failed');
     expect(host('h4').error).toMatch(/connection|closed|lost|keepalive|timed out/i);
-    // bounded: far below the 40 s a write takes there
-    expect(total).toBeLessThan(40);
+    // bounded: timers decide it (keepalives 3 × 5 s, one new connection of 5 s), far below the 120 s the three
+    // 40 s writes would take; the margin is for a loaded machine (CI runs this beside the lab VM)
+    expect(total).toBeLessThan(60);
     process.stderr.write(
       `[faults] cut at ${(cutAt / 1000).toFixed(1)} s; run ended after ${total.toFixed(1)} s; h2 (hung, 5 s limit) ` +
         `failed after ${(host('h2').ms / 1000).toFixed(1)} s: ${host('h2').error}; h3 (sshd killed): ` +

@@ -183,8 +183,9 @@ describe('kvmforge exits', () => {
     const pio = vms.find((v) => v.name === 'exits-pio')!.reasons;
     const idle = vms.find((v) => v.name === 'exits-idle')!.reasons;
     const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
-    // `in al, dx` on an emulated port: every iteration goes to QEMU (tens of thousands per second here)
-    expect(pio.userspace.KVM_EXIT_IO).toBeGreaterThan(20_000);
+    // `in al, dx` on an emulated port: every iteration goes to QEMU (tens of thousands per second on an idle
+    // machine; the floor leaves room for CI, which runs this beside the lab VM)
+    expect(pio.userspace.KVM_EXIT_IO).toBeGreaterThan(5_000);
     expect(pio.userspace.KVM_EXIT_IO / sum(pio.userspace)).toBeGreaterThan(0.99);
     expect(sum(idle.userspace)).toBeLessThan(pio.userspace.KVM_EXIT_IO / 10);
     // this machine's nested PVM KVM doesn't fire kvm:kvm_exit; a KVM that does gets its reasons counted

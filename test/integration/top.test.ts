@@ -110,7 +110,9 @@ describe('kvmforge top', () => {
       (x) => rowsOf(x)[0]?.vm === 'top-busy' && rowsOf(x)[0]?.thread === 'CPU 0/KVM',
       'the busy vCPU is not on top',
     );
-    expect(rowsOf(s)[0].cpu).toBeGreaterThan(50);
+    // busy: it leads, with a real share of a CPU (an idle vCPU shows ~0; CI runs this beside the lab VM, so the
+    // busy one may get less than a whole CPU)
+    expect(rowsOf(s)[0].cpu).toBeGreaterThan(30);
     expect(s).toMatch(/VM\s+PID\s+TID\s+THREAD\s+POLICY\s+RTPRIO\s+NICE\s+CPU%\s+MEM%\s+VCSW\s+IVCSW/);
     const cpus = rowsOf(s).map((r) => r.cpu);
     expect(cpus).toEqual([...cpus].sort((a, b) => b - a));
