@@ -1,8 +1,8 @@
 // The connection OpenSSH would make: `ssh -G` with what the inventory set (as -o options, which win) prints
 // the result of ~/.ssh/config and /etc/ssh/ssh_config — HostName, User, Port, IdentityFile (every default
 // identity when none is set), ProxyJump, ProxyCommand, known_hosts files, keepalives. No network is used.
+import { execFile } from 'node:child_process';
 import { homedir, userInfo } from 'node:os';
-import { $ } from 'zx';
 import { HostError } from '../core/errors.ts';
 import type { Connection } from '../core/types.ts';
 
@@ -53,6 +53,20 @@ export function parseSshG(out: string): SshConfig {
 
 let sshMissing = false;
 
+/** `ssh -G` run directly (no shell in between: it is run once per host, and a shell costs as much again). */
+function sshG(args: string[]): Promise<{ code: number | string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('ssh', ['-G', ...args], { timeout: 10_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as NodeJS.ErrnoException).code ?? 1) : 0;
+      resolve({ code, stdout, stderr: stderr || (err && !stdout ? err.message : '') });
+    });
+  });
+}
+
+/** What ssh -G said for the same arguments: a host reconnects (facts, a reboot, a bridge switch) without
+ * asking again. Config files are read once per run, as OpenSSH itself would read them once per connection. */
+const seen = new Map<string, Promise<{ code: number | string | null; stdout: string; stderr: string }>>();
+
 /** What `ssh -G` makes of this connection; without an ssh binary, the inventory's values and ssh's defaults. */
 export async function sshConfig(conn: Connection): Promise<SshConfig> {
   // a connection made in code, not from an inventory, says everything itself
@@ -63,10 +77,14 @@ export async function sshConfig(conn: Connection): Promise<SshConfig> {
   ];
   const args = [...(conn.sshConfigFile ? ['-F', conn.sshConfigFile] : []), ...options.flatMap((o) => ['-o', o])];
   if (!sshMissing) {
-    const r = await $({ nothrow: true, quiet: true, timeout: '10s' })`ssh -G ${args} ${conn.address}`;
-    if (r.exitCode === 0) return parseSshG(r.stdout);
-    if (r.exitCode !== 127 && !/not found|ENOENT/.test(r.stderr))
+    const key = JSON.stringify([...args, conn.address]);
+    if (!seen.has(key)) seen.set(key, sshG([...args, '--', conn.address]));
+    const r = await seen.get(key)!;
+    if (r.code === 0) return parseSshG(r.stdout);
+    if (r.code !== 'ENOENT') {
+      seen.delete(key);
       throw new HostError(`ssh -G ${conn.address} failed: ${r.stderr.trim().split('\n')[0]}`);
+    }
     sshMissing = true;
   }
   const opt = (k: string) =>
