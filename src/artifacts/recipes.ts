@@ -244,7 +244,9 @@ function buildBody(spec: BuildSpec, key: string): string {
       // only the targets that `meson install` copies are built, and installed without the rest
       `nice ninja $(python3 -c 'import json, os; print(" ".join(os.path.relpath(f) for t in ` +
         `json.load(open("meson-info/intro-targets.json")) if t["installed"] for f in t["filename"]))')`,
-      'DESTDIR="$STAGE" $(ninja -t commands install | tail -n 1) >/dev/null',
+      'install=$(ninja -t commands install | tail -n 1)',
+      '[ -n "$install" ] || { echo "no install command in build.ninja" >&2; exit 1; }',
+      'DESTDIR="$STAGE" $install >/dev/null',
       `ln -sf qemu-system-x86_64 "$STAGE"${quote(`${prefix}/bin/kvm`)}`,
     ].join('\n');
   }
