@@ -53,8 +53,11 @@ export function parseSshG(out: string): SshConfig {
 
 let sshMissing = false;
 
+/** How `ssh -G` ended: 0, its exit code, or the spawn error's code (ENOENT: no ssh binary). */
+type SshGResult = { code: number | string | null; stdout: string; stderr: string };
+
 /** `ssh -G` run directly (no shell in between: it is run once per host, and a shell costs as much again). */
-function sshG(args: string[]): Promise<{ code: number | string | null; stdout: string; stderr: string }> {
+function sshG(args: string[]): Promise<SshGResult> {
   return new Promise((resolve) => {
     execFile('ssh', ['-G', ...args], { timeout: 10_000 }, (err, stdout, stderr) => {
       const code = err ? ((err as NodeJS.ErrnoException).code ?? 1) : 0;
@@ -63,9 +66,9 @@ function sshG(args: string[]): Promise<{ code: number | string | null; stdout: s
   });
 }
 
-/** What ssh -G said for the same arguments: a host reconnects (facts, a reboot, a bridge switch) without
- * asking again. Config files are read once per run, as OpenSSH itself would read them once per connection. */
-const seen = new Map<string, Promise<{ code: number | string | null; stdout: string; stderr: string }>>();
+/** What ssh -G said for the same arguments in this run: a host that reconnects (a reboot, a bridge switch)
+ * does not ask again. A failure is not kept. */
+const seen = new Map<string, Promise<SshGResult>>();
 
 /** What `ssh -G` makes of this connection; without an ssh binary, the inventory's values and ssh's defaults. */
 export async function sshConfig(conn: Connection): Promise<SshConfig> {
