@@ -22,6 +22,8 @@ export interface ArtifactMeta {
   builtOn: string;
   buildSeconds: number;
   builtAt: string;
+  /** Built from the distribution's source package (name and version), when it was. */
+  sourcePackage?: string;
   /** Kernel: requested options olddefconfig dropped. */
   dropped?: string[];
   /** Kernel: objects compiled, for the next build's progress estimate. */
@@ -251,6 +253,7 @@ async function build(req: BuildRequest, t: Transport, out: string, io: ArtifactI
       .map((l) => ({ size: Number(l.split(' ')[0]), name: l.slice(l.indexOf(' ') + 1) })),
     distro: spec.distro,
     options: spec.options,
+    ...(spec.sourcePackage ? { sourcePackage: spec.sourcePackage } : {}),
     builtOn: buildHost.name,
     buildSeconds: seconds,
     builtAt: new Date().toISOString(),

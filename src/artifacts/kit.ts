@@ -19,17 +19,29 @@ import type { Problem } from '../core/errors.ts';
 import { artifactDir } from './artifacts.ts';
 import { arch, osRelease, packageManager } from '../facts/host.ts';
 import { artifactKey, BUILD_TIMEOUT_S, shortKey, type BuildSpec } from './recipes.ts';
-import { sourceOf, sourceSha } from './sources.ts';
+import {
+  DISTRO_PACKAGE,
+  type DistroPackage,
+  distroProbe,
+  parseDistroProbe,
+  sourceOf,
+  sourceSha,
+  versionFits,
+} from './sources.ts';
 
 export const BUILD_VARS = (c: Component): Record<string, VarSpec> => ({
   [`${c}_version`]: {
     schema: { type: 'string' },
-    description: `Build ${c} from source at this version (the step runs only when it is set).`,
+    description:
+      `Build ${c} from source at this version (the step runs only when it is set); \`distro\`: the version the ` +
+      "build host's distribution source package holds (built from that package).",
   },
   [`${c}_source`]: {
     schema: { type: 'string' },
     defaultText: 'the upstream release URL',
-    description: 'Tarball: an http(s) URL or a file on the control machine (relative to the inventory).',
+    description:
+      'Tarball: an http(s) URL or a file on the control machine (relative to the inventory); or `distro`: the build ' +
+      "host's distribution source package (apt-get source, its patches applied), checked against its signed index.",
   },
   [`${c}_sha256`]: {
     schema: { type: 'string', pattern: '^[0-9a-f]{64}$' },
@@ -114,28 +126,79 @@ export async function specFor(
   files: BuildSpec['files'] = {},
 ): Promise<ArtifactRef> {
   const [os, a] = await ctx.read(osRelease, arch);
+  const pm = await packageManagerOf(ctx);
+  const pkg = b.source.distro ? await distroPackage(ctx, c, b, pm) : undefined;
   const spec: BuildSpec = {
     component: c,
-    version: b.source.version,
-    sourceSha: await sourceSha(b.source),
-    distro: { family: os.family, id: os.id, versionId: os.versionId, arch: a, pm: await packageManagerOf(ctx) },
+    version: pkg && b.source.version === 'distro' ? pkg.upstream : b.source.version,
+    sourceSha: pkg ? pkg.files[0].sha256 : await sourceSha(b.source),
+    distro: { family: os.family, id: os.id, versionId: os.versionId, arch: a, pm },
     options,
     files,
+    ...(pkg ? { sourcePackage: pkg.name } : {}),
   };
-  return { spec, key: artifactKey(spec), build: b };
+  const build = pkg ? { ...b, source: { ...b.source, distroFiles: pkg.files } } : b;
+  return { spec, key: artifactKey(spec), build };
+}
+
+const resolved = new Map<string, Promise<DistroPackage | { missing: string }>>();
+
+/** `<c>_source: distro`, resolved on the build host (once per run): the source package its package manager would
+ * fetch. None there, or not the version `<c>_version` names: bad input (exit 2), nothing changed. */
+async function distroPackage(ctx: StepContext, c: Component, b: BuildParams, pm: PackageManager) {
+  const at = `${c}_source`;
+  if (pm !== 'apt')
+    throw badVar(
+      ctx.host,
+      at,
+      `${c}_source: distro builds from Debian-family source packages (apt-get source); this host uses ${pm}: ` +
+        'name a tarball (an http(s) URL with its sha256, or a file) instead',
+    );
+  const bh = buildHostOf(ctx, b);
+  const pkg = DISTRO_PACKAGE[pm][c];
+  const id = `${bh.name}\0${pkg}`;
+  let p = resolved.get(id);
+  if (!p) {
+    p = (async () => {
+      const t = await ctx.connect!(bh);
+      try {
+        return parseDistroProbe(pkg, (await t.exec(distroProbe(pkg))).stdout);
+      } finally {
+        await t.close();
+      }
+    })();
+    resolved.set(id, p);
+    p.catch(() => resolved.delete(id));
+  }
+  const r = await p;
+  if ('missing' in r)
+    throw badVar(ctx.host, at, `${c}_source is distro, but on the build host ${bh.name} ${r.missing}`);
+  if (b.source.version !== 'distro' && !versionFits(b.source.version, r.upstream))
+    throw badVar(
+      ctx.host,
+      `${c}_version`,
+      `${c}_source is distro and the build host ${bh.name} offers ${r.name} (upstream ${r.upstream}); ` +
+        `${c}_version '${b.source.version}' is not that version (the version its tree holds, e.g. ${r.upstream}.N)`,
+    );
+  return r;
+}
+
+/** The host that builds for this target: build_host, or the target itself. */
+function buildHostOf(ctx: StepContext, b: BuildParams): Host {
+  const buildHost = b.buildHost ? ctx.inventory?.find((h) => h.name === b.buildHost) : ctx.host;
+  if (!buildHost || !ctx.connect) throw new HostError(`build host ${b.buildHost} is not in this run's inventory`);
+  return buildHost;
 }
 
 /** The build request of an artifact ref, from a host's point of view. */
 export function requestOf(ctx: StepContext, a: ArtifactRef) {
-  const buildHost = a.build.buildHost ? ctx.inventory?.find((h) => h.name === a.build.buildHost) : ctx.host;
-  if (!buildHost || !ctx.connect) throw new HostError(`build host ${a.build.buildHost} is not in this run's inventory`);
   return {
     spec: a.spec,
     key: a.key,
     source: a.build.source,
-    buildHost,
+    buildHost: buildHostOf(ctx, a.build),
     buildDir: a.build.buildDir,
-    connect: ctx.connect,
+    connect: ctx.connect!,
   };
 }
 
@@ -160,7 +223,8 @@ export function installChange(
     kind: 'install',
     summary,
     diff:
-      `+ ${spec.component} ${spec.version} (artifact ${shortKey(key)}; built on ` +
+      `+ ${spec.component} ${spec.version} (artifact ${shortKey(key)}; ` +
+      `${spec.sourcePackage ? `from the distribution's source package ${spec.sourcePackage}; ` : ''}built on ` +
       `${b.buildHost ?? 'the first host that needs it'} unless cached in ${artifactDir(spec, key)})`,
     artifact: a,
     packages,

@@ -24,6 +24,8 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'dpkg-dev',
       'debhelper',
       'xz-utils',
+      'curl',
+      'ca-certificates',
     ],
     qemu: [
       'build-essential',
@@ -39,6 +41,8 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'dpkg-dev',
       'xz-utils',
       'bzip2',
+      'curl',
+      'ca-certificates',
     ],
     libvirt: [
       'build-essential',
@@ -61,6 +65,8 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'python3-docutils',
       'dpkg-dev',
       'xz-utils',
+      'curl',
+      'ca-certificates',
     ],
   },
   dnf: {
@@ -79,6 +85,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'rpm-build',
       'perl',
       'xz',
+      'curl',
     ],
     qemu: [
       'gcc',
@@ -95,6 +102,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'rpm-build',
       'xz',
       'bzip2',
+      'curl',
     ],
     libvirt: [
       'gcc',
@@ -116,6 +124,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'python3-docutils',
       'rpm-build',
       'xz',
+      'curl',
     ],
   },
   yum: { kernel: [], qemu: [], libvirt: [] },
@@ -279,7 +288,7 @@ export function packageBody(spec: BuildSpec, key: string): string {
   const replaces = p.replaces[spec.distro.pm].join(', ');
   const summary =
     `${spec.component === 'qemu' ? 'QEMU' : 'libvirt'} ${spec.version} built by kvmforge (artifact ` +
-    `${shortKey(key)})`;
+    `${shortKey(key)}${spec.sourcePackage ? `, from the distribution's source package ${spec.sourcePackage}` : ''})`;
   const elfs =
     'find "$STAGE" -type f | while IFS= read -r f; do if [ "$(od -An -tx1 -N4 "$f" | tr -d " ")" = 7f454c46 ]; then ' +
     'echo "$f"; fi; done > "$W/elfs"';
@@ -350,11 +359,13 @@ function versionCheck(spec: BuildSpec): string {
       : spec.component === 'qemu'
         ? 'cat VERSION'
         : `sed -n "s/^  version: '\\([^']*\\)'.*/\\1/p" meson.build | head -n1`;
+  // a distribution's tree may carry stable updates past its upstream version (Debian's qemu 7.2+dfsg holds 7.2.22)
+  const fits = spec.sourcePackage ? '"$want"|"$want".*' : '"$want"';
   return [
     `have=$(${read})`,
     sh`want=${spec.version}`,
-    `[ "$have" = "$want" ] || { echo "the tarball holds ${spec.component} $have, not $want ` +
-      `(${spec.component}_version)" >&2; exit 7; }`,
+    `case "$have" in ${fits}) ;; *) echo "the ${spec.sourcePackage ? 'source package' : 'tarball'} holds ` +
+      `${spec.component} $have, not $want (${spec.component}_version)" >&2; exit 7;; esac`,
   ].join('\n');
 }
 
@@ -371,7 +382,15 @@ export function buildScript(spec: BuildSpec, key: string, workDir: string, tarba
     'rm -rf "$W/src" "$STAGE" "$OUT.part"; mkdir -p "$W/src" "$STAGE" "$OUT.part"',
     'OUT="$OUT.part"',
     'echo "KVMFORGE_PHASE unpack"',
-    'tar xf "$SRC" -C "$W/src" --strip-components=1',
+    ...(spec.sourcePackage
+      ? [
+          // the distribution's source package, its patches applied (dpkg-source checks every file against the .dsc)
+          'rmdir "$W/src"; dpkg-source -x "$SRC" "$W/src" >"$W/unpack.log" 2>&1 || { cat "$W/unpack.log" >&2; exit ' +
+            '1; }',
+          // the kernel's bindeb-pkg writes a debian/ of its own: Debian's packaging goes, its patched tree stays
+          ...(spec.component === 'kernel' ? ['rm -rf "$W/src/debian"'] : []),
+        ]
+      : ['tar xf "$SRC" -C "$W/src" --strip-components=1']),
     'cd "$W/src"',
     versionCheck(spec),
     'echo "KVMFORGE_PHASE build"',

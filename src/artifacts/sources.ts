@@ -4,7 +4,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { badVar, varOr } from '../core/vars.ts';
 import { quote, sh } from '../core/sh.ts';
-import type { Component, Host, Source } from '../core/types.ts';
+import type { Component, Host, PackageManager, Source } from '../core/types.ts';
 
 export type { Component, Source };
 
@@ -31,14 +31,26 @@ export function upstreamSignature(c: Component, url: string): string {
 export function sourceOf(host: Host, c: Component, baseDir: string): Source | undefined {
   const version = host.vars[`${c}_version`];
   if (version === undefined || version === null) return undefined;
+  if (version === 'distro') {
+    const from = varOr<string>(host, `${c}_source`, 'distro');
+    if (from !== 'distro')
+      throw badVar(
+        host,
+        `${c}_source`,
+        `${c}_version is distro (the version the distribution's source package holds), so ${c}_source must be ` +
+          `distro or unset, not '${from}'`,
+      );
+    return distroSource(host, c, version);
+  }
   if (typeof version !== 'string' || !VERSION.test(version))
     throw badVar(
       host,
       `${c}_version`,
-      `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, got ` +
+      `expected a version like ${c === 'kernel' ? '6.1.192' : c === 'qemu' ? '7.2.0' : '9.0.0'}, or distro; got ` +
         `${JSON.stringify(version)}`,
     );
   const given = varOr<string>(host, `${c}_source`, upstreamUrl(c, version));
+  if (given === 'distro') return distroSource(host, c, version);
   const sha = varOr<string | undefined>(host, `${c}_sha256`, undefined);
   if (sha !== undefined && (typeof sha !== 'string' || !SHA256.test(sha)))
     throw badVar(host, `${c}_sha256`, "expected the tarball's sha256: 64 lowercase hex digits");
@@ -75,6 +87,62 @@ export function sourceOf(host: Host, c: Component, baseDir: string): Source | un
   return src;
 }
 
+/** `<c>_source: distro`: what the distribution's signed index says is checked instead of a sha256 or a keyring. */
+function distroSource(host: Host, c: Component, version: string): Source {
+  for (const v of [`${c}_sha256`, `${c}_signature`, `${c}_keyring`])
+    if (host.vars[v] !== undefined && host.vars[v] !== null)
+      throw badVar(
+        host,
+        v,
+        `${c}_source is distro: the source package is checked against the build host's signed package index, so ` +
+          `${v} does not apply; remove it`,
+      );
+  return { component: c, version, fileName: '', distro: true };
+}
+
+/** The distribution's source package of each component, per package manager. */
+export const DISTRO_PACKAGE: Record<PackageManager, Record<Component, string>> = {
+  apt: { kernel: 'linux', qemu: 'qemu', libvirt: 'libvirt' },
+  dnf: { kernel: 'kernel', qemu: 'qemu-kvm', libvirt: 'libvirt' },
+  yum: { kernel: 'kernel', qemu: 'qemu-kvm', libvirt: 'libvirt' },
+};
+
+/** Run on the build host (no root needed, nothing changed): the files `apt-get source` would fetch. */
+export const distroProbe = (pkg: string) => sh`LC_ALL=C apt-get source --print-uris --only-source ${pkg} 2>&1`;
+
+export interface DistroPackage {
+  /** `qemu 7.2+dfsg-7+deb12u18` */
+  name: string;
+  /** The upstream part of the version: `7.2` (Debian's revision and repack suffixes dropped). */
+  upstream: string;
+  files: { url: string; name: string; sha256: string }[];
+}
+
+/** Reads distroProbe's output: the package, or why there is none (no deb-src lines, no such package). */
+export function parseDistroProbe(pkg: string, out: string): DistroPackage | { missing: string } {
+  const files = [...out.matchAll(/^'([^']+)' (\S+) \d+ SHA256:([0-9a-f]{64})$/gm)].map((m) => ({
+    url: m[1],
+    name: m[2],
+    sha256: m[3],
+  }));
+  const dsc = files.find((f) => f.name.endsWith('.dsc'));
+  if (!dsc) {
+    const why = /deb-src/.test(out)
+      ? 'no source repository is configured (no deb-src lines in its apt sources)'
+      : /Unable to find a source package|Can not find a package/i.test(out)
+        ? `its source repositories have no package '${pkg}'`
+        : `apt-get source --print-uris said: ${out.trim().split('\n').slice(-2).join(' | ') || 'nothing'}`;
+    return { missing: why };
+  }
+  const version = dsc.name.slice(pkg.length + 1, -'.dsc'.length);
+  const upstream = version.replace(/-[^-]*$/, '').replace(/[+~].*$/, '');
+  return { name: `${pkg} ${version}`, upstream, files: [dsc, ...files.filter((f) => f !== dsc)] };
+}
+
+/** Does `<c>_version` name the version the distribution's tree holds? (7.2.22 is in Debian's 7.2+dfsg.) */
+export const versionFits = (version: string, upstream: string) =>
+  version === upstream || version.startsWith(`${upstream}.`);
+
 const hashes = new Map<string, Promise<string>>();
 /** sha256 of a local file, memoized per path, size and mtime. */
 export function sha256File(path: string): Promise<string> {
@@ -102,6 +170,7 @@ export async function sourceSha(s: Source): Promise<string> {
 /** Runs on the build host: download (unless present and verified), check sha256 (refuse and delete a
  * mismatch), check the signature when a keyring was given. Prints the verified path. */
 export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?: string, sigOnHost?: string): string {
+  if (s.distroFiles) return fetchDistroScript(s.distroFiles, dir);
   const file = `${dir}/${s.fileName}`;
   const lines = [
     sh`mkdir -p ${dir}`,
@@ -138,5 +207,27 @@ export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?:
     );
   }
   lines.push('echo "$f"');
+  return lines.join('\n');
+}
+
+/** Runs on the build host: the source package's files from the URLs its signed index gave, each checked against the
+ * index's sha256 (a mismatch is refused and deleted). Prints the .dsc's path; dpkg-source checks the rest again. */
+function fetchDistroScript(files: NonNullable<Source['distroFiles']>, dir: string): string {
+  const lines = [sh`mkdir -p ${dir} && cd ${dir}`];
+  for (const f of files)
+    lines.push(
+      sh`f=${f.name}; want=${f.sha256}`,
+      'have=$( [ -f "$f" ] && sha256sum "$f" | cut -d" " -f1 || true)',
+      'if [ "$have" != "$want" ]; then',
+      '  rm -f "$f.part"',
+      sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${f.url}; else wget -q -O "$f.part" ` +
+        sh`${f.url}; fi || { rm -f "$f.part"; echo ${`cannot download ${f.url}`} >&2; exit 3; }`,
+      '  have=$(sha256sum "$f.part" | cut -d" " -f1)',
+      '  if [ "$have" != "$want" ]; then rm -f "$f.part"; echo "checksum mismatch for $f: the package index says ' +
+        '$want, the download is $have; it was deleted" >&2; exit 4; fi',
+      '  mv -f "$f.part" "$f"',
+      'fi',
+    );
+  lines.push(sh`echo ${`${dir}/${files[0].name}`}`);
   return lines.join('\n');
 }

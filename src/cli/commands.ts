@@ -368,7 +368,7 @@ export async function artifactsCommand(f: Flags, args: string[] = []): Promise<n
   for (const a of list) {
     rows.push([
       a.component,
-      a.version,
+      a.sourcePackage ? `${a.version} (${a.sourcePackage})` : a.version,
       a.key.slice(0, 12),
       `${a.distro.id} ${a.distro.versionId} ${a.distro.arch}`,
       `${a.builtOn} ${a.builtAt.slice(0, 16)}`,

@@ -119,6 +119,10 @@ export interface Source {
   signature?: string;
   keyring?: string;
   fileName: string;
+  /** `<c>_source: distro`: the build host's distribution source package, resolved at plan time. */
+  distro?: boolean;
+  /** Its files as the build host's signed package index lists them (the first is the .dsc). */
+  distroFiles?: { url: string; name: string; sha256: string }[];
 }
 
 export interface BuildSpec {
@@ -131,6 +135,8 @@ export interface BuildSpec {
   options: Record<string, string | string[]>;
   /** Files the build reads, by name in the work dir (kernel config base and fragments). */
   files: Record<string, string>;
+  /** Built from the distribution's source package: its name and version (`qemu 1:7.2+dfsg-7+deb12u18`). */
+  sourcePackage?: string;
 }
 
 export interface BuildParams {

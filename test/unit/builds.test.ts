@@ -17,7 +17,7 @@ import {
   packageVersion,
   type BuildSpec,
 } from '../../src/artifacts/recipes.ts';
-import { fetchScript, sourceOf } from '../../src/artifacts/sources.ts';
+import { fetchScript, parseDistroProbe, sourceOf, versionFits } from '../../src/artifacts/sources.ts';
 import { progressMeter } from '../../src/artifacts/artifacts.ts';
 import kernel, { checkFragment, trialScript, trialCheck, HOLD_DROPIN } from '../../steps/kernel.ts';
 import qemu from '../../steps/qemu.ts';
@@ -149,6 +149,94 @@ describe('sources', () => {
     const ok = spawnSync('sh', ['-eu'], { input: fetchScript(s, sha, src) });
     expect(ok.status).toBe(0);
     expect(ok.stdout.toString().trim()).toBe(join(src, 'linux-6.1.192.tar.xz'));
+  });
+});
+
+describe('distribution source packages', () => {
+  // `apt-get source --print-uris --only-source qemu` on Debian 12, and apt's answers without deb-src or a package
+  const QEMU = [
+    'Reading package lists...',
+    "NOTICE: 'qemu' packaging is maintained in the 'Git' version control system at:",
+    'Need to get 23.9 MB of source archives.',
+    "'http://deb.debian.org/debian/pool/main/q/qemu/qemu_7.2%2bdfsg-7%2bdeb12u18.dsc' qemu_7.2+dfsg-7+deb12u18.dsc " +
+      `6909 SHA256:${'6'.repeat(64)}`,
+    "'http://deb.debian.org/debian/pool/main/q/qemu/qemu_7.2%2bdfsg.orig.tar.xz' qemu_7.2+dfsg.orig.tar.xz 23523172 " +
+      `SHA256:${'9'.repeat(64)}`,
+  ].join('\n');
+  it('reads the package, its upstream version and its files (the .dsc first)', () => {
+    const p = parseDistroProbe('qemu', QEMU);
+    expect(p).toEqual({
+      name: 'qemu 7.2+dfsg-7+deb12u18',
+      upstream: '7.2',
+      files: [
+        {
+          url: 'http://deb.debian.org/debian/pool/main/q/qemu/qemu_7.2%2bdfsg-7%2bdeb12u18.dsc',
+          name: 'qemu_7.2+dfsg-7+deb12u18.dsc',
+          sha256: '6'.repeat(64),
+        },
+        {
+          url: 'http://deb.debian.org/debian/pool/main/q/qemu/qemu_7.2%2bdfsg.orig.tar.xz',
+          name: 'qemu_7.2+dfsg.orig.tar.xz',
+          sha256: '9'.repeat(64),
+        },
+      ],
+    });
+    expect(parseDistroProbe('linux', `'u' linux_6.1.192-3.dsc 1 SHA256:${'1'.repeat(64)}`)).toMatchObject({
+      upstream: '6.1.192',
+    });
+    expect(versionFits('7.2.22', '7.2')).toBe(true);
+    expect(versionFits('7.2', '7.2')).toBe(true);
+    expect(versionFits('7.20.1', '7.2')).toBe(false);
+    expect(versionFits('8.0.0', '7.2')).toBe(false);
+  });
+  it('says why there is none', () => {
+    expect(parseDistroProbe('qemu', "E: You must put some 'deb-src' URIs in your sources.list")).toEqual({
+      missing: 'no source repository is configured (no deb-src lines in its apt sources)',
+    });
+    expect(parseDistroProbe('qemu', 'E: Unable to find a source package for qemu')).toEqual({
+      missing: "its source repositories have no package 'qemu'",
+    });
+  });
+  it('distro refuses a checksum or another source; the version may be distro', () => {
+    expect(() => sourceOf(host(['qemu_version: distro', 'qemu_source: x.tar.xz']), 'qemu', dir)).toThrow(
+      /h1\.qemu_source: qemu_version is distro .* must be distro or unset, not 'x\.tar\.xz'/,
+    );
+    const keyring = host(['qemu_version: 7.2.0', 'qemu_source: distro', 'qemu_keyring: k']);
+    expect(() => sourceOf(keyring, 'qemu', dir)).toThrow(/h1\.qemu_keyring: qemu_source is distro/);
+    expect(sourceOf(host(['libvirt_version: distro']), 'libvirt', dir)).toEqual({
+      component: 'libvirt',
+      version: 'distro',
+      fileName: '',
+      distro: true,
+    });
+  });
+  it('fetches every file the index names and refuses one that does not match it', () => {
+    const from = join(dir, 'mirror');
+    const to = join(dir, 'distro-src');
+    mkdirSync(from, { recursive: true });
+    writeFileSync(join(from, 'p_1.0-1.dsc'), 'dsc');
+    writeFileSync(join(from, 'p_1.0.orig.tar.xz'), 'orig');
+    const sha = (f: string) =>
+      execFileSync('sha256sum', [join(from, f)])
+        .toString()
+        .split(' ')[0];
+    const files = ['p_1.0-1.dsc', 'p_1.0.orig.tar.xz'].map((name) => ({
+      url: `file://${join(from, name)}`,
+      name,
+      sha256: sha(name),
+    }));
+    const s = { component: 'qemu' as const, version: '1.0', fileName: '', distro: true, distroFiles: files };
+    const ok = spawnSync('sh', ['-eu'], { input: fetchScript(s, files[0].sha256, to) });
+    expect(ok.stderr.toString()).toBe('');
+    expect(ok.stdout.toString().trim()).toBe(join(to, 'p_1.0-1.dsc'));
+    expect(readdirSync(to).sort()).toEqual(['p_1.0-1.dsc', 'p_1.0.orig.tar.xz']);
+    // the mirror's file changed: refused, nothing half-written kept
+    writeFileSync(join(from, 'p_1.0.orig.tar.xz'), 'tampered');
+    execFileSync('rm', [join(to, 'p_1.0.orig.tar.xz')]);
+    const bad = spawnSync('sh', ['-eu'], { input: fetchScript(s, files[0].sha256, to) });
+    expect(bad.status).toBe(4);
+    expect(bad.stderr.toString()).toMatch(/checksum mismatch for p_1\.0\.orig\.tar\.xz: the package index says/);
+    expect(readdirSync(to)).toEqual(['p_1.0-1.dsc']);
   });
 });
 
