@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError, HostError } from '../src/core/errors.ts';
 import { sh } from '../src/core/sh.ts';
-import { badVar, varOf } from '../src/core/vars.ts';
+import { badVar, varDir, varOf } from '../src/core/vars.ts';
 import { fact, type BuildParams, type Change, type Host, type VarSpec } from '../src/core/types.ts';
 import { bootLoader, osRelease } from '../src/facts/host.ts';
 import {
@@ -59,7 +59,7 @@ export function checkFragment(path: string, text: string): ConfigError | undefin
 }
 
 function fragmentsOf(host: Host): Params['fragments'] {
-  const base = dirname(host.pos.file);
+  const base = varDir(host, 'kernel_config_fragments');
   const list = varOf<string[]>(host, vars, 'kernel_config_fragments');
   return list.map((f, i) => {
     const path = resolve(base, f);
@@ -211,7 +211,7 @@ const step: SourceBuildStep<Params> = {
     const build = buildParams(host, 'kernel');
     let base = varOf<string>(host, vars, 'kernel_config_base');
     if (!['running', 'defconfig', 'tinyconfig'].includes(base)) {
-      base = resolve(dirname(host.pos.file), base);
+      base = resolve(varDir(host, 'kernel_config_base'), base);
       if (!existsSync(base))
         throw badVar(
           host,

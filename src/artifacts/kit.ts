@@ -1,5 +1,6 @@
 // What the kernel, qemu and libvirt steps share: their common vars, the artifact spec of a target, and
 // the change that gets the artifact (built once on the build host) onto the target and installs it.
+import { userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { HostError } from '../core/errors.ts';
 import { sh } from '../core/sh.ts';
@@ -62,7 +63,9 @@ export const COMMON_BUILD_VARS: Record<string, VarSpec> = {
   build_host: {
     schema: { type: 'string' },
     defaultText: 'the first host of the run that needs them',
-    description: 'Inventory host that builds the packages (identical distro, version and arch).',
+    description:
+      'Inventory host that builds the packages (identical distro, version and arch); `localhost` not in the ' +
+      'inventory is this machine (as Ansible’s implicit localhost: never a target).',
   },
   build_dir: {
     schema: { type: 'string' },
@@ -97,13 +100,14 @@ export function checkBuildHosts(
   const problems: Problem[] = [];
   for (const [name, p] of params) {
     const b = 'build' in p ? p.build : p;
-    if (b.buildHost && !inventory.some((h) => h.name === b.buildHost)) {
+    if (b.buildHost && b.buildHost !== 'localhost' && !inventory.some((h) => h.name === b.buildHost)) {
       const h = inventory.find((x) => x.name === name)!;
       problems.push({
         ...(h.varPos.build_host ?? h.pos),
         key: `${name}.build_host`,
         message:
-          `'${b.buildHost}' is not a host of the inventory; hosts are: ` + `${inventory.map((x) => x.name).join(', ')}`,
+          `'${b.buildHost}' is not a host of the inventory (nor localhost, this machine); hosts are: ` +
+          `${inventory.map((x) => x.name).join(', ')}`,
       });
     }
   }
@@ -173,6 +177,18 @@ async function distroPackage(ctx: StepContext, c: Component, b: BuildParams, pm:
   const r = await p;
   if ('missing' in r)
     throw badVar(ctx.host, at, `${c}_source is distro, but on the build host ${bh.name} ${r.missing}`);
+  const orig = r.files.find((f) => /\.orig\.tar\.[a-z0-9]+$/.test(f.name));
+  if (b.source.sha256 && orig?.sha256 !== b.source.sha256)
+    throw badVar(
+      ctx.host,
+      `${c}_sha256`,
+      `${c}_source is distro: the build host's ${r.name} ` +
+        (orig
+          ? `holds ${orig.name} with sha256 ${orig.sha256}, not the upstream tarball ${c}_sha256 names (the ` +
+            'distribution repacked it, or it is another release)'
+          : 'has no upstream tarball (a native package) to check against') +
+        `; without ${c}_sha256 the package is checked by the signed index alone`,
+    );
   if (b.source.version !== 'distro' && !versionFits(b.source.version, r.upstream))
     throw badVar(
       ctx.host,
@@ -183,9 +199,11 @@ async function distroPackage(ctx: StepContext, c: Component, b: BuildParams, pm:
   return r;
 }
 
-/** The host that builds for this target: build_host, or the target itself. */
+/** The host that builds for this target: build_host, or the target itself. `localhost` not in the inventory is this
+ * machine, as Ansible's implicit localhost: local transport, never a target, none of the inventory's vars. */
 function buildHostOf(ctx: StepContext, b: BuildParams): Host {
-  const buildHost = b.buildHost ? ctx.inventory?.find((h) => h.name === b.buildHost) : ctx.host;
+  const named = b.buildHost ? ctx.inventory?.find((h) => h.name === b.buildHost) : ctx.host;
+  const buildHost = named ?? (b.buildHost === 'localhost' ? implicitLocalhost(ctx.host) : undefined);
   if (!buildHost || !ctx.connect) throw new HostError(`build host ${b.buildHost} is not in this run's inventory`);
   return buildHost;
 }
@@ -199,6 +217,17 @@ export function requestOf(ctx: StepContext, a: ArtifactRef) {
     buildHost: buildHostOf(ctx, a.build),
     buildDir: a.build.buildDir,
     connect: ctx.connect!,
+  };
+}
+
+function implicitLocalhost(target: Host): Host {
+  return {
+    name: 'localhost',
+    groups: [],
+    vars: { ansible_connection: 'local' },
+    varPos: {},
+    pos: target.varPos.build_host ?? target.pos,
+    conn: { address: '127.0.0.1', port: 22, user: userInfo().username, local: true, become: false },
   };
 }
 

@@ -244,9 +244,12 @@ function buildBody(spec: BuildSpec, key: string): string {
   }
   if (spec.component === 'qemu') {
     const prefix = o.prefix as string;
+    // a distribution's tree has no git submodules, and Debian's (DFSG) no firmware blobs: the package depends on the
+    // distribution's firmware instead (firmwarepath)
+    const distroTree = spec.sourcePackage ? '--with-git-submodules=ignore --disable-install-blobs ' : '';
     return [
       'mkdir -p build-kvmforge && cd build-kvmforge',
-      `nice ../configure --prefix=${quote(prefix)} --target-list=x86_64-softmmu --disable-docs ` +
+      `nice ../configure --prefix=${quote(prefix)} --target-list=x86_64-softmmu --disable-docs ${distroTree}` +
         `--firmwarepath=${quote(`${prefix}/share/qemu:/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu`)} ` +
         `${args('configureArgs')}`,
       // QEMU's default target also compiles its test programs (~1000 of its ~2600 steps: tests/fp, qtest, unit):

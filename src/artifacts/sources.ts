@@ -2,11 +2,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { badVar, varOr } from '../core/vars.ts';
+import { badVar, varDir as fileDir, varOr } from '../core/vars.ts';
 import { quote, sh } from '../core/sh.ts';
 import type { Component, Host, PackageManager, Source } from '../core/types.ts';
 
 export type { Component, Source };
+
+/** Where a var's relative path is read from: beside the file that set it (baseDir when no file did). */
+const varDir = (host: Host, name: string, baseDir: string) => (host.varPos[name] ? fileDir(host, name) : baseDir);
 
 const VERSION = /^[0-9][0-9A-Za-z.+~-]{0,40}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -67,7 +70,7 @@ export function sourceOf(host: Host, c: Component, baseDir: string): Source | un
       );
     src.url = given;
   } else {
-    const path = resolve(baseDir, given);
+    const path = resolve(varDir(host, `${c}_source`, baseDir), given);
     if (!existsSync(path) || !statSync(path).isFile())
       throw badVar(host, `${c}_source`, `expected an http(s) URL or a tarball on this machine; ${path} does not exist`);
     src.path = path;
@@ -75,21 +78,25 @@ export function sourceOf(host: Host, c: Component, baseDir: string): Source | un
   src.fileName = basename(src.url ?? src.path!).replace(/[^A-Za-z0-9._+~-]/g, '_');
   const keyring = varOr<string | undefined>(host, `${c}_keyring`, undefined);
   if (keyring !== undefined) {
-    const k = resolve(baseDir, keyring);
+    const k = resolve(varDir(host, `${c}_keyring`, baseDir), keyring);
     if (!existsSync(k))
       throw badVar(host, `${c}_keyring`, `expected a keyring file (gpg --export or .gpg); ${k} does not exist`);
     src.keyring = k;
     const sig = varOr<string | undefined>(host, `${c}_signature`, src.url ? upstreamSignature(c, src.url) : undefined);
     if (!sig)
       throw badVar(host, `${c}_signature`, 'a keyring was given for a local tarball: name its detached signature too');
-    src.signature = /^https?:\/\//.test(sig) ? sig : resolve(baseDir, sig);
+    src.signature = /^https?:\/\//.test(sig) ? sig : resolve(varDir(host, `${c}_signature`, baseDir), sig);
   }
   return src;
 }
 
 /** `<c>_source: distro`: what the distribution's signed index says is checked instead of a sha256 or a keyring. */
 function distroSource(host: Host, c: Component, version: string): Source {
-  for (const v of [`${c}_sha256`, `${c}_signature`, `${c}_keyring`])
+  // a sha256 stays a check: of the upstream tarball inside the package (Debian's .orig.tar.*), at plan time
+  const sha = varOr<string | undefined>(host, `${c}_sha256`, undefined);
+  if (sha !== undefined && (typeof sha !== 'string' || !SHA256.test(sha)))
+    throw badVar(host, `${c}_sha256`, "expected the upstream tarball's sha256: 64 lowercase hex digits");
+  for (const v of [`${c}_signature`, `${c}_keyring`])
     if (host.vars[v] !== undefined && host.vars[v] !== null)
       throw badVar(
         host,
@@ -97,7 +104,7 @@ function distroSource(host: Host, c: Component, version: string): Source {
         `${c}_source is distro: the source package is checked against the build host's signed package index, so ` +
           `${v} does not apply; remove it`,
       );
-  return { component: c, version, fileName: '', distro: true };
+  return { component: c, version, fileName: '', distro: true, ...(sha ? { sha256: sha } : {}) };
 }
 
 /** The distribution's source package of each component, per package manager. */

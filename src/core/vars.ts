@@ -1,5 +1,6 @@
 // Small helpers for steps' params(): a var's value or its declared default, and errors that point at the
 // var's file:line.
+import { dirname } from 'node:path';
 import { ConfigError } from './errors.ts';
 import type { Host, VarSpec } from './types.ts';
 
@@ -19,4 +20,10 @@ export function badVar(host: Host, name: string, message: string): ConfigError {
   let at = name;
   while (!host.varPos[at] && at.includes('.')) at = at.slice(0, at.lastIndexOf('.'));
   return ConfigError.one(message, { ...(host.varPos[at] ?? host.pos), key: `${host.name}.${name}` });
+}
+
+/** The directory a var's relative paths are read from: that of the inventory file that set it (a layered inventory's
+ * own files stay beside it), else the host's. */
+export function varDir(host: Host, name: string): string {
+  return dirname((host.varPos[name] ?? host.pos).file);
 }

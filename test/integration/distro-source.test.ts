@@ -27,14 +27,14 @@ const run = async (args: string[], env: Record<string, string> = {}) => {
   }
 };
 
-const inventory = (name: string, vars: string[]) => {
+const inventory = (name: string, vars: string[], host = 'localhost') => {
   const f = join(dir, name);
   writeFileSync(
     f,
     [
       'all:',
       '  hosts:',
-      '    localhost:',
+      `    ${host}:`,
       '      ansible_connection: local',
       `      build_dir: ${join(dir, 'buildhost')}`,
       ...vars.map((v) => `      ${v}`),
@@ -51,7 +51,8 @@ const aptDsc = (pkg: string) => {
   });
   const m = /^'[^']+' (\S+\.dsc) \d+ SHA256:([0-9a-f]{64})$/m.exec(out);
   if (!m) throw new Error(`apt-get source --print-uris ${pkg} lists no .dsc:\n${out}`);
-  return { name: m[1], sha256: m[2] };
+  const orig = /^'[^']+' (\S+\.orig\.tar\.\w+) \d+ SHA256:([0-9a-f]{64})$/m.exec(out);
+  return { name: m[1], sha256: m[2], orig: orig ? { name: orig[1], sha256: orig[2] } : undefined };
 };
 
 const hasDebSrc = () => {
@@ -77,6 +78,12 @@ describe('sources from the distribution', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`localhost qemu: install QEMU ${upstream} (${upstream}-kvmforge.`);
       expect(r.stdout).toContain(`from the distribution's source package qemu ${version}; built on`);
+      // build_host: localhost with no such host in the inventory is this machine (Ansible's implicit localhost)
+      const box = inventory('box.yaml', ['qemu_version: distro', 'build_host: localhost'], 'box');
+      const b = await run(['plan', '-i', box, '--steps', 'qemu', '--diff']);
+      expect(b.code, b.stderr).toBe(0);
+      expect(b.stdout).toContain(`box qemu: install QEMU ${upstream} (${upstream}-kvmforge.`);
+      expect(b.stdout).toContain(`from the distribution's source package qemu ${version}; built on localhost unless`);
       // nothing fetched or built by a plan
       expect(existsSync(join(dir, 'buildhost'))).toBe(false);
       expect(existsSync(join(dir, 'cache', 'artifacts'))).toBe(false);
@@ -91,18 +98,41 @@ describe('sources from the distribution', () => {
             `qemu_version '8\\.1\\.0' is not that version`,
         ),
       );
-      // a checksum or keyring does not apply to a package checked by its signed index
+      // a sha256 is checked against the upstream tarball inside the package: Debian's QEMU is repacked (+dfsg)
       const sha = inventory('sha.yaml', ['qemu_version: distro', `qemu_sha256: ${'a'.repeat(64)}`]);
       const s = await run(['plan', '-i', sha, '--steps', 'qemu']);
       expect(s.code).toBe(2);
-      expect(s.stdout + s.stderr).toMatch(
-        /sha\.yaml:\d+:\d+: localhost\.qemu_sha256: qemu_source is distro: .* remove it/,
+      expect(s.stdout.replace(/\s+/g, ' ')).toMatch(
+        new RegExp(
+          String.raw`sha\.yaml:\d+:\d+: localhost\.qemu_sha256: qemu_source is distro: the build host's qemu \S+ ` +
+            `holds ${dsc.orig!.name.replace(/[+.]/g, '\\$&')} with sha256 ${dsc.orig!.sha256}, not the upstream ` +
+            'tarball',
+        ),
+      );
+      // libvirt's is upstream's own tarball: the thesis's sha256 holds for Debian's package too
+      const lv = aptDsc('libvirt');
+      const ok = inventory('libvirt.yaml', [
+        'libvirt_version: 9.0.0',
+        'libvirt_source: distro',
+        `libvirt_sha256: ${lv.orig!.sha256}`,
+      ]);
+      const l = await run(['plan', '-i', ok, '--steps', 'libvirt']);
+      // past the artifact (and its checks): the plan goes on to the host (which may lack systemd, as a container)
+      expect(l.code, l.stdout + l.stderr).not.toBe(2);
+      expect(l.stdout + l.stderr).not.toMatch(/libvirt_sha256|libvirt_source/);
+      expect(l.stdout).toMatch(/localhost libvirt: install libvirt 9\.0\.0|libvirtd is enabled with systemd/);
+      // the keyring of an upstream signature does not apply to a package checked by its signed index
+      const kr = inventory('keyring.yaml', ['libvirt_version: distro', 'libvirt_keyring: /etc/hostname']);
+      const k = await run(['plan', '-i', kr, '--steps', 'libvirt']);
+      expect(k.code).toBe(2);
+      expect(k.stdout + k.stderr).toMatch(
+        /keyring\.yaml:\d+:\d+: localhost\.libvirt_keyring: libvirt_source is distro: .* remove it/,
       );
     },
     120_000,
   );
 
-  it('a build host with no source repository: exit 2, one line naming the file, line and key; nothing written', async () => {
+  it('no source repository on the build host: exit 2, one line naming the file, line and key', async () => {
     // apt as on a fresh server: no deb-src lines (and here no sources at all)
     const aptDir = join(dir, 'apt-nosrc');
     mkdirSync(join(aptDir, 'parts'), { recursive: true });
@@ -117,7 +147,10 @@ describe('sources from the distribution', () => {
     const summary = r.stdout.replace(/\s+/g, ' ');
     expect(summary.match(/libvirt_source is distro/g)).toHaveLength(1);
     expect(summary).toMatch(
-      /nosrc\.yaml:\d+:\d+: localhost\.libvirt_source: libvirt_source is distro, but on the build host localhost no source repository is configured \(no deb-src lines in its apt sources\)/,
+      new RegExp(
+        String.raw`nosrc\.yaml:\d+:\d+: localhost\.libvirt_source: libvirt_source is distro, but on the build host ` +
+          String.raw`localhost no source repository is configured \(no deb-src lines in its apt sources\)`,
+      ),
     );
     expect(existsSync(join(dir, 'buildhost'))).toBe(false);
     expect(existsSync(join(dir, 'cache', 'artifacts'))).toBe(false);

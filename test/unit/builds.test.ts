@@ -276,7 +276,7 @@ describe('build host', () => {
       join(dir, 'inv.yaml'),
     );
     expect(() => resolveParams(inv.hosts, [qemu], inv.hosts)).toThrow(
-      /inv\.yaml:6:\d+: a\.build_host: 'builder' is not a host of the inventory; hosts are: a/,
+      /inv\.yaml:6:\d+: a\.build_host: 'builder' is not a host of the inventory \(nor localhost, this machine\); hosts/,
     );
   });
 });
