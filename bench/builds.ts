@@ -7,7 +7,7 @@
 // usage: node --import tsx bench/builds.ts [--kernel] [--keep-cache]   (root; needs kvmforge install-deps tests)
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUILDS, BUILD_DIR, BUILD_ENV, buildInventory, versionVars, type Component } from '../test/harness/builds.ts';
+import { BUILDS, BUILD_DIR, BUILD_ENV, buildInventory, only, type Component } from '../test/harness/builds.ts';
 import { listArtifacts } from '../src/artifacts/artifacts.ts';
 import { kvmforge, LAB_INVENTORY, labState } from '../test/harness/lab.ts';
 import { readFileSync } from 'node:fs';
@@ -50,7 +50,7 @@ const hostLines = (cs: Component[]) => [
   '      ansible_become: true',
   `      ansible_ssh_private_key_file: ${/ansible_ssh_private_key_file: (\S+)/.exec(lab)![1]}`,
   `      kvmforge_known_hosts_file: ${join(LAB_INVENTORY, '..', 'lab-known_hosts')}`,
-  ...versionVars(cs).map((l) => `      ${l}`),
+  ...only(cs).map((l) => `      ${l}`),
 ];
 
 const rows: string[][] = [
@@ -58,9 +58,9 @@ const rows: string[][] = [
 ];
 for (const c of components) {
   const inv = buildInventory(`bench-${c}.yaml`, hostLines([c]));
-  const b = await timed(['build', '-i', inv, '--limit', 'localhost', '--steps', c]);
-  const i = await timed(['apply', '-i', inv, '--limit', 'lab1', '--steps', c]);
-  const n = await timed(['apply', '-i', inv, '--limit', 'lab1', '--steps', c]);
+  const b = await timed(['build', ...inv, '--limit', 'localhost', '--steps', c]);
+  const i = await timed(['apply', ...inv, '--limit', 'lab1', '--steps', c]);
+  const n = await timed(['apply', ...inv, '--limit', 'lab1', '--steps', c]);
   if (n.report.hosts[0].steps.some((s) => s.changes.length)) throw new Error(`${c}: the second apply was not a no-op`);
   const built = b.report.hosts[0].steps.find((s) => s.step === c)!;
   const recorded = listArtifacts(cache).find((a) => a.component === c)?.buildSeconds;

@@ -2,7 +2,7 @@
 // config fragment), packaged with the kernel's own bindeb-pkg, installed, booted once on trial with
 // panic=N, and made the default only when it came up healthy. Until then the old kernel stays default.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError, HostError } from '../src/core/errors.ts';
 import { sh } from '../src/core/sh.ts';
 import { badVar, varDir, varOf } from '../src/core/vars.ts';

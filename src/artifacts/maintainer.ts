@@ -163,12 +163,26 @@ export function qemuAccounts(os: { id: string; like: string[] }, mesonArgs: stri
 }
 
 /** After an install or when the daemon doesn't answer: enable and (re)start, then prove the QEMU driver works —
+ * a socket whose daemon runs refuses to start ("Socket service libvirtd.service already active, refusing", seen on
+ * a fresh host after the package's own start), so libvirtd and its sockets are stopped, then started (running VMs
+ * don't mind), and virtlogd and virtlockd (which a running VM's logs and locks need) are only started and
+ * re-executed —
  * capabilities answer, domcapabilities for the host's arch, `kvm` domains where /dev/kvm can be opened — or fail
  * with libvirtd's own error lines. */
 export const LIBVIRT_CHECK = String.raw`tail2() { printf '%s' "$1" | tail -n 2 | tr '\n' ' '; }
 kvm_usable() { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
 systemctl daemon-reload; systemctl enable ${LIBVIRT_UNITS.join(' ')} 2>&1
-systemctl restart ${LIBVIRT_UNITS.filter((u) => u.endsWith('.socket')).join(' ')} libvirtd.service
+systemctl start ${LIBVIRT_UNITS.filter((u) => /^virtlo/.test(u)).join(' ')} 2>&1
+systemctl try-reload-or-restart virtlogd.service virtlockd.service 2>&1
+systemctl stop ${LIBVIRT_UNITS.filter((u) => /^libvirtd/.test(u))
+  .reverse()
+  .join(' ')} 2>&1
+if ! r=$(systemctl start ${LIBVIRT_UNITS.filter((u) => /^libvirtd/.test(u)).join(' ')} 2>&1); then
+  echo "starting libvirtd failed: $(tail2 "$r")" >&2
+  { systemctl --no-legend --failed 2>/dev/null; journalctl --no-pager -n 40 -o cat -u libvirtd.service \
+    -u libvirtd.socket 2>/dev/null; } | grep -iE 'error|fail|refus' | tail -n 4 >&2
+  exit 1
+fi
 t0=$(date +%s); end=$((t0 + 150)); out=
 until out=$(timeout 60 virsh -c qemu:///system capabilities 2>&1) && printf '%s' "$out" | grep -q "<domain type='"; do
   if [ "$(date +%s)" -ge "$end" ]; then

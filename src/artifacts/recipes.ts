@@ -38,6 +38,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'libslirp-dev',
       'libfdt-dev',
       'zlib1g-dev',
+      'libaio-dev',
       'dpkg-dev',
       'xz-utils',
       'bzip2',
@@ -99,6 +100,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'libslirp-devel',
       'libfdt-devel',
       'zlib-devel',
+      'libaio-devel',
       'rpm-build',
       'xz',
       'bzip2',
@@ -249,7 +251,10 @@ function buildBody(spec: BuildSpec, key: string): string {
     const distroTree = spec.sourcePackage ? '--with-git-submodules=ignore --disable-install-blobs ' : '';
     return [
       'mkdir -p build-kvmforge && cd build-kvmforge',
-      `nice ../configure --prefix=${quote(prefix)} --target-list=x86_64-softmmu --disable-docs ${distroTree}` +
+      // linux-aio: a disk with io='native' (the tuned profile, cache=none) needs it, and configure would otherwise
+      // leave it out quietly when libaio's headers are missing
+      `nice ../configure --prefix=${quote(prefix)} --target-list=x86_64-softmmu --disable-docs --enable-linux-aio ` +
+        `${distroTree}` +
         `--firmwarepath=${quote(`${prefix}/share/qemu:/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu`)} ` +
         `${args('configureArgs')}`,
       // QEMU's default target also compiles its test programs (~1000 of its ~2600 steps: tests/fp, qtest, unit):

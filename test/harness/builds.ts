@@ -28,51 +28,48 @@ export function versions(): Record<string, string> {
 }
 
 export type Component = 'kernel' | 'qemu' | 'libvirt';
-const VERSION_OF: Record<Component, string> = {
-  kernel: 'KERNEL_VERSION',
-  qemu: 'QEMU_VERSION',
-  libvirt: 'LIBVIRT_VERSION',
-};
 
-/** The vars every host of the build tests shares (so every host wants the same artifacts); a host
- * builds or installs a component when it also has `<component>_version`. */
+/** The thesis's platform as a user runs it on lab VMs: these two, then the test's own file (last: it wins). */
+export const THESIS = [join(PROJECT, 'inventories/thesis.yaml'), join(PROJECT, 'inventories/thesis-lab.yaml')];
+
+/** What the tests change in the thesis inventory: sources reachable here (nothing upstream is): the kernel from
+ * Debian's linux-source tarball, libvirt's upstream tarball from Debian's source package (the thesis's sha256 is
+ * checked against it) with its signature; QEMU stays the thesis's `distro` (apt-get source on this machine). */
 export function buildVars(v = versions()): string[] {
   return [
-    'build_host: localhost',
     `build_dir: ${BUILD_DIR}`,
+    `kernel_version: "${v.KERNEL_VERSION}"`,
     `kernel_source: ${SOURCES}/linux-source-6.1.tar.xz`,
-    'kernel_config_base: tinyconfig',
-    `kernel_config_fragments: [${PROJECT}/templates/kernel/minimal-boot.config, ` +
-      `${PROJECT}/templates/kernel/virtualization.config]`,
-    'kernel_panic_timeout: 5',
-    `qemu_source: ${SOURCES}/qemu-7.2-debian.tar.gz`,
-    'qemu_configure_args: [--disable-install-blobs, --with-git-submodules=ignore]',
     `libvirt_source: ${SOURCES}/libvirt_${v.LIBVIRT_VERSION}.orig.tar.xz`,
     `libvirt_signature: ${SOURCES}/libvirt_${v.LIBVIRT_VERSION}.orig.tar.xz.asc`,
     `libvirt_keyring: ${SOURCES}/libvirt-signing-key.gpg`,
   ];
 }
 
-export function versionVars(components: Component[], v = versions()): string[] {
-  return components.map((c) => `${c}_version: "${v[VERSION_OF[c]]}"`);
+/** The components a lab host does not get (its `<c>_enabled: false`). */
+export function only(components: Component[]): string[] {
+  return (['kernel', 'qemu', 'libvirt'] as const)
+    .filter((c) => !components.includes(c))
+    .map((c) => `${c}_enabled: false`);
 }
 
-/** An inventory: localhost (local transport, the build host; every component) plus extra hosts
- * (lines already indented), all sharing buildVars. */
-export function buildInventory(name: string, extra: string[] = []): string {
+/** The test's inventory, layered over THESIS: localhost (local transport, the build host) and extra hosts (lines
+ * already indented), all in group `lab` so the thesis's lab vars reach them; returns the -i arguments. */
+export function buildInventory(name: string, extra: string[] = []): string[] {
   const lines = [
     'all:',
     '  vars:',
     ...buildVars().map((l) => `    ${l}`),
-    '  hosts:',
-    '    localhost:',
-    '      ansible_connection: local',
-    ...versionVars(['kernel', 'qemu', 'libvirt']).map((l) => `      ${l}`),
-    ...extra,
+    '  children:',
+    '    lab:',
+    '      hosts:',
+    '        localhost:',
+    '          ansible_connection: local',
+    ...extra.map((l) => `    ${l}`),
   ];
   const file = join(BUILDS, name);
   writeFileSync(file, lines.join('\n') + '\n');
-  return file;
+  return [...THESIS, file].flatMap((f) => ['-i', f]);
 }
 
 /** Starts `kvmforge build` for localhost in the background (niced builds; the lab VMs keep priority). */
@@ -87,13 +84,16 @@ export function startBackgroundBuild() {
     writeFileSync(BUILD_RC, '99\n');
     return;
   }
-  const inv = buildInventory('build.yaml');
+  const inv = buildInventory('build.yaml')
+    .filter((a) => a !== '-i')
+    .map((f) => `-i "${f}"`)
+    .join(' ');
   // detached = a session of its own, and with the kernel's autogroup scheduling (on in Debian's
   // kernels) nice only ranks processes inside one session: sessions share the CPU equally. So the
   // session itself is put at nice 19 (/proc/self/autogroup), else the lab VMs run ~2x slower.
   const cmd =
     `echo 19 > /proc/self/autogroup 2>/dev/null; "${process.execPath}" ` +
-    `"${join(PROJECT, 'bin/kvmforge.js')}" build -i "${inv}" --limit localhost --json --journal ` +
+    `"${join(PROJECT, 'bin/kvmforge.js')}" build ${inv} --limit localhost --json --journal ` +
     `"${join(BUILDS, 'journal')}" > "${BUILD_OUT}" 2> "${BUILD_LOG}"; echo $? > "${BUILD_RC}"`;
   const child = spawn('sh', ['-c', cmd], {
     cwd: BUILDS,

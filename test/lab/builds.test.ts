@@ -16,7 +16,7 @@ import {
   BUILD_RC,
   BUILDS,
   buildInventory,
-  versionVars,
+  only,
 } from '../harness/builds.ts';
 import { kvmforge, LAB_INVENTORY, labExec, labState } from '../harness/lab.ts';
 import { rootfsDir } from '../../src/lab/paths.ts';
@@ -70,8 +70,8 @@ const buildLogs = (journalDir: string) => readdirSync(journalDir).filter((f) => 
 
 describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, libvirt', () => {
   let release = '';
-  let firstInv = '';
-  let secondInv = '';
+  let firstInv: string[] = [];
+  let finalInv: string[] = [];
 
   beforeAll(async () => {
     const rc = await waitForBuild();
@@ -83,17 +83,27 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     // lab2 is a plain server: no Debian libvirt or QEMU, so no libvirt-qemu user, no kvm/libvirt groups made by them
     const up = await kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048', '--plain', 'lab2'], {}, 1_200_000);
     if (up.code !== 0) throw new Error(`lab up --hosts 2 --plain lab2 failed: ${up.stderr}`);
-    // lab1 gets the kernel with a trial command line that cannot boot; lab2 gets QEMU and libvirt
+    // lab1 gets the kernel with a trial command line that cannot boot; lab2 gets QEMU and libvirt, first with
+    // Debian's qemu.conf (VMs run as the package's libvirt-qemu user), later the thesis's (as root)
     firstInv = buildInventory(
       'first.yaml',
       labHosts({
-        lab1: [...versionVars(['kernel']), 'kernel_trial_args: root=/dev/kvmforge-missing rootdelay=1'],
-        lab2: versionVars(['qemu', 'libvirt']),
+        lab1: [...only(['kernel']), 'kernel_trial_args: root=/dev/kvmforge-missing rootdelay=1'],
+        lab2: [...only(['qemu', 'libvirt']), 'libvirt_qemu_conf: {}'],
       }),
     );
-    secondInv = buildInventory(
-      'second.yaml',
-      labHosts({ lab1: versionVars(['kernel']), lab2: versionVars(['qemu', 'libvirt']) }),
+    // then the thesis's whole platform on lab2 (every step a lab VM can run), while lab1 boots its good kernel
+    finalInv = buildInventory(
+      'final.yaml',
+      labHosts({
+        lab1: [
+          ...only(['kernel']),
+          ...['bridge', 'virtio_modules', 'hugepages', 'ksm', 'boot_args', 'sriov', 'domains'].map(
+            (st) => `${st}_enabled: false`,
+          ),
+        ],
+        lab2: only(['qemu', 'libvirt']),
+      }),
     );
   }, 80 * 60_000);
 
@@ -137,20 +147,21 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
   });
 
   it('building again finds everything cached', async () => {
-    const r = await run(['build', '-i', firstInv, '--limit', 'localhost', '--json']);
+    const r = await run(['build', ...firstInv, '--limit', 'localhost', '--json']);
     expect(r.code).toBe(0);
     const steps = report(r).hosts[0].steps.filter((s: { status: string }) => s.status !== 'skipped');
     expect(steps.map((s: { status: string }) => s.status)).toEqual(['ok', 'ok', 'ok']);
   });
 
   it('plan on fresh VMs lists the installs and the trial, and changes nothing', async () => {
-    const r = await run(['plan', '-i', firstInv, '--limit', 'lab1,lab2', '--steps', STEPS]);
+    const r = await run(['plan', ...firstInv, '--limit', 'lab1,lab2', '--steps', STEPS]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`lab1 kernel: install kernel ${release}; 6.1.0-50-amd64 stays the default`);
     expect(r.stdout).toContain(
       `lab1 kernel: trial boot of ${release} (panic=5 root=/dev/kvmforge-missing rootdelay=1); default only if healthy`,
     );
-    expect(r.stdout).toMatch(/lab2 qemu: install QEMU 7\.2\.\d+/);
+    // QEMU from Debian's source package (the thesis inventory's qemu_version: distro): its upstream version
+    expect(r.stdout).toMatch(/lab2 qemu: install QEMU 7\.2 \(7\.2-kvmforge\.[0-9a-f]{12}\)/);
     expect(r.stdout).toMatch(/lab2 libvirt: install libvirt 9\.0\.0/);
     expect(labExec('dpkg -l "linux-image-*kvmforge*" 2>/dev/null | grep -c ^ii || true', 'lab1').trim()).toBe('0');
     expect(labExec('ls /usr/local/bin', 'lab2').trim()).toBe('');
@@ -168,7 +179,7 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     'a trial kernel that cannot boot falls back by itself; the old kernel stays the default; lab2 gets QEMU and ' +
       'libvirt from the artifacts',
     async () => {
-      const r = await run(['apply', '-i', firstInv, '--limit', 'lab1,lab2', '--steps', STEPS, '--json']);
+      const r = await run(['apply', ...firstInv, '--limit', 'lab1,lab2', '--steps', STEPS, '--json']);
       const rep = report(r);
       const lab1 = rep.hosts.find((h: { host: string }) => h.host === 'lab1');
       const lab2 = rep.hosts.find((h: { host: string }) => h.host === 'lab2');
@@ -221,12 +232,13 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
         'vm.yaml',
         labHosts({
           lab2: [
-            ...versionVars(['qemu', 'libvirt']),
+            ...only(['qemu', 'libvirt']),
+            'libvirt_qemu_conf: {}',
             'domains_vms: [{name: tiny, type: qemu, memory: 64, vcpus: 1, nics: [], graphics: false, start: true}]',
           ],
         }),
       );
-      const r = await run(['apply', '-i', inv, '--limit', 'lab2', '--steps', `${STEPS},domains`, '--json']);
+      const r = await run(['apply', ...inv, '--limit', 'lab2', '--steps', `${STEPS},domains`, '--json']);
       const rep = report(r);
       expect(rep.hosts[0].error ?? '').toBe('');
       expect(r.code).toBe(0);
@@ -309,12 +321,21 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
   );
 
   it(
-    'a good trial kernel becomes the default',
+    'a good trial kernel becomes the default on lab1, while the plain lab2 gets the rest of the thesis platform ' +
+      '(inventories/thesis.yaml on the lab: bridge, modules, hugepages, KSM, boot args and their reboot, qemu.conf, ' +
+      'the thesis VM defined and the lab VM started with the built libvirt)',
     async () => {
       const t0 = Date.now();
-      const r = await run(['apply', '-i', secondInv, '--limit', 'lab1', '--steps', STEPS, '--json']);
+      const plan = await run(['plan', ...finalInv, '--limit', 'lab1,lab2']);
+      expect(plan.code, plan.stderr).toBe(0);
+      // the thesis's qemu.conf, and what it gives up, said ahead
+      expect(plan.stdout).toMatch(
+        /lab2 libvirt: \/etc\/libvirt\/qemu\.conf: user = "root", group = "root", vnc_listen/,
+      );
+      expect(plan.stdout).toMatch(/define VM win2008-test3/);
+      const r = await run(['apply', ...finalInv, '--limit', 'lab1,lab2', '--json']);
       const rep = report(r);
-      expect(rep.hosts[0].error ?? '').toBe('');
+      for (const h of rep.hosts) expect(`${h.host}: ${h.error ?? ''}`).toBe(`${h.host}: `);
       expect(r.code).toBe(0);
       expect(buildLogs(rep.journal)).toEqual([]);
       expect(labExec('uname -r', 'lab1').trim()).toBe(release);
@@ -325,8 +346,26 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       expect(labExec('ls /dev/kvm; grep -oE "^kvm[a-z_]*" /proc/modules | sort', 'lab1')).toMatch(
         /\/dev\/kvm\nkvm\nkvm_amd/,
       );
+      // lab2, read independently after its reboot
+      expect(labExec('cat /proc/cmdline', 'lab2')).toContain('cgroup_disable=cpu,cpuset,memory');
+      expect(labExec('grep -oE "^(vhost_net|virtio_balloon) " /proc/modules | sort', 'lab2').trim()).toBe(
+        'vhost_net \nvirtio_balloon',
+      );
+      expect(Number(labExec('cat /proc/sys/vm/nr_hugepages', 'lab2'))).toBeGreaterThan(0);
+      expect(labExec('cat /sys/kernel/mm/ksm/run', 'lab2').trim()).toBe('1');
+      expect(labExec('sudo grep -E "^(user|group|vnc_listen) " /etc/libvirt/qemu.conf | sort', 'lab2').trim()).toBe(
+        'group = "root"\nuser = "root"\nvnc_listen = "0.0.0.0"',
+      );
+      const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`, 'lab2').trim();
+      expect(virsh('domstate win2008-test3')).toBe('shut off');
+      expect(virsh('dumpxml win2008-test3')).toMatch(/<emulator>\/usr\/local\/bin\/kvm<\/emulator>/);
+      expect(virsh('domstate lab-vm')).toBe('running');
+      expect(virsh('dumpxml lab-vm')).toMatch(/<hugepages\/>[\s\S]*<source bridge='br0'\/>/);
+      expect(labExec('ip -o link show master br0', 'lab2')).toMatch(/: eth0: [\s\S]*: vnet\d+: /);
+      // the thesis's choice: QEMU as root (started as /usr/local/bin/kvm, so found by the VM's name)
+      expect(labExec("ps -eo user=,args= | grep -E '[g]uest=lab-vm' | cut -d' ' -f1", 'lab2').trim()).toBe('root');
       process.stderr.write(
-        `[builds] lab1 good trial boot (kernel already installed): ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+        `[builds] lab1 good trial boot + lab2 thesis platform: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
       );
     },
     40 * 60_000,
@@ -334,7 +373,7 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
 
   it('a second apply on both hosts changes nothing', async () => {
     const t0 = Date.now();
-    const r = await run(['apply', '-i', secondInv, '--limit', 'lab1,lab2', '--steps', STEPS, '--json']);
+    const r = await run(['apply', ...finalInv, '--limit', 'lab1,lab2', '--json']);
     expect(r.code).toBe(0);
     const rep = report(r);
     expect(rep.hosts.flatMap((h: { steps: { changes: unknown[] }[] }) => h.steps.flatMap((s) => s.changes))).toEqual(
