@@ -174,6 +174,11 @@ export async function sourceSha(s: Source): Promise<string> {
   return s.sha256 ?? sha256File(s.path!);
 }
 
+/** Shell: downloads `url` to "$f.part" with curl (else wget); a failure removes it and exits 3. */
+const downloadPart = (url: string) =>
+  sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${url}; else wget -q -O "$f.part" ` +
+  sh`${url}; fi || { rm -f "$f.part"; echo ${`cannot download ${url}`} >&2; exit 3; }`;
+
 /** Runs on the build host: download (unless present and verified), check sha256 (refuse and delete a
  * mismatch), check the signature when a keyring was given. Prints the verified path. */
 export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?: string, sigOnHost?: string): string {
@@ -188,8 +193,7 @@ export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?:
   if (s.url) {
     lines.push(
       '  rm -f "$f.part"',
-      sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${s.url}; else wget -q -O ` +
-        sh`"$f.part" ${s.url}; fi || { rm -f "$f.part"; echo ${`cannot download ${s.url}`} >&2; exit 3; }`,
+      downloadPart(s.url),
       '  mv -f "$f.part" "$f"',
       '  have=$(sha256sum "$f" | cut -d" " -f1)',
     );
@@ -227,8 +231,7 @@ function fetchDistroScript(files: NonNullable<Source['distroFiles']>, dir: strin
       'have=$( [ -f "$f" ] && sha256sum "$f" | cut -d" " -f1 || true)',
       'if [ "$have" != "$want" ]; then',
       '  rm -f "$f.part"',
-      sh`  if command -v curl >/dev/null; then curl -fsSL --retry 2 -o "$f.part" ${f.url}; else wget -q -O "$f.part" ` +
-        sh`${f.url}; fi || { rm -f "$f.part"; echo ${`cannot download ${f.url}`} >&2; exit 3; }`,
+      downloadPart(f.url),
       '  have=$(sha256sum "$f.part" | cut -d" " -f1)',
       '  if [ "$have" != "$want" ]; then rm -f "$f.part"; echo "checksum mismatch for $f: the package index says ' +
         '$want, the download is $have; it was deleted" >&2; exit 4; fi',
