@@ -36,9 +36,23 @@ interface Flags {
   save?: boolean;
   journal?: string;
   thesis?: boolean;
+  tiers?: string;
+  seconds?: string;
+  hogs?: string;
 }
 
+/** Options of one mode given in the other: refused (never silently ignored). */
+const DEVICE_ONLY = ['size', 'block-size', 'runs', 'workloads', 'dir', 'thesis'] as const;
+const TIERS_ONLY = ['seconds', 'hogs'] as const;
+
 export async function benchCommand(inv: Inventory, f: Flags, loop: HostLoop): Promise<number> {
+  const stray = (f.tiers !== undefined ? DEVICE_ONLY : TIERS_ONLY).filter((k) => f[k] !== undefined);
+  if (stray.length)
+    throw ConfigError.one(
+      `--${stray[0]}: ` +
+        (f.tiers !== undefined ? 'not with --tiers (it measures CPU time on the host)' : 'only with --tiers HOST'),
+    );
+  if (f.tiers !== undefined) return (await import('./bench-tiers.ts')).benchTiers(inv, f, loop);
   const names = f.vm ?? [];
   if (!names.length) throw ConfigError.one('bench: name the guests to compare with --vm A --vm B (inventory hosts)');
   const hosts = names.map((n): Host => {

@@ -148,7 +148,10 @@ export function program(run: (name: string) => Promise<Run>): Command {
     .option('--json', 'as JSON')
     .option('--plot <file.svg>', 'a chart')
     .option('--save', 'keep the result for kvmforge report (JOURNAL/insight/)')
-    .option('--thesis', 'beside the thesis’s chapter 7 figures: two --vm, the optimized guest first');
+    .option('--thesis', 'beside the thesis’s chapter 7 figures: two --vm, the optimized guest first')
+    .option('--tiers <host>', "instead: the host's VMs with a tier, alone and beside CPU hogs (table 7-2)")
+    .option('--seconds <s>', 'with --tiers: length of each window (default 10)')
+    .option('--hogs <n>', 'with --tiers: busy loops on the host (default one per CPU)');
 
   connectionOptions(
     inventoryOptions(

@@ -127,6 +127,24 @@ describe('the CLI', () => {
     expect((await run(['install-deps', 'nothing'])).code).toBe(2);
   });
 
+  it('bench: the options of one mode are refused in the other; --tiers needs a host with tiered VMs', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--vm', 'node1', '--seconds', '5'], /^kvmforge: error: --seconds: only with --tiers HOST/],
+      [['--tiers', 'node1', '--runs', '3'], /^kvmforge: error: --runs: not with --tiers/],
+      [['--tiers', 'nosuch'], /^kvmforge: error: --tiers 'nosuch': expected a host of the inventory \(solo, node1, /],
+      [['--tiers', 'node1', '--vm', 'node2'], /leave out --vm/],
+      [['--tiers', 'node1', '--save'], /--save keeps the device comparison/],
+      [['--tiers', 'node1', '--seconds', '0'], /--seconds '0': expected a whole number from 1 to 600/],
+      [['--tiers', 'node1'], /--tiers node1: no VM of its domains_vms names a tier/],
+    ];
+    for (const [args, want] of cases) {
+      const r = await run(['bench', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr, args.join(' ')).toMatch(want);
+    }
+  });
+
   it('shell completion for bash and zsh, made from the commands themselves', async () => {
     const b = await run(['completion', 'bash']);
     expect(b.code).toBe(0);
