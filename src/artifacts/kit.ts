@@ -42,7 +42,8 @@ export const BUILD_VARS = (c: Component): Record<string, VarSpec> => ({
     defaultText: 'the upstream release URL',
     description:
       'Tarball: an http(s) URL or a file on the control machine (relative to the inventory); or `distro`: the build ' +
-      "host's distribution source package (apt-get source, its patches applied), checked against its signed index.",
+      "host's distribution source package (apt-get source or dnf download --source, its patches applied), checked " +
+      'against its signed index (apt) or its signature (dnf).',
   },
   [`${c}_sha256`]: {
     schema: { type: 'string', pattern: '^[0-9a-f]{64}$' },
@@ -135,13 +136,15 @@ export async function specFor(
   const spec: BuildSpec = {
     component: c,
     version: pkg && b.source.version === 'distro' ? pkg.upstream : b.source.version,
-    sourceSha: pkg ? pkg.files[0].sha256 : await sourceSha(b.source),
+    sourceSha: pkg ? pkg.id : await sourceSha(b.source),
     distro: { family: os.family, id: os.id, versionId: os.versionId, arch: a, pm },
     options,
     files,
     ...(pkg ? { sourcePackage: pkg.name } : {}),
   };
-  const build = pkg ? { ...b, source: { ...b.source, distroFiles: pkg.files } } : b;
+  const build = pkg
+    ? { ...b, source: { ...b.source, ...(pkg.srpm ? { srpm: pkg.srpm } : { distroFiles: pkg.files }) } }
+    : b;
   return { spec, key: artifactKey(spec), build };
 }
 
@@ -151,12 +154,19 @@ const resolved = new Map<string, Promise<DistroPackage | { missing: string }>>()
  * fetch. None there, or not the version `<c>_version` names: bad input (exit 2), nothing changed. */
 async function distroPackage(ctx: StepContext, c: Component, b: BuildParams, pm: PackageManager) {
   const at = `${c}_source`;
-  if (pm !== 'apt')
+  if (pm === 'yum')
     throw badVar(
       ctx.host,
       at,
-      `${c}_source: distro builds from Debian-family source packages (apt-get source); this host uses ${pm}: ` +
-        'name a tarball (an http(s) URL with its sha256, or a file) instead',
+      `${c}_source: distro builds from source packages with apt-get source or dnf download --source; this host ` +
+        'uses yum: name a tarball (an http(s) URL with its sha256, or a file) instead',
+    );
+  if (pm === 'dnf' && b.source.sha256)
+    throw badVar(
+      ctx.host,
+      `${c}_sha256`,
+      `${c}_source is distro on a dnf host: the source RPM is checked by its repository's index and its signature, ` +
+        `and its upstream tarball can't be checked at plan time; remove ${c}_sha256`,
     );
   const bh = buildHostOf(ctx, b);
   const pkg = DISTRO_PACKAGE[pm][c];
@@ -166,7 +176,7 @@ async function distroPackage(ctx: StepContext, c: Component, b: BuildParams, pm:
     p = (async () => {
       const t = await ctx.connect!(bh);
       try {
-        return parseDistroProbe(pkg, (await t.exec(distroProbe(pkg))).stdout);
+        return parseDistroProbe(pkg, (await t.exec(distroProbe(pkg, pm))).stdout, pm);
       } finally {
         await t.close();
       }

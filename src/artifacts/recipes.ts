@@ -84,6 +84,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'dwarves',
       'kmod',
       'rpm-build',
+      'dnf-plugins-core',
       'perl',
       'xz',
       'curl',
@@ -102,6 +103,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'zlib-devel',
       'libaio-devel',
       'rpm-build',
+      'dnf-plugins-core',
       'xz',
       'bzip2',
       'curl',
@@ -125,6 +127,7 @@ export const BUILD_DEPS: Record<PackageManager, Record<Component, string[]>> = {
       'systemd-devel',
       'python3-docutils',
       'rpm-build',
+      'dnf-plugins-core',
       'xz',
       'curl',
     ],
@@ -390,7 +393,7 @@ export function buildScript(spec: BuildSpec, key: string, workDir: string, tarba
     'rm -rf "$W/src" "$STAGE" "$OUT.part"; mkdir -p "$W/src" "$STAGE" "$OUT.part"',
     'OUT="$OUT.part"',
     'echo "KVMFORGE_PHASE unpack"',
-    ...(spec.sourcePackage
+    ...(spec.sourcePackage && spec.distro.pm === 'apt'
       ? [
           // the distribution's source package, its patches applied (dpkg-source checks every file against the .dsc)
           'rmdir "$W/src"; dpkg-source -x "$SRC" "$W/src" >"$W/unpack.log" 2>&1 || { cat "$W/unpack.log" >&2; exit ' +
@@ -398,7 +401,9 @@ export function buildScript(spec: BuildSpec, key: string, workDir: string, tarba
           // the kernel's bindeb-pkg writes a debian/ of its own: Debian's packaging goes, its patched tree stays
           ...(spec.component === 'kernel' ? ['rm -rf "$W/src/debian"'] : []),
         ]
-      : ['tar xf "$SRC" -C "$W/src" --strip-components=1']),
+      : spec.sourcePackage
+        ? srpmUnpack(spec.component)
+        : ['tar xf "$SRC" -C "$W/src" --strip-components=1']),
     'cd "$W/src"',
     versionCheck(spec),
     'echo "KVMFORGE_PHASE build"',
@@ -408,4 +413,20 @@ export function buildScript(spec: BuildSpec, key: string, workDir: string, tarba
     'rm -rf "$W/src" "$STAGE"',
     sh`ls -1 ${outDir}`,
   ].join('\n');
+}
+
+/** A source RPM's tree with the distribution's patches applied: its files into a private _topdir (rpm -i of a source
+ * RPM touches no database), `rpmbuild -bp` runs the spec's %prep, and the tree is the directory %prep made that holds
+ * the component's top-level build file (BUILD/NAME-VERSION, or one level deeper as the kernel's and rpm ≥ 4.20's). */
+export function srpmUnpack(c: Component): string[] {
+  const marker = c === 'kernel' ? 'Kconfig' : 'meson.build';
+  return [
+    'R="$W/rpm"; rm -rf "$R"; mkdir -p "$R"',
+    '{ rpm -i --define "_topdir $R" "$SRC" && rpmbuild -bp --nodeps --define "_topdir $R" "$R"/SPECS/*.spec; } ' +
+      '>"$W/unpack.log" 2>&1 || { tail -n 20 "$W/unpack.log" >&2; exit 1; }',
+    `tree=$(find "$R/BUILD" -mindepth 2 -maxdepth 4 -name ${marker} -printf '%h\\n' | awk '{ print length, $0 }' | ` +
+      "sort -n | head -n 1 | cut -d' ' -f2-)",
+    `[ -n "$tree" ] || { echo "the source RPM's %prep made no tree with a ${marker}" >&2; exit 1; }`,
+    'rmdir "$W/src"; mv -T "$tree" "$W/src"; rm -rf "$R"',
+  ];
 }

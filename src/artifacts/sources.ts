@@ -114,19 +114,36 @@ export const DISTRO_PACKAGE: Record<PackageManager, Record<Component, string>> =
   yum: { kernel: 'kernel', qemu: 'qemu-kvm', libvirt: 'libvirt' },
 };
 
-/** Run on the build host (no root needed, nothing changed): the files `apt-get source` would fetch. */
-export const distroProbe = (pkg: string) => sh`LC_ALL=C apt-get source --print-uris --only-source ${pkg} 2>&1`;
+/** Run on the build host (no root needed, nothing changed): the files `apt-get source` would fetch; with dnf, the
+ * newest source RPM of the package (`--srpm` looks in the `-source` twin of each enabled repository). */
+export const distroProbe = (pkg: string, pm: PackageManager = 'apt') =>
+  pm === 'apt'
+    ? sh`LC_ALL=C apt-get source --print-uris --only-source ${pkg} 2>&1`
+    : 'command -v dnf >/dev/null || { echo "no dnf on this host"; exit 0; }; ' +
+      "LC_ALL=C dnf -q repoquery --srpm --latest-limit 1 --qf 'KVMFORGE_SRPM %{name} %{epoch} %{version} " +
+      "%{release}' " +
+      sh`${pkg} 2>&1`;
 
 export interface DistroPackage {
-  /** `qemu 7.2+dfsg-7+deb12u18` */
+  /** `qemu 7.2+dfsg-7+deb12u18`, `qemu-kvm 17:8.2.0-11.el9` */
   name: string;
   /** The upstream part of the version: `7.2` (Debian's revision and repack suffixes dropped). */
   upstream: string;
+  /** What the artifact key records: the .dsc's sha256, or the source RPM's file name. */
+  id: string;
+  /** apt: the files of the source package, the .dsc first. */
   files: { url: string; name: string; sha256: string }[];
+  /** dnf: the source RPM. */
+  srpm?: { spec: string; file: string };
 }
 
-/** Reads distroProbe's output: the package, or why there is none (no deb-src lines, no such package). */
-export function parseDistroProbe(pkg: string, out: string): DistroPackage | { missing: string } {
+/** Reads distroProbe's output: the package, or why there is none (no source repository, no such package). */
+export function parseDistroProbe(
+  pkg: string,
+  out: string,
+  pm: PackageManager = 'apt',
+): DistroPackage | { missing: string } {
+  if (pm !== 'apt') return parseSrpmProbe(pkg, out);
   const files = [...out.matchAll(/^'([^']+)' (\S+) \d+ SHA256:([0-9a-f]{64})$/gm)].map((m) => ({
     url: m[1],
     name: m[2],
@@ -143,7 +160,30 @@ export function parseDistroProbe(pkg: string, out: string): DistroPackage | { mi
   }
   const version = dsc.name.slice(pkg.length + 1, -'.dsc'.length);
   const upstream = version.replace(/-[^-]*$/, '').replace(/[+~].*$/, '');
-  return { name: `${pkg} ${version}`, upstream, files: [dsc, ...files.filter((f) => f !== dsc)] };
+  return { name: `${pkg} ${version}`, upstream, id: dsc.sha256, files: [dsc, ...files.filter((f) => f !== dsc)] };
+}
+
+function parseSrpmProbe(pkg: string, out: string): DistroPackage | { missing: string } {
+  const m = /^KVMFORGE_SRPM (\S+) (\d+) (\S+) (\S+)$/m.exec(out);
+  if (!m) {
+    const said = out.trim().split('\n').slice(-2).join(' | ');
+    return {
+      missing: said
+        ? `dnf repoquery --srpm said: ${said}`
+        : `no source RPM of '${pkg}': no source repository is enabled or holds it (on RHEL-family hosts the ` +
+          "'-source' twin of each repository, e.g. baseos-source, appstream-source)",
+    };
+  }
+  const [, name, epoch, version, release] = m;
+  const evr = `${epoch === '0' ? '' : `${epoch}:`}${version}-${release}`;
+  return {
+    name: `${name} ${evr}`,
+    upstream: version,
+    id: `${name}-${version}-${release}.src.rpm`,
+    files: [],
+    // dnf download --source takes the binary package; its source RPM is `name`'s
+    srpm: { spec: `${pkg}-${evr}`, file: `${name}-${version}-${release}.src.rpm` },
+  };
 }
 
 /** Does `<c>_version` name the version the distribution's tree holds? (7.2.22 is in Debian's 7.2+dfsg.) */
@@ -182,6 +222,7 @@ const downloadPart = (url: string) =>
 /** Runs on the build host: download (unless present and verified), check sha256 (refuse and delete a
  * mismatch), check the signature when a keyring was given. Prints the verified path. */
 export function fetchScript(s: Source, sha: string, dir: string, keyringOnHost?: string, sigOnHost?: string): string {
+  if (s.srpm) return fetchSrpmScript(s.srpm, dir);
   if (s.distroFiles) return fetchDistroScript(s.distroFiles, dir);
   const file = `${dir}/${s.fileName}`;
   const lines = [
@@ -240,4 +281,25 @@ function fetchDistroScript(files: NonNullable<Source['distroFiles']>, dir: strin
     );
   lines.push(sh`echo ${`${dir}/${files[0].name}`}`);
   return lines.join('\n');
+}
+
+/** Runs on the build host (dnf): the source RPM, downloaded by dnf (which checks it against the repository's index)
+ * unless already here, then its signature checked by rpmkeys against the keys the host's rpm trusts; an unsigned or
+ * untrusted one is refused and deleted. Prints its path. */
+function fetchSrpmScript(srpm: NonNullable<Source['srpm']>, dir: string): string {
+  return [
+    sh`mkdir -p ${dir} && cd ${dir}`,
+    sh`f=${srpm.file}`,
+    'if [ ! -f "$f" ] || ! LC_ALL=C rpmkeys --checksig "$f" 2>/dev/null | grep -q "signatures OK"; then',
+    '  rm -f "$f"',
+    sh`  LC_ALL=C dnf -q download --source --destdir . ${srpm.spec} >dnf.log 2>&1 || { cat dnf.log >&2; echo ` +
+      sh`${`cannot download the source RPM of ${srpm.spec}`} >&2; exit 3; }`,
+    `  [ -f "$f" ] || { echo "dnf download gave no $f" >&2; exit 3; }`,
+    'fi',
+    'sig=$(LC_ALL=C rpmkeys --checksig "$f" 2>&1)',
+    'case "$sig" in *"signatures OK"*) ;; *) rm -f "$f"; echo "the source RPM $f is not signed by a key this host ' +
+      'trusts ($sig); it was deleted. Import the distribution\'s key first (rpm --import /etc/pki/rpm-gpg/…)" >&2; ' +
+      'exit 5;; esac',
+    sh`echo ${`${dir}/${srpm.file}`}`,
+  ].join('\n');
 }

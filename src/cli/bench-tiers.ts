@@ -32,7 +32,8 @@ export async function benchTiers(inv: Inventory, f: TierFlags, loop: HostLoop): 
   const host = inv.hosts.find((h) => h.name === f.tiers);
   if (!host)
     throw ConfigError.one(
-      `--tiers '${f.tiers}': expected a host of the inventory (${inv.hosts.map((x) => x.name).join(', ') || 'it has none'})`,
+      `--tiers '${f.tiers}': expected a host of the inventory ` +
+        `(${inv.hosts.map((x) => x.name).join(', ') || 'it has none'})`,
     );
   if (f.vm?.length)
     throw ConfigError.one("--tiers compares HOST's VMs that name a tier in domains_vms: leave out --vm");

@@ -123,12 +123,16 @@ export interface Source {
   distro?: boolean;
   /** Its files as the build host's signed package index lists them (the first is the .dsc). */
   distroFiles?: { url: string; name: string; sha256: string }[];
+  /** dnf: the source RPM `dnf download --source` fetches (`name-[epoch:]version-release`) and its file name. */
+  srpm?: { spec: string; file: string };
 }
 
 export interface BuildSpec {
   component: Component;
   version: string;
-  /** sha256 of the source tarball. */
+  /** sha256 of the source tarball (of the .dsc for a Debian source package; for a source RPM, whose repository
+   * index dnf checks and whose signature rpmkeys checks at fetch time, its file name: one name-version-release is
+   * one signed build). */
   sourceSha: string;
   distro: { family: string; id: string; versionId: string; arch: string; pm: PackageManager };
   /** Build options that change the result (prefix, configure/meson args, kernel config base). */

@@ -91,7 +91,8 @@ export function tiersTable(r: TierResult): string[] {
       v.alone < BUSY ? 'idle guest' : `${slowdown(v).toFixed(2)}×`,
     ]);
   return [
-    `${r.host}: ${r.seconds} s alone, then ${r.seconds} s beside ${r.hogs} CPU hog(s) (busy loops, SCHED_OTHER nice 0, ` +
+    `${r.host}: ${r.seconds} s alone, then ${r.seconds} s beside ${r.hogs} CPU hog(s) ` +
+      '(busy loops, SCHED_OTHER nice 0, ' +
       'one per CPU in turn)',
     'vCPU time from /proc/PID/task/TID/schedstat; slowdown = busy alone ÷ busy under contention',
     ...columns(rows, [3, 4, 5]),
@@ -102,7 +103,9 @@ export function tiersTable(r: TierResult): string[] {
 /** The fifo99 and ordinary VMs against the thesis's figures; undefined verdict when either is missing or idle. */
 export function tiersComparison(r: TierResult): { ahead?: boolean; measured?: number; lines: string[] } {
   const t = THESIS_TIERS;
-  const ref = `the thesis, table 7-2 (super-pi 2M digits on a loaded host): ordinary ${t.ordinary} s, fifo99 ${t.fifo99} s, ordinary ÷ fifo99 ${(t.ordinary / t.fifo99).toFixed(2)}×`;
+  const ref =
+    `the thesis, table 7-2 (super-pi 2M digits on a loaded host): ordinary ${t.ordinary} s, fifo99 ${t.fifo99} s, ` +
+    `ordinary ÷ fifo99 ${(t.ordinary / t.fifo99).toFixed(2)}×`;
   const busy = r.vms.filter((v) => v.alone >= BUSY);
   const fifo = busy.find((v) => v.tier === 'fifo99');
   const ord = busy.find((v) => v.tier === 'ordinary');
@@ -119,7 +122,8 @@ export function tiersComparison(r: TierResult): { ahead?: boolean; measured?: nu
   const measured = slowdown(ord) / slowdown(fifo);
   const ahead = slowdown(fifo) < slowdown(ord);
   lines.push(
-    `here: ${ord.name} ÷ ${fifo.name} slowdown ${measured.toFixed(2)}×; fifo99 ahead: ${ahead ? 'yes, as in the thesis' : 'NO'}`,
+    `here: ${ord.name} ÷ ${fifo.name} slowdown ${measured.toFixed(2)}×; ` +
+      `fifo99 ahead: ${ahead ? 'yes, as in the thesis' : 'NO'}`,
     'Absolute figures differ (the thesis timed super-pi with KVM on hardware; here the CPU share a vCPU gets is',
     'measured, often under software emulation): what must hold is the direction, the fifo99 VM ahead.',
   );

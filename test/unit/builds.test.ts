@@ -23,7 +23,8 @@ import kernel, { checkFragment, trialScript, trialCheck, HOLD_DROPIN } from '../
 import qemu from '../../steps/qemu.ts';
 import libvirt, { qemuConfWarnings, setConf } from '../../steps/libvirt.ts';
 import { debScripts, LIBVIRT_CHECK, qemuAccounts, qemuCheck, rpmScriptlets } from '../../src/artifacts/maintainer.ts';
-import { debianFacts, fakeCtx, host, loose } from '../harness/fake-host.ts';
+import { debianFacts, fakeCtx, host, loose, rockyFacts } from '../harness/fake-host.ts';
+import { buildParams, specFor } from '../../src/artifacts/kit.ts';
 
 const LAB_GRUB = readFileSync('test/fixtures/grub/debian12-lab.cfg', 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-builds-'));
@@ -168,6 +169,7 @@ describe('distribution source packages', () => {
     expect(p).toEqual({
       name: 'qemu 7.2+dfsg-7+deb12u18',
       upstream: '7.2',
+      id: '6'.repeat(64),
       files: [
         {
           url: 'http://deb.debian.org/debian/pool/main/q/qemu/qemu_7.2%2bdfsg-7%2bdeb12u18.dsc',
@@ -660,5 +662,51 @@ describe('the packages stand on their own: maintainer scripts', () => {
       user: 'vm',
       group: 'vm',
     });
+  });
+});
+
+// the scripts themselves run for real in test/integration/srpm-source.test.ts
+describe('<c>_source: distro on a dnf host (fixtures)', () => {
+  const SRPM = 'KVMFORGE_SRPM qemu-kvm 17 8.2.0 11.el9_4\n';
+  const dnfCtx = (vars: string[], probe = SRPM) => {
+    const h = host(['qemu_version: distro', ...vars]);
+    const ctx = fakeCtx(rockyFacts(), {}, h);
+    const ran: string[] = [];
+    const t = {
+      exec: async (cmd: string) => (ran.push(cmd), { code: 0, stdout: probe, stderr: '' }),
+      close: async () => undefined,
+    };
+    return { h, ran, ctx: { ...ctx, inventory: [h], connect: async () => t as never } };
+  };
+  it('asks dnf for the source RPM, records it in the artifact, and unpacks it with rpmbuild -bp', async () => {
+    const { h, ran, ctx } = dnfCtx(['build_host: localhost']);
+    const a = await specFor(ctx, 'qemu', buildParams(h, 'qemu'), {});
+    expect(ran).toHaveLength(1);
+    expect(ran[0]).toMatch(/dnf -q repoquery --srpm --latest-limit 1 .* qemu-kvm 2>&1$/);
+    expect(a.spec).toMatchObject({
+      version: '8.2.0',
+      sourceSha: 'qemu-kvm-8.2.0-11.el9_4.src.rpm',
+      sourcePackage: 'qemu-kvm 17:8.2.0-11.el9_4',
+    });
+    expect(a.build.source.srpm).toEqual({
+      spec: 'qemu-kvm-17:8.2.0-11.el9_4',
+      file: 'qemu-kvm-8.2.0-11.el9_4.src.rpm',
+    });
+    const fetch = fetchScript(a.build.source, a.spec.sourceSha, '/b/sources');
+    expect(fetch).toContain('dnf -q download --source --destdir . qemu-kvm-17:8.2.0-11.el9_4 ');
+    expect(fetch).toContain('rpmkeys --checksig');
+    const build = buildScript(a.spec, a.key, '/b/w', '/b/sources/x.src.rpm', '/b/out');
+    expect(build).toContain('rpmbuild -bp --nodeps');
+    expect(build).not.toContain('dpkg-source');
+  });
+  it('no source repository or a sha256: exit 2 naming the var', async () => {
+    const none = dnfCtx([], ''); // the host builds for itself (the probe is memoized per build host and run)
+    await expect(specFor(none.ctx, 'qemu', buildParams(none.h, 'qemu'), {})).rejects.toThrow(
+      /qemu_source is distro, but on the build host \S+ no source RPM of 'qemu-kvm': no source repository/,
+    );
+    const sha = dnfCtx(['build_host: localhost', `qemu_sha256: ${'a'.repeat(64)}`]);
+    await expect(specFor(sha.ctx, 'qemu', buildParams(sha.h, 'qemu'), {})).rejects.toThrow(
+      /checked by its repository's index and its signature.*remove qemu_sha256/,
+    );
   });
 });
