@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { homedir, userInfo } from 'node:os';
 import { HostError } from '../core/errors.ts';
+import { quote } from '../core/sh.ts';
 import type { Connection } from '../core/types.ts';
 
 export interface SshConfig {
@@ -56,12 +57,57 @@ let sshMissing = false;
 /** How `ssh -G` ended: 0, its exit code, or the spawn error's code (ENOENT: no ssh binary). */
 type SshGResult = { code: number | string | null; stdout: string; stderr: string };
 
-/** `ssh -G` run directly (no shell in between: it is run once per host, and a shell costs as much again). */
+/** `ssh -G` run directly (no shell in between). */
+function sshGOne(args: string[], resolve: (r: SshGResult) => void) {
+  execFile('ssh', ['-G', ...args], { timeout: 10_000 }, (err, stdout, stderr) => {
+    const code = err ? ((err as NodeJS.ErrnoException).code ?? 1) : 0;
+    resolve({ code, stdout, stderr: stderr || (err && !stdout ? err.message : '') });
+  });
+}
+
+const MARK = '__KVMFORGE_SSH_G__';
+let batch: { args: string[]; resolve: (r: SshGResult) => void }[] = [];
+
+/** `ssh -G` for each host; the requests of one turn of the event loop (a run connecting to its hosts) share one
+ * shell that runs them in turn: a process started from kvmforge costs more CPU than the ssh -G it runs. */
 function sshG(args: string[]): Promise<SshGResult> {
   return new Promise((resolve) => {
-    execFile('ssh', ['-G', ...args], { timeout: 10_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as NodeJS.ErrnoException).code ?? 1) : 0;
-      resolve({ code, stdout, stderr: stderr || (err && !stdout ? err.message : '') });
+    batch.push({ args, resolve });
+    if (batch.length === 1) setImmediate(flushSshG);
+  });
+}
+
+function flushSshG() {
+  const mine = batch;
+  batch = [];
+  if (mine.length === 1) return sshGOne(mine[0].args, mine[0].resolve);
+  const script = mine
+    .map((b, i) => `ssh -G ${b.args.map((a) => quote(a)).join(' ')}; echo "${MARK}${i} $?"; echo ${MARK}${i} >&2`)
+    .join('\n');
+  execFile('sh', ['-c', script], { timeout: 60_000, maxBuffer: 256 << 20 }, (err, stdout, stderr) => {
+    const parts = (text: string) => {
+      const out: { text: string; code?: number }[] = mine.map(() => ({ text: '' }));
+      let i = 0;
+      for (const line of text.split('\n')) {
+        const m = line.startsWith(MARK) ? /^__KVMFORGE_SSH_G__(\d+)(?: (\d+))?$/.exec(line) : null;
+        if (m) {
+          out[Number(m[1])].code = m[2] === undefined ? undefined : Number(m[2]);
+          i = Number(m[1]) + 1;
+        } else if (i < out.length) out[i].text += `${line}\n`;
+      }
+      return out;
+    };
+    const outs = parts(stdout);
+    const errs = parts(stderr);
+    mine.forEach((b, i) => {
+      const code = outs[i].code;
+      // the shell did not get that far (killed, timed out): this host asks on its own
+      if (code === undefined) return sshGOne(b.args, b.resolve);
+      b.resolve({
+        code: code === 0 ? 0 : code === 127 ? 'ENOENT' : code,
+        stdout: outs[i].text,
+        stderr: errs[i].text || (err && code !== 0 ? err.message : ''),
+      });
     });
   });
 }

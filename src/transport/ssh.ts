@@ -1,9 +1,9 @@
 // SSH transport: one ssh2 connection per host for the whole run, scripts to `sh -s` on stdin.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Duplex } from 'node:stream';
 import { $ } from 'zx';
-import { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import ssh2, { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { HostError, HostKeyError } from '../core/errors.ts';
 import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
@@ -36,12 +36,29 @@ function authOf(cfg: SshConfig): ConnectConfig['authHandler'] {
   for (const f of cfg.identityFiles) {
     if (!existsSync(f)) continue;
     try {
-      methods.push({ type: 'publickey', username: cfg.user, key: readFileSync(f) });
+      methods.push({ type: 'publickey', username: cfg.user, key: identity(f) });
     } catch {
       throw new HostError(`cannot read key file ${f}`);
     }
   }
   return (() => methods.shift() ?? false) as unknown as ConnectConfig['authHandler'];
+}
+
+const identities = new Map<string, ReturnType<typeof ssh2.utils.parseKey> | Buffer>();
+/** An identity file, parsed once per run (per path, size and mtime) instead of once per connection; a key ssh2 can't
+ * parse without a passphrase stays the file's bytes, for ssh2 to skip as before. */
+function identity(f: string) {
+  const st = statSync(f);
+  const id = `${f}:${st.size}:${st.mtimeMs}`;
+  let key = identities.get(id);
+  if (!key) {
+    const bytes = readFileSync(f);
+    const parsed: unknown = ssh2.utils.parseKey(bytes);
+    const one = Array.isArray(parsed) ? (parsed.length === 1 ? parsed[0] : undefined) : parsed;
+    key = one === undefined || one instanceof Error ? bytes : (one as ReturnType<typeof ssh2.utils.parseKey>);
+    identities.set(id, key);
+  }
+  return key;
 }
 
 /** A ProxyCommand's stdin/stdout as the socket ssh2 speaks over (%h %p %r as in ssh_config). */
