@@ -80,7 +80,10 @@ function sshG(args: string[]): Promise<SshGResult> {
 function flushSshG() {
   const mine = batch;
   batch = [];
-  if (mine.length === 1) return sshGOne(mine[0].args, mine[0].resolve);
+  if (mine.length === 1) {
+    sshGOne(mine[0].args, mine[0].resolve);
+    return;
+  }
   const script = mine
     .map((b, i) => `ssh -G ${b.args.map((a) => quote(a)).join(' ')}; echo "${MARK}${i} $?"; echo ${MARK}${i} >&2`)
     .join('\n');
@@ -102,7 +105,10 @@ function flushSshG() {
     mine.forEach((b, i) => {
       const code = outs[i].code;
       // the shell did not get that far (killed, timed out): this host asks on its own
-      if (code === undefined) return sshGOne(b.args, b.resolve);
+      if (code === undefined) {
+        sshGOne(b.args, b.resolve);
+        return;
+      }
       b.resolve({
         code: code === 0 ? 0 : code === 127 ? 'ENOENT' : code,
         stdout: outs[i].text,
