@@ -136,6 +136,9 @@ export function choosePort(p: BridgeParams, net: NetState): string | undefined {
 /** Routes worth carrying and checking: not the kernel's own (local table, multicast, link-local). */
 export function ownRoute(r: Route): boolean {
   if (r.table === 'local') return false;
+  // the kernel's own per-address routes, wherever they sit: a kernel without CONFIG_IPV6_MULTIPLE_TABLES keeps
+  // IPv6's local routes in table main; they move with the addresses, which are carried and checked themselves
+  if (r.type === 'local' || r.type === 'broadcast' || r.type === 'anycast') return false;
   if (r.family === 6 && (r.dst.startsWith('fe80:') || r.dst.startsWith('ff00:') || r.type === 'multicast'))
     return false;
   return true;
