@@ -1,7 +1,7 @@
 // `kvmforge bench --tiers HOST`: HOST's running VMs that name a tier, alone and under CPU contention
 // (src/insight/tiers.ts says what is measured). Reads only; the hogs end by themselves.
 import { writeFileSync } from 'node:fs';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, HostError } from '../core/errors.ts';
 import type { Inventory } from '../inventory/load.ts';
 import type { HostLoop } from '../runner/session.ts';
 import { wholeFlag } from './flags.ts';
@@ -50,18 +50,18 @@ export async function benchTiers(inv: Inventory, f: TierFlags, loop: HostLoop): 
     [host],
     async (s): Promise<TierResult> => {
       const read = await s.transport.exec(readScript(want.map((w) => w.vm)), { sudo: true, timeoutMs: 120_000 });
-      if (read.code !== 0) throw new Error(read.stderr.trim().split('\n').pop() || `exit ${read.code}`);
+      if (read.code !== 0) throw new HostError(read.stderr.trim().split('\n').pop() || `exit ${read.code}`);
       const found = parseRead(read.stdout);
       const problems = [
         ...found.missing.map((m) => `${m} is not running`),
         ...found.vms.filter((v) => v.error).map((v) => `${v.name}: ${v.error}`),
       ];
-      if (problems.length) throw new Error(problems.join('; '));
+      if (problems.length) throw new HostError(problems.join('; '));
       if (
         found.rtRuntimeUs === -1 &&
         found.vms.some((v) => v.vcpus.some((t) => t.policy === 'fifo' || t.policy === 'rr'))
       )
-        throw new Error(
+        throw new HostError(
           'RT throttling is off (kernel.sched_rt_runtime_us = -1): a busy real-time vCPU beside CPU hogs could ' +
             'starve this host; not measured',
         );
@@ -73,8 +73,13 @@ export async function benchTiers(inv: Inventory, f: TierFlags, loop: HostLoop): 
         sudo: true,
         timeoutMs: (2 * seconds + 60) * 1000,
       });
-      if (m.code !== 0) throw new Error(m.stderr.trim().split('\n').pop() || `the measurement exited ${m.code}`);
-      const shares = parseTiers(m.stdout, threads.length);
+      if (m.code !== 0) throw new HostError(m.stderr.trim().split('\n').pop() || `the measurement exited ${m.code}`);
+      let shares: ReturnType<typeof parseTiers>;
+      try {
+        shares = parseTiers(m.stdout, threads.length);
+      } catch (e) {
+        throw new HostError(`the measurement: ${(e as Error).message}`);
+      }
       let i = 0;
       const vms = want.map((w, k) => {
         const vm = ordered[k];

@@ -33,16 +33,19 @@ export function tiersScript(threads: { pid: number; tid: number }[], seconds: nu
   const paths = threads.map((t) => `/proc/${t.pid}/task/${t.tid}/schedstat`).join(' ');
   return `export LC_ALL=C
 command -v taskset >/dev/null || { echo 'taskset (util-linux) is needed on the host' >&2; exit 3; }
-ns() { for p in ${paths}; do if [ -r "$p" ]; then cut -d' ' -f1 "$p"; else echo gone; fi; done | tr '\\n' ' '; }
+ns() { for p in ${paths}; do cut -d' ' -f1 "$p" 2>/dev/null || echo gone; done | tr '\\n' ' '; }
 window() { t0=$(date +%s%N); a=$(ns); sleep ${seconds}; t1=$(date +%s%N); b=$(ns); echo "$1 $((t1 - t0)) $a/ $b"; }
 window alone
 n=$(nproc); hogs=; i=0
-trap 'kill $hogs 2>/dev/null' EXIT
+trap 'kill $hogs 2>/dev/null || true' EXIT
 while [ $i -lt ${hogs} ]; do
-  timeout ${seconds + 5} taskset -c $((i % n)) sh -c 'while :; do :; done' & hogs="$hogs $!"; i=$((i + 1))
+  timeout ${2 * seconds + 60} taskset -c $((i % n)) sh -c 'while :; do :; done' & hogs="$hogs $!"; i=$((i + 1))
 done
 sleep 1
 window contended
+# the hogs end here (their timeout is the backstop); a hog already gone is no failure (kvmforge runs scripts
+# under set -eu, where a failing kill, even in the exit trap, would fail the measurement)
+kill $hogs 2>/dev/null || true; wait 2>/dev/null || true; trap - EXIT
 `;
 }
 
