@@ -5,7 +5,7 @@ import { ConfigError, HostError } from '../core/errors.ts';
 import type { Inventory } from '../inventory/load.ts';
 import type { HostLoop } from '../runner/session.ts';
 import { wholeFlag } from './flags.ts';
-import { parseRead, readScript, wantedTiers } from '../insight/tune.ts';
+import { readRunning, wantedTiers } from '../insight/tune.ts';
 import {
   BUSY,
   THESIS_TIERS,
@@ -49,14 +49,11 @@ export async function benchTiers(inv: Inventory, f: TierFlags, loop: HostLoop): 
   const [r] = await loop(
     [host],
     async (s): Promise<TierResult> => {
-      const read = await s.transport.exec(readScript(want.map((w) => w.vm)), { sudo: true, timeoutMs: 120_000 });
-      if (read.code !== 0) throw new HostError(read.stderr.trim().split('\n').pop() || `exit ${read.code}`);
-      const found = parseRead(read.stdout);
-      const problems = [
-        ...found.missing.map((m) => `${m} is not running`),
-        ...found.vms.filter((v) => v.error).map((v) => `${v.name}: ${v.error}`),
-      ];
-      if (problems.length) throw new HostError(problems.join('; '));
+      const found = await readRunning(
+        s.transport,
+        want.map((w) => w.vm),
+      );
+      if (found.problems.length) throw new HostError(found.problems.join('; '));
       if (
         found.rtRuntimeUs === -1 &&
         found.vms.some((v) => v.vcpus.some((t) => t.policy === 'fifo' || t.policy === 'rr'))

@@ -3,16 +3,7 @@ import { ConfigError } from '../core/errors.ts';
 import { quote } from '../core/sh.ts';
 import type { Host, Transport } from '../core/types.ts';
 import type { HostLoop } from '../runner/session.ts';
-import {
-  applyScript,
-  fmt,
-  parseRead,
-  planTune,
-  readScript,
-  wantedTiers,
-  type ThreadChange,
-  type Want,
-} from '../insight/tune.ts';
+import { applyScript, fmt, planTune, readRunning, wantedTiers, type ThreadChange, type Want } from '../insight/tune.ts';
 
 interface HostTune {
   host: string;
@@ -63,16 +54,13 @@ async function tuneHost(name: string, t: Transport, want: Want[], plan: boolean)
   const out: HostTune = { host: name, changes: [], inStep: [], notes: [] };
   try {
     {
-      const read = async () => {
-        const r = await t.exec(readScript(want.map((w) => w.vm)), { sudo: true, timeoutMs: 120_000 });
-        if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit ${r.code}`);
-        return parseRead(r.stdout);
-      };
+      const read = () =>
+        readRunning(
+          t,
+          want.map((w) => w.vm),
+        );
       const before = await read();
-      const problems = [
-        ...before.missing.map((m) => `${m} is not running`),
-        ...before.vms.filter((v) => v.error).map((v) => `${v.name}: ${v.error}`),
-      ];
+      const problems = [...before.problems];
       out.changes = planTune(want, before.vms);
       out.inStep = want
         .filter((w) => before.vms.some((v) => v.name === w.vm && !v.error) && !out.changes.some((c) => c.vm === w.vm))

@@ -4,7 +4,8 @@
 import { sh } from '../core/sh.ts';
 import { TIERS } from '../domains/profiles.ts';
 import { resolveVms } from '../domains/spec.ts';
-import type { Host } from '../core/types.ts';
+import type { Host, Transport } from '../core/types.ts';
+import { HostError } from '../core/errors.ts';
 import { pyScript } from './qemu-procs.ts';
 
 export const POLICY: Record<number, string> = { 0: 'other', 1: 'fifo', 2: 'rr', 3: 'batch', 5: 'idle', 6: 'deadline' };
@@ -93,6 +94,19 @@ export function parseRead(stdout: string): { vms: RunningVm[]; missing: string[]
       vcpus: v.vcpus.map((t) => ({ ...t, policy: POLICY[t.policy] ?? String(t.policy) })),
     })),
   };
+}
+
+/** The running VMs' vCPU threads read on the host (as root), and what is wrong with the ones asked for: not running,
+ * or threads that can't be read. */
+export async function readRunning(t: Transport, names: string[]) {
+  const r = await t.exec(readScript(names), { sudo: true, timeoutMs: 120_000 });
+  if (r.code !== 0) throw new HostError(r.stderr.trim().split('\n').pop() || `exit ${r.code}`);
+  const found = parseRead(r.stdout);
+  const problems = [
+    ...found.missing.map((m) => `${m} is not running`),
+    ...found.vms.filter((v) => v.error).map((v) => `${v.name}: ${v.error}`),
+  ];
+  return { ...found, problems };
 }
 
 const same = (a: Sched, b: Sched) => a.policy === b.policy && a.rtprio === b.rtprio && a.nice === b.nice;
