@@ -99,7 +99,7 @@ export function tiersTable(r: TierResult): string[] {
       'one per CPU in turn)',
     'vCPU time from /proc/PID/task/TID/schedstat; slowdown = busy alone ÷ busy under contention',
     ...columns(rows, [3, 4, 5]),
-    ...tiersVerdict(r),
+    ...tiersComparison(r).lines,
   ];
 }
 
@@ -132,8 +132,6 @@ export function tiersComparison(r: TierResult): { ahead?: boolean; measured?: nu
   );
   return { ahead, measured, lines };
 }
-
-const tiersVerdict = (r: TierResult) => tiersComparison(r).lines;
 
 /** bench --tiers --plot: a group per phase, a bar per VM, in % of a CPU per vCPU. */
 export function tiersChart(r: TierResult): string {
