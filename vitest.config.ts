@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { BUILDS_LAB_DIR } from './test/harness/builds.ts';
 import LastBuilds from './test/harness/sequencer.ts';
 
 export default defineConfig({
@@ -31,11 +32,26 @@ export default defineConfig({
         test: {
           name: 'lab',
           include: ['test/lab/**/*.test.ts', 'test/faults/**/*.lab.test.ts'],
+          exclude: ['test/lab/builds.test.ts'], // the builds project's
           globalSetup: ['test/harness/lab-global.ts'],
           // a pool of its own: vitest runs each pool's files beside the other pools' (on 2 cores the forks pool
           // has one worker, so the other projects' files would otherwise wait behind the lab's hour)
           pool: 'threads',
           fileParallelism: false,
+          testTimeout: 1_200_000,
+          hookTimeout: 1_200_000,
+        },
+      },
+      {
+        test: {
+          // the source builds (~30 min here, started by its setup) and their installs on VMs of a lab of its own.
+          // `npm test` runs this project in a vitest process of its own (test/vitest-all.sh), so it waits for the
+          // builds and then runs its VMs beside the lab project's files instead of after them. In one process it
+          // would share the fork pool's single worker: the sequencer puts it last
+          name: 'builds',
+          include: ['test/lab/builds.test.ts'],
+          globalSetup: ['test/harness/builds-global.ts'],
+          env: { KVMFORGE_TEST_LAB_DIR: BUILDS_LAB_DIR },
           testTimeout: 1_200_000,
           hookTimeout: 1_200_000,
         },

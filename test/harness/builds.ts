@@ -1,14 +1,16 @@
-// Source builds for the lab tests. Compiling kernel + QEMU + libvirt takes ~25 CPU-minutes here, so the
-// lab project's setup starts the real `kvmforge build` (niced) in the background at once, and
-// test/lab/builds.test.ts (sorted last) waits for it, checks it, then installs on lab VMs.
+// Source builds for the lab tests. Compiling kernel + QEMU + libvirt takes ~30 minutes here, so the
+// builds project's setup starts the real `kvmforge build` (niced) in the background at once, and
+// test/lab/builds.test.ts waits for it (in a vitest pool of its own, beside the other projects' files), checks it,
+// then installs on the VMs of its own lab, beside the lab project's.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../src/lab/paths.ts';
-import { LAB_DIR } from './lab.ts';
 
 export const SOURCES = process.env.KVMFORGE_SOURCES ?? '/var/cache/kvmforge-sources';
-export const BUILDS = join(LAB_DIR, 'builds');
+/** The builds project's lab (vitest.config.ts gives its test files KVMFORGE_TEST_LAB_DIR = this). */
+export const BUILDS_LAB_DIR = '/tmp/kvmforge-labtest-builds';
+export const BUILDS = join(BUILDS_LAB_DIR, 'builds');
 /** The control machine's artifact cache for the tests, and the build host's directory. */
 export const BUILD_ENV = { KVMFORGE_CACHE: join(BUILDS, 'cache') };
 export const BUILD_DIR = join(BUILDS, 'buildhost');

@@ -3,11 +3,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive } from '../../src/lab/vm.ts';
 import { kvmforge, LAB_DIR, LAB_ENV } from './lab.ts';
-import { startBackgroundBuild, stopBackgroundBuild } from './builds.ts';
 
 export async function setup() {
   mkdirSync(LAB_DIR, { recursive: true });
-  startBackgroundBuild();
   const r = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048'], {}, 1_200_000);
   process.stderr.write(r.stderr);
   if (r.code !== 0) throw new Error(`lab up failed (${r.code}): ${r.stderr}`);
@@ -15,7 +13,6 @@ export async function setup() {
 
 /** Tears the lab down the way a user after a killed run would: state file gone, only pid files left. */
 export async function teardown() {
-  stopBackgroundBuild();
   const dir = LAB_ENV.KVMFORGE_LAB;
   const pids = existsSync(join(dir, 'state.json'))
     ? (JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).vms as { pid: number }[]).map((v) => v.pid)

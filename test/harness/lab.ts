@@ -1,11 +1,14 @@
-// One lab VM for the whole lab test project: up once, reset between suites, always torn down.
+// One lab VM for the whole lab test project: up once, reset between suites, always torn down. The builds project
+// has a lab of its own (KVMFORGE_TEST_LAB_DIR), with its own state, inventories and ports.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { runAsync } from './nshosts.ts';
 
-export const LAB_DIR = '/tmp/kvmforge-labtest';
+/** The lab project's directory; the builds project sets KVMFORGE_TEST_LAB_DIR to a lab of its own, so its VMs run
+ * beside the lab project's. */
+export const LAB_DIR = process.env.KVMFORGE_TEST_LAB_DIR ?? '/tmp/kvmforge-labtest';
 export const LAB_ENV = {
   KVMFORGE_LAB: join(LAB_DIR, 'state'),
   KVMFORGE_INVENTORY_DIR: join(LAB_DIR, 'inventories'),

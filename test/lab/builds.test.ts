@@ -1,6 +1,7 @@
 // Source builds for real: kernel, QEMU and libvirt built once on this machine (build host `localhost`,
-// local transport; started in the background by the lab setup and awaited here), then installed on two
-// lab VMs from the artifacts. A broken trial kernel falls back by itself; a good one becomes the default.
+// local transport; started in the background by the builds project's setup and awaited here), then installed
+// on two VMs of this file's own lab (beside the lab project's) from the artifacts. A broken trial kernel falls
+// back by itself; a good one becomes the default.
 // QEMU and libvirt go to a *plain* lab VM — a server that never had Debian's libvirt or QEMU — with their
 // runtime dependencies from Debian's mirror (through the lab relay), and must then run a VM. The packages'
 // maintainer scripts (accounts, directories, upgrade, removal, purge) also run natively in a chroot.
@@ -109,13 +110,11 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     );
   }, 80 * 60_000);
 
-  // this file is sorted last, but should it ever run earlier, leave the lab as the others expect it:
-  // one pristine VM (from the golden state, in seconds)
+  // the lab is this file's own (the builds project's): down when done
   afterAll(async () => {
-    await kvmforge(['lab', 'down']);
-    const up = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048'], {}, 1_200_000);
-    if (up.code !== 0) throw new Error(`lab up --hosts 1 failed: ${up.stderr}`);
-  }, 1_200_000);
+    const down = await kvmforge(['lab', 'down']);
+    if (down.code !== 0) throw new Error(`lab down failed: ${down.stderr}`);
+  }, 300_000);
 
   it('built all three once on the build host, from verified sources (libvirt also by its signature)', async () => {
     const report = artifacts();
