@@ -1,7 +1,7 @@
 // Source builds for the lab tests. Compiling kernel + QEMU + libvirt takes ~30 minutes here, so the
 // builds project's setup starts the real `kvmforge build` (niced) in the background at once, and
-// test/lab/builds.test.ts waits for it (in a vitest pool of its own, beside the other projects' files), checks it,
-// then installs on the VMs of its own lab, beside the lab project's.
+// test/lab/builds.test.ts waits for it (in a vitest process of its own, beside the other projects' files), checks
+// it, then installs on the VMs of its own lab, beside the lab project's.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
