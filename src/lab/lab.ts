@@ -55,6 +55,20 @@ const LAB_GUEST =
 const devicesOf = (o: UpOptions, name: string): Devices => (o.emulated?.includes(name) ? 'emulated' : 'virtio');
 const imageOf = (o: UpOptions, name: string): Flavour => (o.plain?.includes(name) ? 'plain' : 'full');
 const nicsOf = (o: UpOptions, name: string) => (o.secondNic?.includes(name) ? 2 : 1);
+/** Starts a VM's QEMU with its SSH on the first free port from 2222. A port free when looked at may be another
+ * lab's a moment later (two labs coming up at once, as the test suite's two processes do): QEMU then refuses the
+ * forwarding rule, and the VM tries the next free port. */
+async function startOnFreePort(vm: Vm, accel: 'kvm' | 'tcg', incoming: string | undefined): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    vm.port = (await pickPorts(1))[0];
+    try {
+      return startQemu(vm, accel, incoming);
+    } catch (e) {
+      if (attempt >= 5 || !/Could not set up host forwarding rule/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
 /** What a VM is made of: a golden state is per machine, and a running lab is reused only when every VM matches. */
 const machineOf = (v: Pick<Vm, 'devices' | 'image' | 'nics'>) =>
   `${v.devices ?? 'virtio'}/${v.image ?? 'full'}/${v.nics ?? 1}`;
@@ -79,11 +93,12 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   const bases = new Map(flavours.map((f) => [f, ensureImage(log, f)]));
   const { accel, note } = await chooseAccel(bases.values().next().value!, log);
   log(note);
-  const ports = await pickPorts(o.hosts);
   const dir = labDir();
-  const vms: Vm[] = ports.map((port, i) => ({
+  // ports are picked as each VM starts (startOnFreePort), not before the golden states: another lab coming up at
+  // the same time must not be handed the same ones
+  const vms: Vm[] = names.map((_, i) => ({
     name: `lab${i + 1}`,
-    port,
+    port: 0,
     pid: 0,
     overlay: join(dir, `lab${i + 1}.qcow2`),
     monitor: join(dir, `lab${i + 1}.mon`),
@@ -114,7 +129,7 @@ export async function labUp(o: UpOptions, log: Log): Promise<LabState> {
   for (const vm of vms) {
     const golden = goldens.get(machineOf(vm));
     overlay(golden?.disk ?? bases.get(vm.image ?? 'full')!, vm.overlay);
-    vm.pid = startQemu(vm, accel, golden?.state);
+    vm.pid = await startOnFreePort(vm, accel, golden?.state);
     writeState(state);
   }
   const timeout = o.bootTimeoutMs ?? (accel === 'kvm' ? 120_000 : 420_000);

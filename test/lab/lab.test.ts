@@ -113,6 +113,30 @@ describe('lab VM', () => {
     expect(guest).toBeLessThan(Date.now() / 1000 + 3);
   }, 120_000);
 
+  it('two more labs coming up at the same moment both come up, each VM on a port of its own', async () => {
+    // as the suite's two vitest processes do; ports used to be picked before the golden states, so both took 2222
+    const labs = ['twin-a', 'twin-b'].map((name) => ({
+      KVMFORGE_LAB: join(LAB_DIR, name, 'state'),
+      KVMFORGE_INVENTORY_DIR: join(LAB_DIR, name, 'inventories'),
+    }));
+    try {
+      const ups = await Promise.all(
+        labs.map((env) => kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048'], env, 600_000)),
+      );
+      for (const r of ups) expect(r.code, r.stderr).toBe(0);
+      const ports = labs.flatMap((env) =>
+        (JSON.parse(readFileSync(join(env.KVMFORGE_LAB, 'state.json'), 'utf8')).vms as { port: number }[]).map(
+          (v) => v.port,
+        ),
+      );
+      const own = labState().vms[0].port;
+      expect(new Set([own, ...ports]).size).toBe(5);
+      expect(labExec('echo ok').trim()).toBe('ok'); // the lab's own VM is untouched
+    } finally {
+      for (const env of labs) await kvmforge(['lab', 'down'], env);
+    }
+  }, 900_000);
+
   it('lab status lists the VM and the accelerator', async () => {
     const r = await kvmforge(['lab', 'status']);
     expect(r.stdout).toMatch(/accelerator: (KVM|TCG)/);
