@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { BUILDS_LAB_DIR, startBackgroundBuild, stopBackgroundBuild } from './builds.ts';
+import { labEnvOf } from './lab.ts';
 import { runAsync } from './nshosts.ts';
 
 export function setup() {
@@ -15,7 +16,7 @@ export async function teardown() {
   stopBackgroundBuild();
   const r = await runAsync(process.execPath, [join(PROJECT, 'bin/kvmforge.js'), 'lab', 'down'], {
     cwd: BUILDS_LAB_DIR,
-    env: { ...process.env, KVMFORGE_LAB: join(BUILDS_LAB_DIR, 'state'), NO_COLOR: '1' },
+    env: { ...process.env, ...labEnvOf(BUILDS_LAB_DIR) },
     timeoutMs: 300_000,
   });
   process.stderr.write(r.stderr);

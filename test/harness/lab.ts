@@ -9,11 +9,11 @@ import { runAsync } from './nshosts.ts';
 /** The lab project's directory; the builds project sets KVMFORGE_TEST_LAB_DIR to a lab of its own, so its VMs run
  * beside the lab project's. */
 export const LAB_DIR = process.env.KVMFORGE_TEST_LAB_DIR ?? '/tmp/kvmforge-labtest';
-export const LAB_ENV = {
-  KVMFORGE_LAB: join(LAB_DIR, 'state'),
-  KVMFORGE_INVENTORY_DIR: join(LAB_DIR, 'inventories'),
-  NO_COLOR: '1',
-};
+/** The environment kvmforge's lab commands get for the lab in `dir`: its state and its inventories. */
+export function labEnvOf(dir: string) {
+  return { KVMFORGE_LAB: join(dir, 'state'), KVMFORGE_INVENTORY_DIR: join(dir, 'inventories'), NO_COLOR: '1' };
+}
+export const LAB_ENV = labEnvOf(LAB_DIR);
 export const LAB_INVENTORY = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab.yaml');
 
 export function kvmforge(args: string[], env: Record<string, string> = {}, timeoutMs = 900_000) {

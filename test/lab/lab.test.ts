@@ -7,7 +7,7 @@ import { Journal, Secrets } from '../../src/runner/journal.ts';
 import { run } from '../../src/runner/run.ts';
 import type { Step } from '../../src/core/types.ts';
 import { fileText } from '../../src/core/file.ts';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, labState, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labEnvOf, labExec, labState, resetLab } from '../harness/lab.ts';
 
 const MARK = '/etc/kvmforge-reboot-test';
 
@@ -115,10 +115,7 @@ describe('lab VM', () => {
 
   it('two more labs coming up at the same moment both come up, each VM on a port of its own', async () => {
     // as the suite's two vitest processes do; ports used to be picked before the golden states, so both took 2222
-    const labs = ['twin-a', 'twin-b'].map((name) => ({
-      KVMFORGE_LAB: join(LAB_DIR, name, 'state'),
-      KVMFORGE_INVENTORY_DIR: join(LAB_DIR, name, 'inventories'),
-    }));
+    const labs = ['twin-a', 'twin-b'].map((name) => labEnvOf(join(LAB_DIR, name)));
     try {
       const ups = await Promise.all(
         labs.map((env) => kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048'], env, 600_000)),
