@@ -28,31 +28,41 @@ export function labState(): { vms: { name: string; port: number; pid: number }[]
   return JSON.parse(readFileSync(join(LAB_ENV.KVMFORGE_LAB, 'state.json'), 'utf8'));
 }
 
-/** ssh into a lab VM with OpenSSH (an independent check, not kvmforge's own code). `connectTimeoutS`: short
- * while polling a rebooting VM, whose forwarded port accepts and then hangs until sshd answers. */
-export function labExec(cmd: string, vm = 'lab1', connectTimeoutS = 20): string {
+/** OpenSSH's arguments to run `cmd` on a lab VM (an independent check, not kvmforge's own code). `connectTimeoutS`:
+ * short while polling a rebooting VM, whose forwarded port accepts and then hangs until sshd answers. */
+function labSshArgs(cmd: string, vm: string, connectTimeoutS: number): string[] {
   const port = labState().vms.find((v) => v.name === vm)!.port;
   const key = readFileSync(LAB_INVENTORY, 'utf8').match(/ansible_ssh_private_key_file: (\S+)/)![1];
-  return execFileSync(
-    'ssh',
-    [
-      '-i',
-      key,
-      '-p',
-      String(port),
-      '-o',
-      `UserKnownHostsFile=${join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts')}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      `ConnectTimeout=${connectTimeoutS}`,
-      'kvmforge@127.0.0.1',
-      cmd,
-    ],
-    { timeout: 120_000 },
-  ).toString();
+  return [
+    '-i',
+    key,
+    '-p',
+    String(port),
+    '-o',
+    `UserKnownHostsFile=${join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts')}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `ConnectTimeout=${connectTimeoutS}`,
+    'kvmforge@127.0.0.1',
+    cmd,
+  ];
+}
+
+/** Runs `cmd` on a lab VM over OpenSSH and returns its output; throws if it fails. Blocks the test's worker: for
+ * one quick command. Anything that waits or polls uses labRun, since vitest's worker must answer its runner
+ * within 60 s (a worker blocked longer loses the run: seen in CI while a VM rebooted). */
+export function labExec(cmd: string, vm = 'lab1', connectTimeoutS = 20): string {
+  return execFileSync('ssh', labSshArgs(cmd, vm, connectTimeoutS), { timeout: 120_000 }).toString();
+}
+
+/** labExec without blocking the worker. */
+export async function labRun(cmd: string, vm = 'lab1', connectTimeoutS = 20): Promise<string> {
+  const r = await runAsync('ssh', labSshArgs(cmd, vm, connectTimeoutS), { timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`ssh ${vm} ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
 }
 
 export async function resetLab(vm = 'lab1') {

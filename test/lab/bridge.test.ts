@@ -6,8 +6,9 @@
 // address — each compared before/after with OpenSSH + `ip -j`, and again after a reboot.
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labRun, resetLab } from '../harness/lab.ts';
 
 // conversions in a row of the pristine VM on networkd: none in CI's default run — the quick start's apply in
 // tuning.test.ts converts that same pristine VM (and the builds test a plain one), and every carry-over case
@@ -39,8 +40,8 @@ interface NetState {
   brMac?: string;
 }
 
-function netState(): NetState {
-  const [addr, route, link] = labExec("ip -j addr; echo '@@'; ip -j route; echo '@@'; /sbin/bridge -j link")
+async function netState(): Promise<NetState> {
+  const [addr, route, link] = (await labRun("ip -j addr; echo '@@'; ip -j route; echo '@@'; /sbin/bridge -j link"))
     .split('@@')
     .map((x) => x.trim() || '[]');
   const ifs = JSON.parse(addr) as {
@@ -76,14 +77,14 @@ const plain = (s: NetState) => {
 };
 
 /** The whole network as the host sees it, read with OpenSSH and `ip -j`, as comparable lines. */
-function fullState(vm = 'lab1'): {
+async function fullState(vm = 'lab1'): Promise<{
   addrs: string[];
   routes: string[];
   rules: string[];
   dns: string[];
   links: string[];
-} {
-  const out = labExec(
+}> {
+  const out = await labRun(
     "ip -j addr; echo '@@'; ip -d -j link; echo '@@'; ip -d -j -4 route show table all; echo '@@'; ip -d -j -6 route " +
       "show table all; echo '@@'; ip -d -j -4 rule; echo '@@'; ip -d -j -6 rule; echo '@@'; cat /etc/resolv.conf",
     vm,
@@ -109,7 +110,7 @@ function fullState(vm = 'lab1'): {
 }
 
 /** Before, as it must be after the switch: the port's (or bond's) things renamed to br0. */
-function renamed(s: ReturnType<typeof fullState>, from: string) {
+function renamed(s: Awaited<ReturnType<typeof fullState>>, from: string) {
   const re = new RegExp(`(^| |@)${from.replace('.', '\\.')}(?= |$)`, 'g');
   const r = (l: string) => l.replace(re, '$1br0');
   return { addrs: s.addrs.map(r).sort(), routes: s.routes.map(r).sort(), rules: s.rules.map(r).sort(), dns: s.dns };
@@ -130,13 +131,18 @@ async function brokenRollsBack(inv: string, why: RegExp) {
   expect(r.stdout + r.stderr).toMatch(why);
 }
 
-const execSleep = (s: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, s * 1000);
+// Every wait below is async (labRun, sleep): a worker blocked for a minute loses vitest's run
 
 /** Runs a network change on the VM detached (the session may drop), then waits until `ready` holds. */
-function reconfigure(script: string, ready: (state: string) => boolean, vm = 'lab1', probe = 'ip -br addr; ip route') {
+async function reconfigure(
+  script: string,
+  ready: (state: string) => boolean,
+  vm = 'lab1',
+  probe = 'ip -br addr; ip route',
+) {
   // the script travels base64-encoded: no quoting layer between here and the VM's sh
   const b64 = Buffer.from(script).toString('base64');
-  labExec(
+  await labRun(
     `echo ${b64} | base64 -d > /tmp/kvmforge-test-net.sh && sudo sh -c 'setsid nohup sh /tmp/kvmforge-test-net.sh ` +
       `>/tmp/kvmforge-test-net.log 2>&1 </dev/null &'`,
     vm,
@@ -144,20 +150,20 @@ function reconfigure(script: string, ready: (state: string) => boolean, vm = 'la
   let last = '';
   for (let i = 0; i < 90; i++) {
     try {
-      last = labExec(probe, vm);
+      last = await labRun(probe, vm);
       if (ready(last)) return;
     } catch {
       /* the address moves: ssh may fail for a moment */
     }
-    execSleep(1);
+    await sleep(1000);
   }
   throw new Error(`the VM's network did not settle after the change; last seen:\n${last}`);
 }
 
 /** Moves the VM from systemd-networkd to ifupdown (dhclient), with extra stanza lines for eth0. */
-function toIfupdown(extra: string[] = []) {
+async function toIfupdown(extra: string[] = []) {
   const stanza = ['auto eth0', 'iface eth0 inet dhcp', ...extra.map((l) => `    ${l}`)].join('\\n');
-  reconfigure(
+  await reconfigure(
     `printf '${stanza}\\n' > /etc/network/interfaces.d/eth0; rm -f /etc/systemd/network/50-lab-dhcp.network; ` +
       `systemctl disable -q systemd-networkd.service systemd-networkd.socket; systemctl stop ` +
       `systemd-networkd.service systemd-networkd.socket; ip addr flush dev eth0; ifup eth0`,
@@ -168,14 +174,14 @@ function toIfupdown(extra: string[] = []) {
 }
 
 /** Reboots the VM and waits for a new boot (over OpenSSH). */
-function reboot(vm = 'lab1') {
+async function reboot(vm = 'lab1') {
   const t0 = Date.now();
-  const boot = labExec('cat /proc/sys/kernel/random/boot_id', vm).trim();
-  labExec('sudo sh -c "setsid nohup sh -c \'sleep 1; systemctl reboot\' >/dev/null 2>&1 </dev/null &"', vm);
+  const boot = (await labRun('cat /proc/sys/kernel/random/boot_id', vm)).trim();
+  await labRun('sudo sh -c "setsid nohup sh -c \'sleep 1; systemctl reboot\' >/dev/null 2>&1 </dev/null &"', vm);
   for (let i = 0; i < 200; i++) {
-    execSleep(2);
+    await sleep(2000);
     try {
-      if (labExec('cat /proc/sys/kernel/random/boot_id', vm, 5).trim() !== boot) {
+      if ((await labRun('cat /proc/sys/kernel/random/boot_id', vm, 5)).trim() !== boot) {
         times.reboot.push(Date.now() - t0);
         return;
       }
@@ -205,30 +211,30 @@ async function carriesOver(
 ) {
   // "before" is read when the network has settled: two reads 5 s apart agree (a late router advertisement adds an
   // address and routes by itself, which must not be taken for a change made by plan)
-  let before = fullState(vm);
+  let before = await fullState(vm);
   for (let i = 0; i < 12; i++) {
-    execSleep(5);
-    const again = fullState(vm);
+    await sleep(5000);
+    const again = await fullState(vm);
     if (JSON.stringify(again) === JSON.stringify(before)) break;
     before = again;
   }
   const p = await kvmforge(['plan', '-i', inv, '--steps', 'bridge']);
   expect(p.code).toBe(0);
-  expect(fullState(vm)).toEqual(before); // check mode changed nothing
+  expect(await fullState(vm)).toEqual(before); // check mode changed nothing
   const journal = await convertOnce(inv);
   const want = renamed(before, from);
   // everything the host had is there through the bridge (DHCP and RA may take a moment after a boot)
   const holds = async () => {
     let missing: string[] = [];
     for (let i = 0; i < 30; i++) {
-      const after = fullState(vm);
+      const after = await fullState(vm);
       missing = [
         ...(['addrs', 'routes', 'rules'] as const).flatMap((k) => want[k].filter((l) => !after[k].includes(l))),
         ...want.dns.filter((l) => !after.dns.includes(l)),
         ...Object.entries(alsoAfter).flatMap(([k, lines]) => lines.filter((l) => !after[k as 'addrs'].includes(l))),
       ];
       if (!missing.length) return;
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
     expect(missing).toEqual([]);
   };
@@ -238,7 +244,7 @@ async function carriesOver(
   expect(log).toMatch(
     /confirmed on a new connection after [\d.]+ s; rollback disarmed\nkept after the switch \((\d+) of \1\):/,
   );
-  reboot(vm);
+  await reboot(vm);
   await holds();
   await planIsEmpty(inv);
 }
@@ -249,8 +255,8 @@ describe.each([
 ])('bridge on %s', (_stack, ifupdown, rounds, broken) => {
   const prepare = async () => {
     await resetLab();
-    if (ifupdown) toIfupdown();
-    plain(netState());
+    if (ifupdown) await toIfupdown();
+    plain(await netState());
   };
 
   it.skipIf(!rounds)(
@@ -261,12 +267,14 @@ describe.each([
         await prepare();
         const p = await kvmforge(['plan', '-i', inv, '--steps', 'bridge']);
         expect(p.stdout).toContain(`br0 takes over eth0 (${ifupdown ? 'ifupdown' : 'networkd'}; DHCP; IPv6 by RA;`);
-        plain(netState()); // check mode changed nothing
+        plain(await netState()); // check mode changed nothing
         await convertOnce(inv);
-        bridged(netState());
+        bridged(await netState());
         await planIsEmpty(inv);
         expect(
-          labExec('sudo ls /var/lib/kvmforge/bridge; sudo systemctl is-active kvmforge-bridge-rollback.timer || true'),
+          await labRun(
+            'sudo ls /var/lib/kvmforge/bridge; sudo systemctl is-active kvmforge-bridge-rollback.timer || true',
+          ),
         ).toMatch(/committed[\s\S]*inactive/);
       }
     },
@@ -290,8 +298,8 @@ describe.each([
           inventory('bad-gw', ['bridge_gateway: 10.0.2.77']),
           /gateway 10.0.2.77 does not answer on br0/,
         );
-      plain(netState()); // the old config, back by itself
-      expect(labExec('sudo cat /var/lib/kvmforge/bridge/rolled-back/at')).toMatch(/20\d\d/);
+      plain(await netState()); // the old config, back by itself
+      expect(await labRun('sudo cat /var/lib/kvmforge/bridge/rolled-back/at')).toMatch(/20\d\d/);
     }
   }, 1_800_000);
 
@@ -301,7 +309,7 @@ describe.each([
         'VLAN on the NIC: all on br0 (the VLAN on top of it), and after a reboot', async () => {
     await resetLab();
     if (ifupdown) {
-      toIfupdown([
+      await toIfupdown([
         'up ip route replace default via 10.0.2.2 dev eth0',
         'up ip route replace 192.0.2.0/24 via 10.0.2.2 dev eth0',
       ]);
@@ -317,7 +325,7 @@ describe.each([
         "printf '[Match]\\nName=eth0.100\\n\\n[Network]\\nAddress=192.168.100.15/24\\n' > " +
           '/etc/systemd/network/60-vlan100.network',
       ];
-      reconfigure(
+      await reconfigure(
         `${files.join('; ')}; networkctl reload; networkctl reconfigure eth0`,
         (s) =>
           s.includes('10.0.2.16/24') &&
@@ -336,7 +344,7 @@ describe.each([
       ...(ifupdown ? {} : { links: ['eth0.100@br0'] }),
     });
     expect(
-      labExec('sudo ls /var/lib/kvmforge/bridge; sudo systemctl is-active kvmforge-bridge-rollback.timer || true'),
+      await labRun('sudo ls /var/lib/kvmforge/bridge; sudo systemctl is-active kvmforge-bridge-rollback.timer || true'),
     ).toMatch(/committed[\s\S]*inactive/);
   }, 900_000);
 });
@@ -361,7 +369,7 @@ describe('bridge carries a bond over (systemd-networkd)', () => {
       ];
       // then traffic to the gateway, so the user network learns 10.0.2.15's new MAC (its ARP cache had eth1's)
       const poke = `python3 -c "import socket; s=socket.socket(); s.settimeout(2); s.connect_ex(('10.0.2.2', 9))"`;
-      reconfigure(
+      await reconfigure(
         `${files.join('; ')}; networkctl reload; ip addr flush dev eth0; ip addr flush dev eth1; ip link set eth0 ` +
           `down; ip link set eth1 down; networkctl reconfigure eth0 eth1; sleep 1; networkctl reconfigure bond0; ` +
           `for i in 1 2 3 4 5 6 7 8 9 10; do sleep 2; ${poke}; done`,
