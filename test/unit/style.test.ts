@@ -27,4 +27,14 @@ describe('style', () => {
     expect(files.length).toBeGreaterThan(100);
     expect(long).toEqual([]);
   });
+
+  // vitest's worker must answer its runner within 60 s: a test that sleeps synchronously while it polls (a VM
+  // rebooting) ended CI's run with the lab files unrun ("Timeout calling onTaskUpdate"). Waits use await.
+  it('no test sleeps synchronously (Atomics.wait): waits are awaited', () => {
+    const files = execFileSync('git', ['ls-files', 'test', 'bench'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => f.endsWith('.ts') && f !== 'test/unit/style.test.ts');
+    expect(files.length).toBeGreaterThan(50);
+    expect(files.filter((f) => readFileSync(f, 'utf8').includes('Atomics.wait'))).toEqual([]);
+  });
 });
