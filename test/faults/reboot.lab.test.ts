@@ -5,15 +5,15 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, labExec, resetLab, labInventoryWith } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, labRun, resetLab, labInventoryWith } from '../harness/lab.ts';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { quote } from '../../src/core/sh.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RUNS = join(LAB_DIR, '.kvmforge', 'runs');
 const newestRun = () => (existsSync(RUNS) ? readdirSync(RUNS).sort().at(-1) : undefined);
-const bootId = (connectTimeoutS?: number) =>
-  labExec('cat /proc/sys/kernel/random/boot_id', 'lab1', connectTimeoutS).trim();
+const bootId = async (connectTimeoutS?: number) =>
+  (await labRun('cat /proc/sys/kernel/random/boot_id', 'lab1', connectTimeoutS)).trim();
 
 const inventory = labInventoryWith;
 
@@ -22,7 +22,7 @@ async function backFrom(old: string, seconds = 600) {
   const until = Date.now() + seconds * 1000;
   while (Date.now() < until) {
     try {
-      if (bootId(5) !== old) return;
+      if ((await bootId(5)) !== old) return;
     } catch {
       /* still down */
     }
@@ -47,7 +47,7 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
     'nothing', async () => {
     await resetLab();
     // each file write takes 2 s more (base64 slowed inside the VM), so the reboot lands mid-run
-    labExec(
+    await labRun(
       `sudo sh -c 'printf "#!/bin/sh\\nsleep 2\\nexec /usr/bin/base64 \\"\\$@\\"\\n" > /usr/local/bin/base64 && ` +
         `chmod 755 /usr/local/bin/base64'`,
     );
@@ -59,19 +59,19 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
       ]).flat(),
     ];
     const inv = inventory('rebooted', ['kvmforge_reconnect_timeout: 600', ...files]);
-    const before = bootId();
+    const before = await bootId();
     const t0 = Date.now();
     const run = kvmforge(['apply', '-i', inv, '--steps', 'files']);
     // someone else reboots the VM once kvmforge has written a few files
     let written = 0;
     while (written < 3 && Date.now() - t0 < 300_000) {
       await sleep(1000);
-      written = Number(labExec(`sudo find ${DIR} -maxdepth 1 -name 'f*.conf' 2>/dev/null | wc -l`).trim());
+      written = Number((await labRun(`sudo find ${DIR} -maxdepth 1 -name 'f*.conf' 2>/dev/null | wc -l`)).trim());
     }
     expect(written).toBeGreaterThanOrEqual(3);
     const rebootAt = Date.now() - t0;
     try {
-      labExec('sudo systemctl reboot');
+      await labRun('sudo systemctl reboot');
     } catch {
       /* the session may drop as the VM goes down */
     }
@@ -86,12 +86,12 @@ describe('a host rebooted by someone else in the middle of an apply', () => {
       ),
     );
     // independently: a new boot, every file whole with its content, no temp file left
-    expect(bootId()).not.toBe(before);
-    const listing = labExec(`sudo ls -A ${DIR}`).trim().split('\n').sort();
+    expect(await bootId()).not.toBe(before);
+    const listing = (await labRun(`sudo ls -A ${DIR}`)).trim().split('\n').sort();
     expect(listing).toEqual(Array.from({ length: N }, (_, i) => fname(i)).sort());
-    for (let i = 0; i < N; i++) expect(labExec(`sudo cat ${quote(`${DIR}/${fname(i)}`)}`)).toBe(body(i));
-    expect(labExec('sudo find / -xdev -name kvmforge-pwned 2>/dev/null | wc -l').trim()).toBe('0');
-    labExec('sudo rm /usr/local/bin/base64');
+    for (let i = 0; i < N; i++) expect(await labRun(`sudo cat ${quote(`${DIR}/${fname(i)}`)}`)).toBe(body(i));
+    expect((await labRun('sudo find / -xdev -name kvmforge-pwned 2>/dev/null | wc -l')).trim()).toBe('0');
+    await labRun('sudo rm /usr/local/bin/base64');
     const again = await kvmforge(['apply', '-i', inv, '--steps', 'files']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/\b0 change\(s\) made/);
@@ -107,7 +107,7 @@ describe('kvmforge killed (kill -9) while it waits for a reboot it asked for', (
     'nothing', async () => {
     await resetLab();
     const inv = inventory('killed-in-reboot', ['boot_args_add: [kvmforge.faults=1]']);
-    const before = bootId();
+    const before = await bootId();
     const child = spawn(
       process.execPath,
       [join(PROJECT, 'bin/kvmforge.js'), 'apply', '-i', inv, '--steps', 'boot-args'],
@@ -131,7 +131,7 @@ describe('kvmforge killed (kill -9) while it waits for a reboot it asked for', (
     expect(existsSync(join(RUNS, run!, 'report.json'))).toBe(false);
     // the host goes on by itself: a new boot with the new argument
     await backFrom(before);
-    expect(labExec('cat /proc/cmdline')).toContain('kvmforge.faults=1');
+    expect(await labRun('cat /proc/cmdline')).toContain('kvmforge.faults=1');
     const again = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/\b0 change\(s\) made/);

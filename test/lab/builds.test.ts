@@ -19,7 +19,7 @@ import {
   buildInventory,
   only,
 } from '../harness/builds.ts';
-import { kvmforge, LAB_INVENTORY, labExec, labState } from '../harness/lab.ts';
+import { kvmforge, LAB_INVENTORY, labRun, labState } from '../harness/lab.ts';
 import { rootfsDir } from '../../src/lab/paths.ts';
 
 const STEPS = 'kernel,qemu,libvirt';
@@ -164,14 +164,18 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     // QEMU from Debian's source package (the thesis inventory's qemu_version: distro): its upstream version
     expect(r.stdout).toMatch(/lab2 qemu: install QEMU 7\.2 \(7\.2-kvmforge\.[0-9a-f]{12}\)/);
     expect(r.stdout).toMatch(/lab2 libvirt: install libvirt 9\.0\.0/);
-    expect(labExec('dpkg -l "linux-image-*kvmforge*" 2>/dev/null | grep -c ^ii || true', 'lab1').trim()).toBe('0');
-    expect(labExec('ls /usr/local/bin', 'lab2').trim()).toBe('');
+    expect((await labRun('dpkg -l "linux-image-*kvmforge*" 2>/dev/null | grep -c ^ii || true', 'lab1')).trim()).toBe(
+      '0',
+    );
+    expect((await labRun('ls /usr/local/bin', 'lab2')).trim()).toBe('');
     // a plain server: none of what Debian's libvirt and QEMU would have made
     expect(
-      labExec(
-        'command -v virsh libvirtd qemu-system-x86_64 || true; getent passwd libvirt-qemu || true; getent group ' +
-          'libvirt || true; cat /etc/kvmforge-lab-image',
-        'lab2',
+      (
+        await labRun(
+          'command -v virsh libvirtd qemu-system-x86_64 || true; getent passwd libvirt-qemu || true; getent group ' +
+            'libvirt || true; cat /etc/kvmforge-lab-image',
+          'lab2',
+        )
       ).trim(),
     ).toBe('plain');
   });
@@ -193,21 +197,23 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       // installs only: nothing was built in this run
       expect(buildLogs(rep.journal)).toEqual([]);
       // independent checks over OpenSSH
-      expect(labExec('uname -r', 'lab1').trim()).toBe('6.1.0-50-amd64');
-      expect(labExec('sudo grub-editenv list', 'lab1')).toContain(`saved_entry=${OLD}`);
-      expect(labExec(`dpkg-query -W -f '\${Status}' linux-image-${release}`, 'lab1')).toBe('install ok installed');
-      expect(labExec('kvm --version', 'lab2')).toMatch(/QEMU emulator version 7\.2\.\d+/);
-      expect(labExec('readlink /usr/local/bin/kvm', 'lab2').trim()).toBe('qemu-system-x86_64');
-      expect(labExec('systemctl is-enabled libvirtd', 'lab2').trim()).toBe('enabled');
-      const v = labExec('sudo virsh -c qemu:///system version', 'lab2');
+      expect((await labRun('uname -r', 'lab1')).trim()).toBe('6.1.0-50-amd64');
+      expect(await labRun('sudo grub-editenv list', 'lab1')).toContain(`saved_entry=${OLD}`);
+      expect(await labRun(`dpkg-query -W -f '\${Status}' linux-image-${release}`, 'lab1')).toBe('install ok installed');
+      expect(await labRun('kvm --version', 'lab2')).toMatch(/QEMU emulator version 7\.2\.\d+/);
+      expect((await labRun('readlink /usr/local/bin/kvm', 'lab2')).trim()).toBe('qemu-system-x86_64');
+      expect((await labRun('systemctl is-enabled libvirtd', 'lab2')).trim()).toBe('enabled');
+      const v = await labRun('sudo virsh -c qemu:///system version', 'lab2');
       expect(v).toMatch(/Using library: libvirt 9\.0\.0/);
       expect(v).toMatch(/Running hypervisor: QEMU 7\.2\.\d+/);
-      expect(labExec('dpkg -S /usr/sbin/libvirtd', 'lab2')).toMatch(/^kvmforge-libvirt: /);
+      expect(await labRun('dpkg -S /usr/sbin/libvirtd', 'lab2')).toMatch(/^kvmforge-libvirt: /);
       // the packages made what the build names, as Debian's would: the QEMU user (in kvm), its group, libvirt
-      expect(labExec('id libvirt-qemu; getent group libvirt kvm | cut -d: -f1', 'lab2')).toMatch(
+      expect(await labRun('id libvirt-qemu; getent group libvirt kvm | cut -d: -f1', 'lab2')).toMatch(
         /uid=\d+\(libvirt-qemu\) gid=\d+\(libvirt-qemu\) groups=.*\(kvm\)[\s\S]*libvirt\nkvm/,
       );
-      expect(labExec('stat -c "%U:%G %a" /var/lib/libvirt/qemu', 'lab2').trim()).toBe('libvirt-qemu:libvirt-qemu 750');
+      expect((await labRun('stat -c "%U:%G %a" /var/lib/libvirt/qemu', 'lab2')).trim()).toBe(
+        'libvirt-qemu:libvirt-qemu 750',
+      );
       // the step proved the QEMU driver answers (not just that a unit is active), and timed it
       const log = readFileSync(join(rep.journal, 'lab2.log'), 'utf8');
       expect(log).toMatch(
@@ -243,12 +249,12 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       const rep = report(r);
       expect(rep.hosts[0].error ?? '').toBe('');
       expect(r.code).toBe(0);
-      expect(labExec('sudo virsh -c qemu:///system domstate --domain tiny', 'lab2').trim()).toBe('running');
-      const xml = labExec('sudo virsh -c qemu:///system dumpxml --domain tiny', 'lab2');
+      expect((await labRun('sudo virsh -c qemu:///system domstate --domain tiny', 'lab2')).trim()).toBe('running');
+      const xml = await labRun('sudo virsh -c qemu:///system dumpxml --domain tiny', 'lab2');
       expect(xml).toMatch(/<domain type='qemu' id='\d+'>/);
       expect(xml).toMatch(/<emulator>\/usr\/local\/bin\/qemu-system-x86_64<\/emulator>/);
-      expect(labExec('ps -o user= -C qemu-system-x86_64', 'lab2').trim()).toBe('libvirt-qemu');
-      labExec(
+      expect((await labRun('ps -o user= -C qemu-system-x86_64', 'lab2')).trim()).toBe('libvirt-qemu');
+      await labRun(
         'sudo virsh -c qemu:///system destroy --domain tiny >/dev/null; sudo virsh -c qemu:///system undefine ' +
           '--domain tiny >/dev/null',
         'lab2',
@@ -339,35 +345,37 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       for (const h of rep.hosts) expect(`${h.host}: ${h.error ?? ''}`).toBe(`${h.host}: `);
       expect(r.code).toBe(0);
       expect(buildLogs(rep.journal)).toEqual([]);
-      expect(labExec('uname -r', 'lab1').trim()).toBe(release);
-      expect(labExec('sudo grub-editenv list', 'lab1')).toContain(
+      expect((await labRun('uname -r', 'lab1')).trim()).toBe(release);
+      expect(await labRun('sudo grub-editenv list', 'lab1')).toContain(
         `saved_entry=${OLD.replace(/6\.1\.0-50-amd64/g, release)}`,
       );
-      expect(labExec('sudo grep -c kvmforge-trial /boot/grub/custom.cfg || true', 'lab1').trim()).toBe('0');
-      expect(labExec('ls /dev/kvm; grep -oE "^kvm[a-z_]*" /proc/modules | sort', 'lab1')).toMatch(
+      expect((await labRun('sudo grep -c kvmforge-trial /boot/grub/custom.cfg || true', 'lab1')).trim()).toBe('0');
+      expect(await labRun('ls /dev/kvm; grep -oE "^kvm[a-z_]*" /proc/modules | sort', 'lab1')).toMatch(
         /\/dev\/kvm\nkvm\nkvm_amd/,
       );
       // br0 on the built kernel, its addresses carried (IPv6 by RA too)
-      expect(labExec('ip -o link show master br0', 'lab1')).toMatch(/: eth0: /);
-      expect(labExec('ip -o addr show dev br0', 'lab1')).toMatch(/inet 10\.0\.2\.15\/24[\s\S]*inet6 fec0::/);
+      expect(await labRun('ip -o link show master br0', 'lab1')).toMatch(/: eth0: /);
+      expect(await labRun('ip -o addr show dev br0', 'lab1')).toMatch(/inet 10\.0\.2\.15\/24[\s\S]*inet6 fec0::/);
       // lab2, read independently after its reboot
-      expect(labExec('cat /proc/cmdline', 'lab2')).toContain('cgroup_disable=cpu,cpuset,memory');
-      expect(labExec('grep -oE "^(vhost_net|virtio_balloon) " /proc/modules | sort', 'lab2').trim()).toBe(
+      expect(await labRun('cat /proc/cmdline', 'lab2')).toContain('cgroup_disable=cpu,cpuset,memory');
+      expect((await labRun('grep -oE "^(vhost_net|virtio_balloon) " /proc/modules | sort', 'lab2')).trim()).toBe(
         'vhost_net \nvirtio_balloon',
       );
-      expect(Number(labExec('cat /proc/sys/vm/nr_hugepages', 'lab2'))).toBeGreaterThan(0);
-      expect(labExec('cat /sys/kernel/mm/ksm/run', 'lab2').trim()).toBe('1');
-      expect(labExec('sudo grep -E "^(user|group|vnc_listen) " /etc/libvirt/qemu.conf | sort', 'lab2').trim()).toBe(
-        'group = "root"\nuser = "root"\nvnc_listen = "0.0.0.0"',
-      );
-      const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`, 'lab2').trim();
-      expect(virsh('domstate win2008-test3')).toBe('shut off');
-      expect(virsh('dumpxml win2008-test3')).toMatch(/<emulator>\/usr\/local\/bin\/kvm<\/emulator>/);
-      expect(virsh('domstate lab-vm')).toBe('running');
-      expect(virsh('dumpxml lab-vm')).toMatch(/<hugepages\/>[\s\S]*<source bridge='br0'\/>/);
-      expect(labExec('ip -o link show master br0', 'lab2')).toMatch(/: eth0: [\s\S]*: vnet\d+: /);
+      expect(Number(await labRun('cat /proc/sys/vm/nr_hugepages', 'lab2'))).toBeGreaterThan(0);
+      expect((await labRun('cat /sys/kernel/mm/ksm/run', 'lab2')).trim()).toBe('1');
+      expect(
+        (await labRun('sudo grep -E "^(user|group|vnc_listen) " /etc/libvirt/qemu.conf | sort', 'lab2')).trim(),
+      ).toBe('group = "root"\nuser = "root"\nvnc_listen = "0.0.0.0"');
+      const virsh = async (cmd: string) => (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`, 'lab2')).trim();
+      expect(await virsh('domstate win2008-test3')).toBe('shut off');
+      expect(await virsh('dumpxml win2008-test3')).toMatch(/<emulator>\/usr\/local\/bin\/kvm<\/emulator>/);
+      expect(await virsh('domstate lab-vm')).toBe('running');
+      expect(await virsh('dumpxml lab-vm')).toMatch(/<hugepages\/>[\s\S]*<source bridge='br0'\/>/);
+      expect(await labRun('ip -o link show master br0', 'lab2')).toMatch(/: eth0: [\s\S]*: vnet\d+: /);
       // the thesis's choice: QEMU as root (started as /usr/local/bin/kvm, so found by the VM's name)
-      expect(labExec("ps -eo user=,args= | grep -E '[g]uest=lab-vm' | cut -d' ' -f1", 'lab2').trim()).toBe('root');
+      expect((await labRun("ps -eo user=,args= | grep -E '[g]uest=lab-vm' | cut -d' ' -f1", 'lab2')).trim()).toBe(
+        'root',
+      );
       process.stderr.write(
         `[builds] lab1 good trial boot + lab2 thesis platform: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
       );
