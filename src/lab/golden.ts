@@ -11,9 +11,8 @@ import {
   labDir,
   labSshArgs,
   overlay,
-  pickPorts,
+  startOnFreePort,
   qemuArgs,
-  startQemu,
   stopQemu,
   waitSsh,
   type Log,
@@ -122,7 +121,7 @@ export async function ensureGolden(
   mkdirSync(tmp, { recursive: true });
   const vm: Vm = {
     name: 'golden',
-    port: (await pickPorts(1, 2300))[0],
+    port: 0, // taken as it starts
     pid: 0,
     overlay: join(tmp, 'disk.qcow2'),
     monitor: join(labDir(), 'golden.mon'),
@@ -137,7 +136,7 @@ export async function ensureGolden(
   const t0 = Date.now();
   try {
     overlay(base, vm.overlay);
-    vm.pid = startQemu(vm, accel);
+    vm.pid = await startOnFreePort(vm, accel, undefined, 2300);
     await waitSsh(vm, accel === 'kvm' ? 120_000 : 420_000);
     // let boot finish, so resumed guests don't redo its tail
     guestRun(vm, hostKey, 'timeout 120 systemctl is-system-running --wait >/dev/null 2>&1; sync', 150_000);

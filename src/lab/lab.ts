@@ -16,10 +16,9 @@ import {
   labKey,
   labSshArgs,
   overlay,
-  pickPorts,
   readState,
   requireTools,
-  startQemu,
+  startOnFreePort,
   stopQemu,
   waitSsh,
   writeState,
@@ -55,20 +54,6 @@ const LAB_GUEST =
 const devicesOf = (o: UpOptions, name: string): Devices => (o.emulated?.includes(name) ? 'emulated' : 'virtio');
 const imageOf = (o: UpOptions, name: string): Flavour => (o.plain?.includes(name) ? 'plain' : 'full');
 const nicsOf = (o: UpOptions, name: string) => (o.secondNic?.includes(name) ? 2 : 1);
-/** Starts a VM's QEMU with its SSH on the first free port from 2222. A port free when looked at may be another
- * lab's a moment later (two labs coming up at once, as the test suite's two processes do): QEMU then refuses the
- * forwarding rule, and the VM tries the next free port. */
-async function startOnFreePort(vm: Vm, accel: 'kvm' | 'tcg', incoming: string | undefined): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    vm.port = (await pickPorts(1))[0];
-    try {
-      return startQemu(vm, accel, incoming);
-    } catch (e) {
-      if (attempt >= 5 || !/Could not set up host forwarding rule/.test((e as Error).message)) throw e;
-    }
-  }
-}
-
 /** What a VM is made of: a golden state is per machine, and a running lab is reused only when every VM matches. */
 const machineOf = (v: Pick<Vm, 'devices' | 'image' | 'nics'>) =>
   `${v.devices ?? 'virtio'}/${v.image ?? 'full'}/${v.nics ?? 1}`;

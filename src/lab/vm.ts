@@ -274,6 +274,20 @@ export function startQemu(vm: Vm, accel: 'kvm' | 'tcg', incoming?: string): numb
   return Number(readFileSync(pidfile, 'utf8').trim());
 }
 
+/** Starts a VM's QEMU with its SSH on the first free port from `from` (sets vm.port) and returns QEMU's pid. A
+ * port free when looked at may be another lab's a moment later (two labs coming up at once, as the test suite's two
+ * processes do): QEMU then refuses the forwarding rule, and the VM tries the next free port. */
+export async function startOnFreePort(vm: Vm, accel: 'kvm' | 'tcg', incoming?: string, from = 2222): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    vm.port = (await pickPorts(1, from))[0];
+    try {
+      return startQemu(vm, accel, incoming);
+    } catch (e) {
+      if (attempt >= 5 || !/Could not set up host forwarding rule/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
 export function stopQemu(pid: number) {
   if (!alive(pid)) return;
   try {
@@ -314,7 +328,7 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
   log('probing KVM: booting a guest with it');
   const probe: Vm = {
     name: 'kvm-probe',
-    port: (await pickPorts(1, 2400))[0],
+    port: 0, // taken as it starts
     pid: 0,
     overlay: join(labDir(), 'kvm-probe.qcow2'),
     monitor: join(labDir(), 'kvm-probe.mon'),
@@ -326,7 +340,7 @@ export async function chooseAccel(base: string, log: Log): Promise<{ accel: 'kvm
   overlay(base, probe.overlay);
   let verdict: { accel: 'kvm' | 'tcg'; note: string };
   try {
-    probe.pid = startQemu(probe, 'kvm');
+    probe.pid = await startOnFreePort(probe, 'kvm', undefined, 2400);
     await new Promise((r) => setTimeout(r, 3000));
     if (!alive(probe.pid)) throw new Error('QEMU exited at once');
     await waitSsh(probe, 40_000);

@@ -1,5 +1,5 @@
 // Lab VMs are real servers: GRUB, systemd, sshd, sudo. The engine's reboot handling is proven here.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/inventory/load.ts';
@@ -7,6 +7,7 @@ import { Journal, Secrets } from '../../src/runner/journal.ts';
 import { run } from '../../src/runner/run.ts';
 import type { Step } from '../../src/core/types.ts';
 import { fileText } from '../../src/core/file.ts';
+import { cacheDir } from '../../src/lab/paths.ts';
 import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labEnvOf, labExec, labState, resetLab } from '../harness/lab.ts';
 
 const MARK = '/etc/kvmforge-reboot-test';
@@ -113,14 +114,24 @@ describe('lab VM', () => {
     expect(guest).toBeLessThan(Date.now() / 1000 + 3);
   }, 120_000);
 
-  it('two more labs coming up at the same moment both come up, each VM on a port of its own', async () => {
-    // as the suite's two vitest processes do; ports used to be picked before the golden states, so both took 2222
+  it('two more labs coming up at the same moment both come up, each VM on a port of its own, and both probe KVM on a ' +
+    'port of their own', async () => {
+    // as the suite's two vitest processes do; ports used to be picked before the golden states, so both took 2222.
+    // The KVM verdict is probed again (its cache set aside): both probes start at once, and a probe that lost its
+    // port to the other used to be taken for "KVM does not boot" and cached as TCG
     const labs = ['twin-a', 'twin-b'].map((name) => labEnvOf(join(LAB_DIR, name)));
+    const [verdict] = readdirSync(cacheDir()).filter((f) => /^accel-\w+\.json$/.test(f));
+    const cached = join(cacheDir(), verdict);
+    const before = JSON.parse(readFileSync(cached, 'utf8'));
+    renameSync(cached, `${cached}.aside`);
     try {
       const ups = await Promise.all(
         labs.map((env) => kvmforge(['lab', 'up', '--hosts', '2', '--memory', '2048'], env, 600_000)),
       );
       for (const r of ups) expect(r.code, r.stderr).toBe(0);
+      for (const r of ups) expect(r.stderr).toMatch(/probing KVM/);
+      for (const r of ups) expect(r.stderr).not.toMatch(/did not start kvm-probe/);
+      expect(JSON.parse(readFileSync(cached, 'utf8')).accel).toBe(before.accel);
       const ports = labs.flatMap((env) =>
         (JSON.parse(readFileSync(join(env.KVMFORGE_LAB, 'state.json'), 'utf8')).vms as { port: number }[]).map(
           (v) => v.port,
@@ -131,6 +142,7 @@ describe('lab VM', () => {
       expect(labExec('echo ok').trim()).toBe('ok'); // the lab's own VM is untouched
     } finally {
       for (const env of labs) await kvmforge(['lab', 'down'], env);
+      renameSync(`${cached}.aside`, cached);
     }
   }, 900_000);
 
