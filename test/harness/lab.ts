@@ -1,6 +1,5 @@
 // One lab VM for the whole lab test project: up once, reset between suites, always torn down. The builds project
 // has a lab of its own (KVMFORGE_TEST_LAB_DIR), with its own state, inventories and ports.
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../src/lab/paths.ts';
@@ -51,14 +50,9 @@ function labSshArgs(cmd: string, vm: string, connectTimeoutS: number): string[] 
   ];
 }
 
-/** Runs `cmd` on a lab VM over OpenSSH and returns its output; throws if it fails. Blocks the test's worker: for
- * one quick command. Anything that waits or polls uses labRun, since vitest's worker must answer its runner
- * within 60 s (a worker blocked longer loses the run: seen in CI while a VM rebooted). */
-export function labExec(cmd: string, vm = 'lab1', connectTimeoutS = 20): string {
-  return execFileSync('ssh', labSshArgs(cmd, vm, connectTimeoutS), { timeout: 120_000 }).toString();
-}
-
-/** labExec without blocking the worker. */
+/** Runs `cmd` on a lab VM over OpenSSH and returns its output; rejects if it fails. Always awaited, never a
+ * blocking call: vitest's worker must answer its runner within 60 s, and a worker blocked longer loses the run (seen
+ * in CI while the bridge test waited synchronously for a VM to reboot). */
 export async function labRun(cmd: string, vm = 'lab1', connectTimeoutS = 20): Promise<string> {
   const r = await runAsync('ssh', labSshArgs(cmd, vm, connectTimeoutS), { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`ssh ${vm} ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`);

@@ -4,7 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labRun } from '../harness/lab.ts';
 
 const PLOT = join(LAB_DIR, 'bench.svg');
 
@@ -22,10 +22,10 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
     if (up.code !== 0) throw new Error(`lab up --hosts 1 failed: ${up.stderr}`);
   }, 1_200_000);
 
-  it('the two VMs really differ in their disk and NIC (read independently)', () => {
+  it('the two VMs really differ in their disk and NIC (read independently)', async () => {
     const devices = 'findmnt -no SOURCE /; basename "$(readlink -f /sys/class/net/eth0/device/driver)"';
-    expect(labExec(devices, 'lab1')).toBe('/dev/vda1\nvirtio_net\n');
-    expect(labExec(devices, 'lab2')).toBe('/dev/sda1\ne1000\n');
+    expect(await labRun(devices, 'lab1')).toBe('/dev/vda1\nvirtio_net\n');
+    expect(await labRun(devices, 'lab2')).toBe('/dev/sda1\ne1000\n');
   });
 
   // 4 KiB requests: each one costs the IDE emulation several port I/O round trips, a virtio one a
@@ -69,7 +69,7 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
     expect(virtio.results['disk-write']).toBeGreaterThan(emulated.results['disk-write']);
     expect(virtio.results['disk-read']).toBeGreaterThan(emulated.results['disk-read']);
     // the guests' temp files are gone
-    for (const vm of ['lab1', 'lab2']) expect(labExec('ls -A /var/tmp', vm)).not.toMatch(/kvmforge-bench/);
+    for (const vm of ['lab1', 'lab2']) expect(await labRun('ls -A /var/tmp', vm)).not.toMatch(/kvmforge-bench/);
     const svg = readFileSync(PLOT, 'utf8');
     expect(svg.match(/class="bar"/g)).toHaveLength(8);
     expect(svg).toContain('data-label="disk-write lab2"');

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_ENV, LAB_INVENTORY, labRun, resetLab } from '../harness/lab.ts';
 import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 
 const STEPS = 'virtio-modules,hugepages,domains';
@@ -38,7 +38,7 @@ describe('domains step on a lab VM (distro libvirt)', () => {
   beforeAll(async () => {
     await resetLab();
     // a bridge for the VMs' NICs (the bridge step's own tests convert eth0; here any bridge will do)
-    labExec('sudo ip link add kvfbr0 type bridge && sudo ip link set kvfbr0 up');
+    await labRun('sudo ip link add kvfbr0 type bridge && sudo ip link set kvfbr0 up');
     inv = join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'domains.yaml');
     writeFileSync(inv, labText().replace(/^\s*hugepages_count: "10%".*$/m, VMS));
   }, 120_000);
@@ -55,18 +55,18 @@ describe('domains step on a lab VM (distro libvirt)', () => {
       expect(r.stdout).toContain(s);
     // hugepages are reserved by an earlier step of the same run: check mode says so instead of failing
     expect(r.stdout).toMatch(/pre-flight not met before virtio-modules, hugepages run/);
-    expect(labExec('sudo virsh -q list --all --name; sudo ls /var/lib/libvirt/images/').trim()).toBe('');
+    expect((await labRun('sudo virsh -q list --all --name; sudo ls /var/lib/libvirt/images/')).trim()).toBe('');
   });
 
   it('apply defines both, starts the tuned VM, and a second plan is empty', async () => {
     await applyThenPlanIsEmpty(inv, STEPS);
   }, 600_000);
 
-  it('libvirt holds the tuning, and the running VM’s vCPU threads are SCHED_FIFO 99', () => {
-    const list = labExec('sudo virsh -q list --all');
+  it('libvirt holds the tuning, and the running VM’s vCPU threads are SCHED_FIFO 99', async () => {
+    const list = await labRun('sudo virsh -q list --all');
     expect(list).toMatch(/\d+\s+tuned & <fast>\s+running/);
     expect(list).toMatch(/-\s+win2008-test3\s+shut off/);
-    const xml = labExec(`sudo virsh dumpxml --inactive 'tuned & <fast>'`);
+    const xml = await labRun(`sudo virsh dumpxml --inactive 'tuned & <fast>'`);
     for (const s of [
       '<name>tuned &amp; &lt;fast&gt;</name>',
       '<hugepages/>',
@@ -79,7 +79,7 @@ describe('domains step on a lab VM (distro libvirt)', () => {
       "cache='none'",
     ])
       expect(xml).toContain(s);
-    const thesis = labExec('sudo virsh dumpxml --inactive win2008-test3');
+    const thesis = await labRun('sudo virsh dumpxml --inactive win2008-test3');
     for (const s of [
       '<emulator>/usr/bin/kvm</emulator>',
       "cache='writeback'",
@@ -87,8 +87,8 @@ describe('domains step on a lab VM (distro libvirt)', () => {
       "<input type='tablet' bus='usb'",
     ])
       expect(thesis).toContain(s);
-    expect(labExec('sudo virsh dominfo "tuned & <fast>"')).toMatch(/Autostart:\s+enable/);
-    const policies = labExec(
+    expect(await labRun('sudo virsh dominfo "tuned & <fast>"')).toMatch(/Autostart:\s+enable/);
+    const policies = await labRun(
       `pid=$(pgrep -f 'guest=tuned' | head -1); for t in /proc/$pid/task/*; do case $(cat $t/comm) in CPU*) chrt ` +
         `-p \${t##*/};; esac; done`,
     );
@@ -105,8 +105,8 @@ describe('domains step on a lab VM (distro libvirt)', () => {
     expect(p.stdout).toMatch(/\/domain\/memory: '524288' → '655360'/);
     const r = await kvmforge(['apply', '-i', inv, '--steps', 'domains']);
     expect(r.code).toBe(0);
-    expect(labExec('sudo virsh dumpxml --inactive win2008-test3')).toContain("<memory unit='KiB'>655360</memory>");
-    expect(labExec('sudo cat /var/lib/kvmforge/domains/win2008-test3.xml.kvmforge.bak')).toContain(
+    expect(await labRun('sudo virsh dumpxml --inactive win2008-test3')).toContain("<memory unit='KiB'>655360</memory>");
+    expect(await labRun('sudo cat /var/lib/kvmforge/domains/win2008-test3.xml.kvmforge.bak')).toContain(
       "<memory unit='KiB'>524288</memory>",
     );
   }, 300_000);
@@ -117,6 +117,8 @@ describe('domains step on a lab VM (distro libvirt)', () => {
     const r = await kvmforge(['apply', '-i', sriovInv, '--steps', 'sriov']);
     expect(r.code).toBe(1);
     expect(r.stdout + r.stderr).toMatch(/eth0 has no SR-IOV capability \(no sriov_totalvfs/);
-    expect(labExec('ls /etc/udev/rules.d/ /etc/systemd/system/ | grep -c kvmforge-sriov || true').trim()).toBe('0');
+    expect((await labRun('ls /etc/udev/rules.d/ /etc/systemd/system/ | grep -c kvmforge-sriov || true')).trim()).toBe(
+      '0',
+    );
   }, 120_000);
 });

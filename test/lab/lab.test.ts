@@ -8,7 +8,7 @@ import { run } from '../../src/runner/run.ts';
 import type { Step } from '../../src/core/types.ts';
 import { fileText } from '../../src/core/file.ts';
 import { cacheDir } from '../../src/lab/paths.ts';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labEnvOf, labExec, labState, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labEnvOf, labRun, labState, resetLab } from '../harness/lab.ts';
 
 const MARK = '/etc/kvmforge-reboot-test';
 
@@ -45,11 +45,11 @@ function withVars(extra: string[]): string {
 describe('lab VM', () => {
   beforeAll(() => resetLab(), 120_000);
 
-  it('is a real server: GRUB boot, systemd, networkd, a sudo user, a pinned host key', () => {
+  it('is a real server: GRUB boot, systemd, networkd, a sudo user, a pinned host key', async () => {
     const kh = readFileSync(join(LAB_ENV.KVMFORGE_INVENTORY_DIR, 'lab-known_hosts'), 'utf8');
     expect(kh).toMatch(new RegExp(`^\\[127\\.0\\.0\\.1\\]:${labState().vms[0].port} ssh-ed25519 AAAA`));
     expect(readFileSync(LAB_INVENTORY, 'utf8')).not.toMatch(/StrictHostKeyChecking/i);
-    const out = labExec(
+    const out = await labRun(
       'cat /proc/cmdline; ps -p 1 -o comm=; systemctl is-active systemd-networkd ssh; test -s /boot/grub/grub.cfg && ' +
         'echo grub-ok; sudo -n id -u; ip -j route',
     );
@@ -66,9 +66,9 @@ describe('lab VM', () => {
     const plan = await kvmforge(['plan', '-i', inv, '--steps', 'files']);
     expect(plan.code).toBe(0);
     expect(plan.stdout).toContain('lab1 files: create /etc/kvmforge-lab-test.conf');
-    expect(labExec('ls /etc/kvmforge-lab-test.conf 2>/dev/null || echo absent').trim()).toBe('absent');
+    expect((await labRun('ls /etc/kvmforge-lab-test.conf 2>/dev/null || echo absent')).trim()).toBe('absent');
     expect((await kvmforge(['apply', '-i', inv, '--verify', '--steps', 'files'])).code).toBe(0);
-    expect(labExec('stat -c %U /etc/kvmforge-lab-test.conf; cat /etc/kvmforge-lab-test.conf')).toBe(
+    expect(await labRun('stat -c %U /etc/kvmforge-lab-test.conf; cat /etc/kvmforge-lab-test.conf')).toBe(
       'root\nfrom the lab test\n',
     );
     const again = await kvmforge(['apply', '-i', inv, '--json', '--steps', 'files']);
@@ -100,16 +100,16 @@ describe('lab VM', () => {
 
   it('resets to the pristine state without a cold boot, in at most 10 s', async () => {
     await resetLab();
-    labExec('sudo touch /etc/kvmforge-dirty');
+    await labRun('sudo touch /etc/kvmforge-dirty');
     const t0 = Date.now();
     await resetLab();
     const ms = Date.now() - t0;
-    expect(labExec('ls /etc/kvmforge-dirty 2>/dev/null || echo clean').trim()).toBe('clean');
-    expect(labExec(`ls ${MARK} 2>/dev/null || echo none`).trim()).toBe('none');
+    expect((await labRun('ls /etc/kvmforge-dirty 2>/dev/null || echo clean')).trim()).toBe('clean');
+    expect((await labRun(`ls ${MARK} 2>/dev/null || echo none`)).trim()).toBe('none');
     expect(ms).toBeLessThan(10_000);
     // the clock was set to now (the saved state's clock is from when the snapshot was taken)
     const before = Date.now() / 1000;
-    const guest = Number(labExec('date -u +%s.%N'));
+    const guest = Number(await labRun('date -u +%s.%N'));
     expect(guest).toBeGreaterThan(before - 3);
     expect(guest).toBeLessThan(Date.now() / 1000 + 3);
   }, 120_000);
@@ -139,7 +139,7 @@ describe('lab VM', () => {
       );
       const own = labState().vms[0].port;
       expect(new Set([own, ...ports]).size).toBe(5);
-      expect(labExec('echo ok').trim()).toBe('ok'); // the lab's own VM is untouched
+      expect((await labRun('echo ok')).trim()).toBe('ok'); // the lab's own VM is untouched
     } finally {
       for (const env of labs) await kvmforge(['lab', 'down'], env);
       renameSync(`${cached}.aside`, cached);

@@ -3,7 +3,7 @@
 // guest that doesn't stop. managedsave, which needs a real reboot, rides on tuning.test.ts's boot-args
 // reboot (one reboot fewer in CI): saved before it, restored after it, the plan saying so ahead.
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, labExec, resetLab, labInventoryWith } from '../harness/lab.ts';
+import { kvmforge, labRun, resetLab, labInventoryWith } from '../harness/lab.ts';
 
 const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
@@ -11,15 +11,15 @@ const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memor
 
 const inventory = labInventoryWith;
 
-const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`).trim();
-const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
+const virsh = async (cmd: string) => (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`)).trim();
+const bootId = async () => (await labRun('cat /proc/sys/kernel/random/boot_id')).trim();
 
 async function withGuest() {
   await resetLab();
-  labExec(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
-  virsh('define /tmp/tiny.xml');
-  virsh('start tiny');
-  expect(virsh('domstate tiny')).toBe('running');
+  await labRun(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
+  await virsh('define /tmp/tiny.xml');
+  await virsh('start tiny');
+  expect(await virsh('domstate tiny')).toBe('running');
 }
 
 afterAll(async () => {
@@ -32,14 +32,14 @@ describe('reboots with running VMs', () => {
     const inv = inventory('guests-refuse', ['boot_args_add: [kvmforge.guests=1]']);
     const plan = await kvmforge(['plan', '-i', inv, '--steps', 'boot-args']);
     expect(plan.stdout.replace(/\n {4}/g, ' ')).toMatch(/running VMs would be stopped by the reboot: tiny — refused/);
-    const before = bootId();
+    const before = await bootId();
     const r = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
     expect(r.code).toBe(1);
     expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(
       /lab1: FAILED: step boot-args would reboot the host: running VMs would be stopped by the reboot: tiny .* nothing/,
     );
-    expect(bootId()).toBe(before);
-    expect(virsh('domstate tiny')).toBe('running');
+    expect(await bootId()).toBe(before);
+    expect(await virsh('domstate tiny')).toBe('running');
     // nothing changed: the plan still has the same change to make
     expect((await kvmforge(['plan', '-i', inv, '--steps', 'boot-args'])).stdout).toMatch(
       /boot-args: .*kvmforge\.guests=1/,
@@ -53,11 +53,11 @@ describe('reboots with running VMs', () => {
       'reboot_running_vms: shutdown',
       'reboot_vm_shutdown_timeout: 10',
     ]);
-    const before = bootId();
+    const before = await bootId();
     const r = await kvmforge(['apply', '-i', inv, '--steps', 'boot-args']);
     expect(r.code).toBe(1);
     expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(/guests did not shut down within 10 s: tiny — not destroyed/);
-    expect(bootId()).toBe(before);
-    expect(virsh('domstate tiny')).toBe('running');
+    expect(await bootId()).toBe(before);
+    expect(await virsh('domstate tiny')).toBe('running');
   }, 900_000);
 });

@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_ENV, LAB_INVENTORY, labRun, resetLab } from '../harness/lab.ts';
 
 /** The lab inventory without its own VM (this file brings its VMs). */
 const labText = () => readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*domains_vms: .*\n/m, '');
@@ -11,13 +11,13 @@ const labText = () => readFileSync(LAB_INVENTORY, 'utf8').replace(/^\s*domains_v
 describe('bench --tiers on a lab VM (distro libvirt)', () => {
   beforeAll(async () => {
     await resetLab();
-    labExec('sudo ip link add kvfbr0 type bridge && sudo ip link set kvfbr0 up'); // the guests' NICs
+    await labRun('sudo ip link add kvfbr0 type bridge && sudo ip link set kvfbr0 up'); // the guests' NICs
   }, 120_000);
 
   // The thesis's table 7-2 on this lab VM: two guests whose disk is a boot sector that spins (cli; jmp $),
   // one in tier fifo99 on CPU 1 and one in ordinary on CPU 0, alone and then beside a busy loop per CPU.
   it('bench --tiers: the fifo99 guest keeps its CPU under contention, the ordinary one shares it', async () => {
-    labExec(
+    await labRun(
       `sudo sh -c 'for n in spin-fifo spin-cfs; do f=/var/lib/libvirt/images/$n.img; head -c 1048576 /dev/zero > $f; ` +
         `printf "\\372\\353\\376" | dd of=$f conv=notrunc status=none; ` +
         `printf "\\125\\252" | dd of=$f bs=1 seek=510 conv=notrunc status=none; done'`,
@@ -65,13 +65,13 @@ describe('bench --tiers on a lab VM (distro libvirt)', () => {
       expect(out.thesis).toEqual({ ordinary: 40.86, fifo99: 39.83 });
       expect(readFileSync(plot, 'utf8').match(/class="bar"/g)).toHaveLength(4);
       // the hogs ended with the measurement
-      expect(labExec("pgrep -c -x -f 'sh -c while :; do :; done' || true").trim()).toBe('0');
+      expect((await labRun("pgrep -c -x -f 'sh -c while :; do :; done' || true")).trim()).toBe('0');
       // options of the other mode are refused, not ignored
       const bad = await kvmforge(['bench', '-i', tiersInv, '--tiers', 'lab1', '--size', '8']);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/--size: not with --tiers/);
     } finally {
-      labExec(
+      await labRun(
         'for n in spin-fifo spin-cfs; do sudo virsh -q destroy $n; sudo virsh -q undefine $n; ' +
           'sudo rm -f /var/lib/libvirt/images/$n.img; done >/dev/null 2>&1 || true',
       );

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labExec, resetLab } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labRun, resetLab } from '../harness/lab.ts';
 import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 
 let inv = '';
@@ -16,18 +16,20 @@ let bootBefore = '';
 const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
 <devices><serial type='pty'/></devices></domain>`;
-const virsh = (cmd: string) => labExec(`sudo virsh -q -c qemu:///system ${cmd}`).trim();
-const bootId = () => labExec('cat /proc/sys/kernel/random/boot_id').trim();
+const virsh = async (cmd: string) => (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`)).trim();
+const bootId = async () => (await labRun('cat /proc/sys/kernel/random/boot_id')).trim();
 
-function state() {
-  const out = labExec(
-    [
-      "cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '; echo",
-      "awk '/^HugePages_Total:/ {print $2}' /proc/meminfo",
-      'cat /sys/kernel/mm/ksm/run /sys/kernel/mm/ksm/pages_to_scan',
-      'cat /proc/cmdline',
-      'findmnt -n -o FSTYPE /dev/hugepages || echo none',
-    ].join('; '),
+async function state() {
+  const out = (
+    await labRun(
+      [
+        "cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '; echo",
+        "awk '/^HugePages_Total:/ {print $2}' /proc/meminfo",
+        'cat /sys/kernel/mm/ksm/run /sys/kernel/mm/ksm/pages_to_scan',
+        'cat /proc/cmdline',
+        'findmnt -n -o FSTYPE /dev/hugepages || echo none',
+      ].join('; '),
+    )
   ).split('\n');
   return {
     modules: out[0].split(' '),
@@ -52,16 +54,16 @@ describe('host tuning steps on a lab VM', () => {
         'hugepages_count: 64\n        ksm_pages_to_scan: 200\n        reboot_running_vms: managedsave',
       ),
     );
-    labExec(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
-    virsh('define /tmp/tiny.xml');
-    virsh('start tiny');
-    expect(virsh('domstate tiny')).toBe('running');
-    bootBefore = bootId();
+    await labRun(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
+    await virsh('define /tmp/tiny.xml');
+    await virsh('start tiny');
+    expect(await virsh('domstate tiny')).toBe('running');
+    bootBefore = await bootId();
   }, 300_000);
   afterAll(() => resetLab(), 300_000); // the next files expect the pristine VM, without the guest
 
   it('plan shows every change and changes nothing', async () => {
-    const before = state();
+    const before = await state();
     const r = await kvmforge(['plan', '-i', inv]);
     expect(r.code).toBe(0);
     for (const s of [
@@ -83,32 +85,32 @@ describe('host tuning steps on a lab VM', () => {
     expect(r.stdout.replace(/\n {4}/g, ' ')).toMatch(
       /running VMs tiny: saved to disk \(managedsave\) before the reboot/,
     );
-    expect(state()).toEqual(before);
+    expect(await state()).toEqual(before);
     expect(before.hugepages).toBe(0);
   });
 
   it('apply converges (with the reboot boot-args asks for: a new boot, the guest saved and restored), and a ' +
     'second plan is empty', async () => {
     const r = await applyThenPlanIsEmpty(inv);
-    expect(bootId()).not.toBe(bootBefore);
+    expect(await bootId()).not.toBe(bootBefore);
     const journal = join(LAB_DIR, /Journal: (\S+)/.exec(r.stdout)![1]);
     const log = readFileSync(join(journal, 'lab1.log'), 'utf8');
     expect(log).toMatch(/back after reboot \(boot_id [0-9a-f-]+/);
-    expect(virsh('domstate --reason tiny')).toMatch(/running \(restored/);
+    expect(await virsh('domstate --reason tiny')).toMatch(/running \(restored/);
     // the lab inventory's VM, defined and started after the reboot, with its tuning, its NIC on the new bridge
-    expect(virsh('domstate lab-vm')).toBe('running');
-    const xml = virsh('dumpxml lab-vm');
+    expect(await virsh('domstate lab-vm')).toBe('running');
+    const xml = await virsh('dumpxml lab-vm');
     expect(xml).toMatch(/<hugepages\/>/);
     expect(xml).toMatch(/<source bridge='br0'\/>/);
-    expect(labExec('ip -o link show master br0')).toMatch(/: eth0: [\s\S]*: vnet\d+: /);
+    expect(await labRun('ip -o link show master br0')).toMatch(/: eth0: [\s\S]*: vnet\d+: /);
     // what the quick start cannot do here says why, one line each
     const out = r.stdout.replace(/\n {4}/g, ' ');
     expect(out).toMatch(/sriov skipped on lab1: no VFs asked for \(sriov_vfs, sriov_max_vfs\)/);
     for (const c of ['kernel', 'qemu', 'libvirt']) expect(out).toContain(`${c} skipped on lab1: no ${c}_version`);
   }, 1_200_000);
 
-  it('the end state holds after that reboot (read independently)', () => {
-    const s = state();
+  it('the end state holds after that reboot (read independently)', async () => {
+    const s = await state();
     expect(s.cmdline).toContain('cgroup_disable=cpu,cpuset,memory');
     // everything below was applied before the reboot: it came back from the persisted config
     expect(s.modules).toEqual(expect.arrayContaining(['vhost_net', 'virtio_balloon', 'virtio_net']));
@@ -119,7 +121,7 @@ describe('host tuning steps on a lab VM', () => {
   });
 
   it('turning things back off converges too', async () => {
-    virsh('destroy lab-vm'); // its hugepages: the pool can't shrink under a running VM
+    await virsh('destroy lab-vm'); // its hugepages: the pool can't shrink under a running VM
     writeFileSync(
       inv,
       readFileSync(inv, 'utf8')
@@ -128,7 +130,7 @@ describe('host tuning steps on a lab VM', () => {
     );
     const r = await kvmforge(['apply', '-i', inv, '--steps', 'hugepages,ksm', '--verify']);
     expect(r.code).toBe(0);
-    const s = state();
+    const s = await state();
     expect(s.hugepages).toBe(0);
     expect([0, 2]).toContain(s.ksmRun); // 2: stopped and unmerged
   }, 300_000);
