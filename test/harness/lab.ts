@@ -29,7 +29,7 @@ export function labState(): { vms: { name: string; port: number; pid: number }[]
 
 /** OpenSSH's arguments to run `cmd` on a lab VM (an independent check, not kvmforge's own code). `connectTimeoutS`:
  * short while polling a rebooting VM, whose forwarded port accepts and then hangs until sshd answers. */
-function labSshArgs(cmd: string, vm: string, connectTimeoutS: number): string[] {
+function opensshArgsFor(cmd: string, vm: string, connectTimeoutS: number): string[] {
   const port = labState().vms.find((v) => v.name === vm)!.port;
   const key = readFileSync(LAB_INVENTORY, 'utf8').match(/ansible_ssh_private_key_file: (\S+)/)![1];
   return [
@@ -54,7 +54,7 @@ function labSshArgs(cmd: string, vm: string, connectTimeoutS: number): string[] 
  * blocking call: vitest's worker must answer its runner within 60 s, and a worker blocked longer loses the run (seen
  * in CI while the bridge test waited synchronously for a VM to reboot). */
 export async function labRun(cmd: string, vm = 'lab1', connectTimeoutS = 20): Promise<string> {
-  const r = await runAsync('ssh', labSshArgs(cmd, vm, connectTimeoutS), { timeoutMs: 120_000 });
+  const r = await runAsync('ssh', opensshArgsFor(cmd, vm, connectTimeoutS), { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`ssh ${vm} ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
 }
