@@ -5,15 +5,14 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, labRun, resetLab, labInventoryWith } from '../harness/lab.ts';
+import { kvmforge, LAB_DIR, LAB_ENV, labBootId, labRun, resetLab, labInventoryWith } from '../harness/lab.ts';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { quote } from '../../src/core/sh.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RUNS = join(LAB_DIR, '.kvmforge', 'runs');
 const newestRun = () => (existsSync(RUNS) ? readdirSync(RUNS).sort().at(-1) : undefined);
-const bootId = async (connectTimeoutS?: number) =>
-  (await labRun('cat /proc/sys/kernel/random/boot_id', 'lab1', connectTimeoutS)).trim();
+const bootId = (connectTimeoutS?: number) => labBootId('lab1', connectTimeoutS);
 
 const inventory = labInventoryWith;
 

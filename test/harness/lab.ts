@@ -59,6 +59,16 @@ export async function labRun(cmd: string, vm = 'lab1', connectTimeoutS = 20): Pr
   return r.stdout;
 }
 
+/** `sudo virsh -q -c qemu:///system CMD` on a lab VM, its output trimmed. */
+export async function labVirsh(cmd: string, vm = 'lab1'): Promise<string> {
+  return (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`, vm)).trim();
+}
+
+/** The lab VM's boot_id: a new one means it rebooted. */
+export async function labBootId(vm = 'lab1', connectTimeoutS?: number): Promise<string> {
+  return (await labRun('cat /proc/sys/kernel/random/boot_id', vm, connectTimeoutS)).trim();
+}
+
 export async function resetLab(vm = 'lab1') {
   const r = await kvmforge(['lab', 'reset', vm]);
   if (r.code !== 0) throw new Error(`lab reset failed: ${r.stderr}`);

@@ -19,7 +19,7 @@ import {
   buildInventory,
   only,
 } from '../harness/builds.ts';
-import { kvmforge, LAB_INVENTORY, labRun, labState } from '../harness/lab.ts';
+import { kvmforge, LAB_INVENTORY, labRun, labVirsh, labState } from '../harness/lab.ts';
 import { rootfsDir } from '../../src/lab/paths.ts';
 
 const STEPS = 'kernel,qemu,libvirt';
@@ -366,7 +366,7 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       expect(
         (await labRun('sudo grep -E "^(user|group|vnc_listen) " /etc/libvirt/qemu.conf | sort', 'lab2')).trim(),
       ).toBe('group = "root"\nuser = "root"\nvnc_listen = "0.0.0.0"');
-      const virsh = async (cmd: string) => (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`, 'lab2')).trim();
+      const virsh = (cmd: string) => labVirsh(cmd, 'lab2');
       expect(await virsh('domstate win2008-test3')).toBe('shut off');
       expect(await virsh('dumpxml win2008-test3')).toMatch(/<emulator>\/usr\/local\/bin\/kvm<\/emulator>/);
       expect(await virsh('domstate lab-vm')).toBe('running');

@@ -3,16 +3,20 @@
 // guest that doesn't stop. managedsave, which needs a real reboot, rides on tuning.test.ts's boot-args
 // reboot (one reboot fewer in CI): saved before it, restored after it, the plan saying so ahead.
 import { afterAll, describe, expect, it } from 'vitest';
-import { kvmforge, labRun, resetLab, labInventoryWith } from '../harness/lab.ts';
+import {
+  kvmforge,
+  labBootId as bootId,
+  labRun,
+  labVirsh as virsh,
+  resetLab,
+  labInventoryWith,
+} from '../harness/lab.ts';
 
 const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
 <devices><serial type='pty'/></devices></domain>`;
 
 const inventory = labInventoryWith;
-
-const virsh = async (cmd: string) => (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`)).trim();
-const bootId = async () => (await labRun('cat /proc/sys/kernel/random/boot_id')).trim();
 
 async function withGuest() {
   await resetLab();

@@ -7,7 +7,16 @@
 import { join } from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kvmforge, LAB_DIR, LAB_ENV, LAB_INVENTORY, labRun, resetLab } from '../harness/lab.ts';
+import {
+  kvmforge,
+  LAB_DIR,
+  LAB_ENV,
+  LAB_INVENTORY,
+  labBootId as bootId,
+  labRun,
+  labVirsh as virsh,
+  resetLab,
+} from '../harness/lab.ts';
 import { applyThenPlanIsEmpty } from '../harness/converge.ts';
 
 let inv = '';
@@ -16,8 +25,6 @@ let bootBefore = '';
 const GUEST = `<domain type='qemu'><name>tiny</name><memory unit='MiB'>48</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>
 <devices><serial type='pty'/></devices></domain>`;
-const virsh = async (cmd: string) => (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`)).trim();
-const bootId = async () => (await labRun('cat /proc/sys/kernel/random/boot_id')).trim();
 
 async function state() {
   const out = (
