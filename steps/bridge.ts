@@ -12,10 +12,9 @@ import { defaultRoute, interfaces } from '../src/facts/host.ts';
 import { network, type NetState, type Stack } from '../src/facts/network.ts';
 import { carry, carriedSummary, inSubnet, Refusal, type Bridge, type BridgeParams } from '../src/bridge/carry.ts';
 import { checkScript, expectations } from '../src/bridge/check.ts';
-import { configFiles, stackCommands, STACKS } from '../src/bridge/stacks.ts';
+import { configFiles, STACKS, STATE_DIR, stackCommands } from '../src/bridge/stacks.ts';
 
 export { STACKS };
-export const STATE_DIR = '/var/lib/kvmforge/bridge';
 const IFNAME = '^[A-Za-z0-9_.-]{1,15}$';
 const IPV4 = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}';
 const IPV6 = '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*';

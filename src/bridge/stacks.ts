@@ -345,20 +345,28 @@ export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] 
   }
 }
 
+/** Where a switch keeps its state on the host; `pending/` exists from the switch until its commit or rollback. */
+export const STATE_DIR = '/var/lib/kvmforge/bridge';
+
 /**
- * A DHCP client that asked while the bridge was still coming up (a busy host) backs off for up to a
- * minute between tries, past the rollback timer: ask again every 10 s until the bridge has an address
- * (seen: a loaded 2-core machine left br0 without a lease for the whole rollback window, 36 s in the tests).
+ * A DHCP client whose first tries went unanswered (a busy host, a slow network) backs off: networkd asks at 4, 12,
+ * 28 and 60 s, then not before 124 s, past the rollback timer (seen in CI: br0 without a lease for all of a 90 s
+ * window). While the switch is unconfirmed and br0 has no DHCP address, restart its client every 10 s, which asks at
+ * once. `networkctl renew` would not do: it renews a lease and does nothing without one (systemd 252,
+ * sd_dhcp_client_send_renew).
  */
-function dhcpNudge(bridge: string): string {
+function dhcpNudge(bridge: string, stateDir: string): string {
   return (
-    sh`for i in 1 2 3 4 5 6; do sleep 10; ip -o -4 addr show dev ${bridge} | grep -q ' inet ' && break; ` +
-    sh`networkctl renew ${bridge} 2>/dev/null || true; done`
+    // at most an hour, should the switch's state dir outlive its timer
+    sh`n=0; while [ -d ${stateDir}/pending ] && [ $n -lt 360 ]; do n=$((n+1)); sleep 10; ` +
+    sh`[ -d ${stateDir}/pending ] || break; ` +
+    sh`ip -o -4 addr show dev ${bridge} dynamic | grep -q ' inet ' && break; ` +
+    sh`networkctl reconfigure ${bridge} 2>/dev/null || true; done`
   );
 }
 
 /** Commands that make the stack apply its (new or restored) config; `up` after a switch, `down` on rollback. */
-export function stackCommands(stack: Stack, b: Bridge): { up: string; down: string } {
+export function stackCommands(stack: Stack, b: Bridge, stateDir = STATE_DIR): { up: string; down: string } {
   const vlans = b.vlans.map((v) => v.name);
   // a VLAN's parent can't change under it: it is made again on the bridge (and on the NIC by a rollback)
   const dropVlans = vlans.length ? sh`for v in ${vlans}; do ip link del "$v" 2>/dev/null || true; done` : '';
@@ -375,7 +383,7 @@ export function stackCommands(stack: Stack, b: Bridge): { up: string; down: stri
           dropVlans,
           sh`networkctl reload; networkctl reconfigure ${b.port}; networkctl reconfigure ${b.bridge} 2>/dev/null ` +
             sh`|| true`,
-          b.dhcp ? dhcpNudge(b.bridge) : '',
+          b.dhcp ? dhcpNudge(b.bridge, stateDir) : '',
         ]
           .filter(Boolean)
           .join('\n'),

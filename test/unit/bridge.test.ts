@@ -2,7 +2,7 @@
 // carries over, every stack's config for every case, the before/after check, refusals, and the switch script
 // checked by sh -n. Real switches are in test/lab/bridge.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -820,40 +820,62 @@ describe('bridge: plan', () => {
 });
 
 describe('bridge: DHCP on networkd after the switch', () => {
+  /** Runs the networkd `up` commands with real sh and faked networkctl, ip and sleep; returns what they ran. */
+  function runUp(addressAt: number, pendingUntil = Infinity): string {
+    const b = carry(paramsOf(), labNet());
+    const bin = mkdtempSync(join(tmpdir(), 'kvf-nudge-'));
+    const state = join(bin, 'state');
+    mkdirSync(join(state, 'pending'), { recursive: true });
+    const log = join(bin, 'log');
+    // `ip` shows a DHCP address from its `addressAt`-th look on (and was asked for dynamic ones only)
+    writeFileSync(
+      join(bin, 'ip'),
+      `#!/bin/sh\necho "ip $*" >> ${log}\nn=$(cat ${bin}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${bin}/n\n` +
+        `[ $n -ge ${addressAt} ] && echo '4: br0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic br0'\n` +
+        'exit 0\n',
+      { mode: 0o755 },
+    );
+    writeFileSync(join(bin, 'networkctl'), `#!/bin/sh\necho "networkctl $*" >> ${log}\n`, { mode: 0o755 });
+    // the switch is committed (or rolled back) during the `pendingUntil`-th sleep
+    writeFileSync(
+      join(bin, 'sleep'),
+      `#!/bin/sh\necho "sleep $*" >> ${log}\ns=$(cat ${bin}/s 2>/dev/null || echo 0); s=$((s+1)); echo $s > ` +
+        `${bin}/s\n[ $s -ge ${Number.isFinite(pendingUntil) ? pendingUntil : 999999} ] && rm -rf ${state}/pending\n` +
+        'exit 0\n',
+      { mode: 0o755 },
+    );
+    execFileSync('sh', ['-c', stackCommands('networkd', b, state).up], { env: { PATH: `${bin}:/usr/bin:/bin` } });
+    return readFileSync(log, 'utf8');
+  }
+  const start = ['networkctl reload', 'networkctl reconfigure eth0', 'networkctl reconfigure br0'];
+  const look = 'ip -o -4 addr show dev br0 dynamic';
+
   it(
-    'asks for the lease again every 10 s until the bridge has an address, then stops (real sh; networkctl, ip and ' +
-      'sleep faked)',
+    "restarts the bridge's DHCP client every 10 s until it has a DHCP address (real sh; networkctl, ip and sleep " +
+      'faked)',
     () => {
-      const b = carry(paramsOf(), labNet());
-      const bin = mkdtempSync(join(tmpdir(), 'kvf-nudge-'));
-      const log = join(bin, 'log');
-      // the bridge gets its address at the third look
-      writeFileSync(
-        join(bin, 'ip'),
-        `#!/bin/sh\nn=$(cat ${bin}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${bin}/n\n[ $n -ge 3 ] && echo ` +
-          `'4: br0    inet 10.0.2.15/24 brd 10.0.2.255 scope global dynamic br0'\nexit 0\n`,
-        { mode: 0o755 },
-      );
-      writeFileSync(join(bin, 'networkctl'), `#!/bin/sh\necho "networkctl $*" >> ${log}\n`, { mode: 0o755 });
-      writeFileSync(join(bin, 'sleep'), `#!/bin/sh\necho "sleep $*" >> ${log}\n`, { mode: 0o755 });
-      execFileSync('sh', ['-c', stackCommands('networkd', b).up], { env: { PATH: `${bin}:/usr/bin:/bin` } });
-      expect(readFileSync(log, 'utf8')).toBe(
+      // `renew` would not do: without a lease, networkd ignores it
+      expect(runUp(3)).toBe(
         [
-          'networkctl reload',
-          'networkctl reconfigure eth0',
+          ...start,
+          'sleep 10',
+          look,
           'networkctl reconfigure br0',
           'sleep 10',
-          'networkctl renew br0',
+          look,
+          'networkctl reconfigure br0',
           'sleep 10',
-          'networkctl renew br0',
-          'sleep 10',
+          look,
           '',
         ].join('\n'),
       );
-      // a static bridge has no lease to ask for
-      expect(stackCommands('networkd', carry(paramsOf(), serverNet())).up).not.toContain('renew');
     },
   );
+
+  it('stops once the switch is committed or rolled back, and a static bridge has no DHCP client to restart', () => {
+    expect(runUp(99, 2)).toBe([...start, 'sleep 10', look, 'networkctl reconfigure br0', 'sleep 10', ''].join('\n'));
+    expect(stackCommands('networkd', carry(paramsOf(), serverNet())).up).not.toMatch(/sleep|pending/);
+  });
 });
 
 /** The probe's output for a NetState, in the probe's own format (what the fake host answers). */
