@@ -353,7 +353,8 @@ export const STATE_DIR = '/var/lib/kvmforge/bridge';
  * 28 and 60 s, then not before 124 s, past the rollback timer (seen in CI: br0 without a lease for all of a 90 s
  * window). While the switch is unconfirmed and br0 has no DHCP address, restart its client every 10 s, which asks at
  * once. `networkctl renew` would not do: it renews a lease and does nothing without one (systemd 252,
- * sd_dhcp_client_send_renew).
+ * sd_dhcp_client_send_renew). A restart also takes br0's other addresses off and puts them back at once
+ * (link_drop_managed_config); it only happens while the bridge lacks the lease its check requires.
  */
 function dhcpNudge(bridge: string, stateDir: string): string {
   return (
