@@ -349,8 +349,8 @@ export function configFiles(stack: Stack, b: Bridge, net: NetState): FileSpec[] 
 export const STATE_DIR = '/var/lib/kvmforge/bridge';
 
 /**
- * A DHCP client whose first tries went unanswered (a busy host, a slow network) backs off: networkd asks at 4, 12,
- * 28 and 60 s, then not before 124 s, past the rollback timer (seen in CI: br0 without a lease for all of a 90 s
+ * A DHCP client whose first tries went unanswered (a busy host, a slow network) backs off: networkd asks at 0, 4, 8,
+ * 16, 32 and 64 s, then not before 128 s, past the rollback timer (seen in CI: br0 without a lease for all of a 90 s
  * window). While the switch is unconfirmed and br0 has no DHCP address, restart its client every 10 s, which asks at
  * once. `networkctl renew` would not do: it renews a lease and does nothing without one (systemd 252,
  * sd_dhcp_client_send_renew). A restart also takes br0's other addresses off and puts them back at once
@@ -359,8 +359,7 @@ export const STATE_DIR = '/var/lib/kvmforge/bridge';
 function dhcpNudge(bridge: string, stateDir: string): string {
   return (
     // at most an hour, should the switch's state dir outlive its timer
-    sh`n=0; while [ -d ${stateDir}/pending ] && [ $n -lt 360 ]; do n=$((n+1)); sleep 10; ` +
-    sh`[ -d ${stateDir}/pending ] || break; ` +
+    sh`n=0; while [ $n -lt 360 ]; do n=$((n+1)); sleep 10; [ -d ${stateDir}/pending ] || break; ` +
     sh`ip -o -4 addr show dev ${bridge} dynamic | grep -q ' inet ' && break; ` +
     sh`networkctl reconfigure ${bridge} 2>/dev/null || true; done`
   );

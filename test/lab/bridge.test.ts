@@ -367,7 +367,8 @@ describe('bridge on systemd-networkd: a DHCP server that answers late', () => {
     );
     try {
       const t0 = Date.now();
-      const journal = await convertOnce(inventory('bridge-late-dhcp', [], 90));
+      const inv = inventory('bridge-late-dhcp', [], 90);
+      const journal = await convertOnce(inv);
       const apply = (Date.now() - t0) / 1000;
       bridged(await netState());
       // when the server answered again, and when networkd says br0 got its lease, both by the VM's clock
@@ -392,7 +393,7 @@ describe('bridge on systemd-networkd: a DHCP server that answers late', () => {
       expect(after).toBeGreaterThan(0);
       expect(after).toBeLessThan(18);
       expect(confirmedS).toBeGreaterThan(30);
-      await planIsEmpty(inventory('bridge-late-dhcp', [], 90));
+      await planIsEmpty(inv);
     } finally {
       await labRun(
         'sudo tc qdisc del dev eth0 ingress 2>/dev/null; sudo systemctl stop kvmforge-test-dhcp-block.path ' +
