@@ -61,6 +61,8 @@ function identity(f: string) {
   return key;
 }
 
+const stoppedReading = (e: Error) => new Error(`ProxyCommand stopped reading (${e.message})`);
+
 /** A ProxyCommand's stdin/stdout as the socket ssh2 speaks over (%h %p %r as in ssh_config). */
 function proxySocket(command: string, cfg: SshConfig): Duplex {
   const cmd = command.replace(/%h/g, cfg.hostname).replace(/%p/g, String(cfg.port)).replace(/%r/g, cfg.user);
@@ -68,7 +70,7 @@ function proxySocket(command: string, cfg: SshConfig): Duplex {
   const sock = new Duplex({
     read() {},
     write(chunk, _enc, cb) {
-      p.stdin.write(chunk, cb);
+      p.stdin.write(chunk, (e) => cb(e ? stoppedReading(e) : e));
     },
     final(cb) {
       p.stdin.end();
@@ -79,6 +81,9 @@ function proxySocket(command: string, cfg: SshConfig): Duplex {
       cb(err);
     },
   });
+  // A proxy that stops reading (it exited, or closed its stdin) makes the next write fail with
+  // EPIPE; unhandled, that would be an uncaught exception and end the run for every host.
+  p.stdin.on('error', (e: Error) => sock.destroy(stoppedReading(e)));
   p.stdout.on('data', (d: Buffer) => sock.push(d));
   p.stdout.on('end', () => sock.push(null));
   void p.then(() => sock.push(null));

@@ -296,6 +296,9 @@ export function runAsync(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A child that exits before it reads its input makes this write fail with EPIPE; unhandled,
+    // that is an uncaught exception in vitest's worker (it failed a whole CI run once).
+    child.stdin.on('error', (e) => (stderr += `[stdin: ${e.message}]`));
     child.stdin.end(o.input ?? '');
   });
 }

@@ -64,6 +64,24 @@ describe('ssh transport', () => {
     expect(r.out.stdout).toBe('kvmforge\nh2\n');
   });
 
+  it('a ProxyCommand that stops reading fails its host with a message; the process goes on', async () => {
+    // The proxy closes its stdin, then answers as an SSH server would: ssh2's next write meets a
+    // closed pipe (EPIPE), which must become this host's error, not an uncaught exception.
+    const proxyInv = join(lab.dir, 'proxy.yaml');
+    writeFileSync(
+      join(lab.dir, 'proxy_config'),
+      "Host 10.77.0.12\n  ProxyCommand exec 0<&-; sleep 1; printf 'SSH-2.0-OpenSSH_9.2\\r\\n'; sleep 20\n",
+    );
+    lab.inventory(proxyInv, { h2: ["ansible_ssh_common_args: '-F proxy_config'"] });
+    const r = await lab.node('test/integration/transport-driver.ts', [proxyInv, 'h2', 'exec', 'hostname']);
+    expect(r.stderr).not.toMatch(/EPIPE/);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; ms: number; error?: string };
+    expect(out.ok).toBe(false);
+    expect(out.error).toMatch(/ProxyCommand stopped reading \(write EPIPE\)/);
+    expect(out.ms).toBeLessThan(15_000);
+  });
+
   it('refuses ssh arguments it cannot honour, naming the option and its line, before connecting', async () => {
     const bad = join(lab.dir, 'bad-args.yaml');
     lab.inventory(bad, { h1: ["ansible_ssh_common_args: '-o StrictHostKeyChecking=no'"] });
