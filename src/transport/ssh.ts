@@ -90,6 +90,23 @@ function proxySocket(command: string, cfg: SshConfig): Duplex {
   return sock;
 }
 
+/** ssh2's SFTP error, or what it means when the first bytes were text: the login shell printed something (a
+ * ~/.bashrc that echoes for non-interactive shells) before the SFTP server spoke, and the client read those
+ * bytes as a packet length — OpenSSH's sftp says "Received message too long" for the same. */
+export function sftpWhy(e: Error): string {
+  const n = /Packet length (\d+) exceeds/.exec(e.message)?.[1];
+  if (!n) return e.message;
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(Number(n) >>> 0);
+  const text = b.toString('latin1');
+  if (!/^[\x20-\x7e\t\r\n]{4}$/.test(text)) return e.message;
+  return (
+    `the login shell printed text (${JSON.stringify(`${text}…`)}) before the SFTP server started; a shell startup ` +
+    'file (~/.bashrc, /etc/bash.bashrc, ~/.profile) prints for non-interactive shells: make it print only when ' +
+    `interactive (${e.message})`
+  );
+}
+
 function explain(e: Error & { level?: string; code?: string }, target: string): string {
   if (e.level === 'client-authentication') return `authentication failed for ${target} (key refused)`;
   if (e.code === 'ECONNREFUSED') return `connection refused by ${target} (is sshd running?)`;
@@ -307,7 +324,11 @@ export class SshTransport implements Transport {
   private sftp(): Promise<SFTPWrapper> {
     this.sftpSession ??= new Promise((resolve, reject) =>
       this.client.sftp((err, s) =>
-        err ? reject(new HostError(`SFTP unavailable on ${this.conn.address}: ${err.message}`)) : resolve(s),
+        err
+          ? reject(new HostError(`SFTP unavailable on ${this.conn.address}: ${sftpWhy(err)}`))
+          : // a protocol error later fails the pending requests (their callbacks) and emits 'error': unheard,
+            // that would end the run for every host; the next transfer opens a new session
+            resolve(s.on('error', () => (this.sftpSession = undefined))),
       ),
     );
     return this.sftpSession;

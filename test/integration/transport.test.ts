@@ -82,6 +82,28 @@ describe('ssh transport', () => {
     expect(out.ms).toBeLessThan(15_000);
   });
 
+  it('a host whose login shell prints text: commands still work, SFTP fails that host saying why', async () => {
+    const chattyInv = join(lab.dir, 'chatty.yaml');
+    lab.inventory(chattyInv, { h3: [] });
+    lab.inHost('h3', 'cp /root/.bashrc /root/.bashrc.orig && echo "echo welcome to h3" >> /root/.bashrc');
+    try {
+      const run = async (...args: string[]) => {
+        const r = await lab.node('test/integration/transport-driver.ts', [chattyInv, 'h3', ...args]);
+        expect(r.code, r.stderr).toBe(0);
+        return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; out?: any; error?: string };
+      };
+      const ex = await run('exec', 'hostname');
+      expect(ex.out.stdout).toBe('welcome to h3\nh3\n'); // the shell really printed
+      const put = await run('put', '/etc/kvmforge-chatty.bin', Buffer.from('x').toString('base64'));
+      expect(put.ok).toBe(false);
+      expect(put.error).toMatch(
+        /^SFTP unavailable on 10\.77\.0\.13: the login shell printed text \("welc…"\) before the SFTP server started; .*~\/\.bashrc/,
+      );
+    } finally {
+      lab.inHost('h3', 'mv /root/.bashrc.orig /root/.bashrc');
+    }
+  });
+
   it('refuses ssh arguments it cannot honour, naming the option and its line, before connecting', async () => {
     const bad = join(lab.dir, 'bad-args.yaml');
     lab.inventory(bad, { h1: ["ansible_ssh_common_args: '-o StrictHostKeyChecking=no'"] });
