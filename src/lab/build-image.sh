@@ -61,7 +61,16 @@ sed -i "s|root=[^ ]*loop[0-9]*p1|root=LABEL=kvmforge-root|g; s|root=UUID=[0-9a-f
 grep -q 'root=LABEL=kvmforge-root' "$mnt/boot/grub/grub.cfg" || { echo "grub.cfg has no usable root=" >&2; exit 1; }
 for d in dev/pts dev proc sys; do umount "$mnt/$d"; done
 umount "$mnt"
+# the file system as written must be clean before it becomes every lab VM's disk
+e2fsck -fn "${loop}p1" >/dev/null 2>&1 || { echo "build-image.sh: the new file system fails e2fsck -fn" >&2; exit 1; }
 partx -d "$loop" 2>/dev/null || true
 losetup -d "$loop"; loop=
+# losetup -d only marks a device still open (udev probing it) for release: wait until it lets go, then flush the
+# file to disk. qemu-img skips what the file system reports as holes, and a write the loop device left in
+# the page cache over a discarded (unwritten) range could read as one: an image once lost its last superblock
+# and bitmap writes this way, and its VMs' root went read-only on boot.
+for _ in $(seq 50); do [ -z "$(losetup -j "$raw")" ] && break; sleep 0.2; done
+[ -z "$(losetup -j "$raw")" ] || { echo "build-image.sh: $raw is still attached to a loop device" >&2; exit 1; }
+sync "$raw"
 qemu-img convert -O qcow2 "$raw" "$out.tmp"
 mv "$out.tmp" "$out"

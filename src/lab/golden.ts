@@ -140,6 +140,16 @@ export async function ensureGolden(
     await waitSsh(vm, accel === 'kvm' ? 120_000 : 420_000);
     // let boot finish, so resumed guests don't redo its tail
     guestRun(vm, hostKey, 'timeout 120 systemctl is-system-running --wait >/dev/null 2>&1; sync', 150_000);
+    // a damaged image boots and answers SSH, then the kernel remounts its root read-only: every later VM from it
+    // would fail on its first write, so it is found here, once, and deleted for the next run to rebuild
+    const rw = guestRun(vm, hostKey, 'f=/var/tmp/kvmforge-rw-check; touch "$f" && rm "$f"');
+    if (rw.code !== 0) {
+      rmSync(base, { force: true });
+      throw new Error(
+        `the lab image ${base} is damaged: its root file system is not writable after boot (${rw.out}; file ` +
+          `system errors in ${vm.console}). It was deleted; run again to rebuild it`,
+      );
+    }
     await hmp(vm.monitor, 'stop');
     const target = join(tmp, 'ram.state');
     if (/["\\\n]/.test(target))
