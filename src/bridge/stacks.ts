@@ -351,17 +351,18 @@ export const STATE_DIR = '/var/lib/kvmforge/bridge';
 /**
  * A DHCP client whose first tries went unanswered (a busy host, a slow network) backs off: networkd asks at 0, 4, 8,
  * 16, 32 and 64 s, then not before 128 s, past the rollback timer (seen in CI: br0 without a lease for all of a 90 s
- * window). While the switch is unconfirmed and br0 has no DHCP address, restart its client every 10 s, which asks at
- * once. `networkctl renew` would not do: it renews a lease and does nothing without one (systemd 252,
- * sd_dhcp_client_send_renew). A restart also takes br0's other addresses off and puts them back at once
- * (link_drop_managed_config); it only happens while the bridge lacks the lease its check requires.
+ * window). While the switch is unconfirmed and br0 has no DHCP address, restart its client, which asks at once:
+ * after 15 s, then 30, 60 and every 120 s. `networkctl renew` would not do: it renews a lease and does nothing
+ * without one (systemd 252, sd_dhcp_client_send_renew). A restart takes all of br0's configuration off and puts it
+ * back (link_drop_managed_config), IPv6 too, so the waits grow: restarts every 10 s never let a host too busy to
+ * finish one in 10 s get anything (seen in a cold CI run: br0 with no address at all, IPv4 or IPv6, for 90 s).
  */
 function dhcpNudge(bridge: string, stateDir: string): string {
   return (
-    // at most an hour, should the switch's state dir outlive its timer
-    sh`n=0; while [ $n -lt 360 ]; do n=$((n+1)); sleep 10; [ -d ${stateDir}/pending ] || break; ` +
+    // at most about an hour, should the switch's state dir outlive its timer
+    sh`w=15; n=0; while [ $n -lt 32 ]; do n=$((n+1)); sleep $w; [ -d ${stateDir}/pending ] || break; ` +
     sh`ip -o -4 addr show dev ${bridge} dynamic | grep -q ' inet ' && break; ` +
-    sh`networkctl reconfigure ${bridge} 2>/dev/null || true; done`
+    sh`networkctl reconfigure ${bridge} 2>/dev/null || true; [ $w -lt 120 ] && w=$((w*2)); done`
   );
 }
 

@@ -53,15 +53,15 @@ function opensshArgsFor(cmd: string, vm: string, connectTimeoutS: number): strin
 /** Runs `cmd` on a lab VM over OpenSSH and returns its output; rejects if it fails. Always awaited, never a
  * blocking call: vitest's worker must answer its runner within 60 s, and a worker blocked longer loses the run (seen
  * in CI while the bridge test waited synchronously for a VM to reboot). */
-export async function labRun(cmd: string, vm = 'lab1', connectTimeoutS = 20): Promise<string> {
-  const r = await runAsync('ssh', opensshArgsFor(cmd, vm, connectTimeoutS), { timeoutMs: 120_000 });
+export async function labRun(cmd: string, vm = 'lab1', connectTimeoutS = 20, timeoutMs = 120_000): Promise<string> {
+  const r = await runAsync('ssh', opensshArgsFor(cmd, vm, connectTimeoutS), { timeoutMs });
   if (r.code !== 0) throw new Error(`ssh ${vm} ${JSON.stringify(cmd)} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;
 }
 
 /** `sudo virsh -q -c qemu:///system CMD` on a lab VM, its output trimmed. */
-export async function labVirsh(cmd: string, vm = 'lab1'): Promise<string> {
-  return (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`, vm)).trim();
+export async function labVirsh(cmd: string, vm = 'lab1', timeoutMs?: number): Promise<string> {
+  return (await labRun(`sudo virsh -q -c qemu:///system ${cmd}`, vm, undefined, timeoutMs)).trim();
 }
 
 /** The lab VM's boot_id: a new one means it rebooted. */

@@ -21,7 +21,9 @@ const inventory = labInventoryWith;
 async function withGuest() {
   await resetLab();
   await labRun(`echo ${Buffer.from(GUEST).toString('base64')} | base64 -d > /tmp/tiny.xml`);
-  await virsh('define /tmp/tiny.xml');
+  // the first virsh call after a reset waits for libvirtd and its QEMU driver: in a cold run beside the builds,
+  // this one was still waiting when the default 120 s killed it
+  await virsh('define /tmp/tiny.xml', 'lab1', 600_000);
   await virsh('start tiny');
   expect(await virsh('domstate tiny')).toBe('running');
 }
