@@ -93,7 +93,7 @@ function proxySocket(command: string, cfg: SshConfig): Duplex {
 /** ssh2's SFTP error, or what it means when the first bytes were text: the login shell printed something (a
  * ~/.bashrc that echoes for non-interactive shells) before the SFTP server spoke, and the client read those
  * bytes as a packet length — OpenSSH's sftp says "Received message too long" for the same. */
-export function sftpWhy(e: Error): string {
+function sftpWhy(e: Error): string {
   const n = /Packet length (\d+) exceeds/.exec(e.message)?.[1];
   if (!n) return e.message;
   const b = Buffer.alloc(4);
