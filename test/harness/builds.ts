@@ -3,7 +3,7 @@
 // test/lab/builds.test.ts waits for it (in a vitest process of its own, beside the other projects' files), checks
 // it, then installs on the VMs of its own lab, beside the lab project's.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../src/lab/paths.ts';
 
@@ -17,6 +17,8 @@ export const BUILD_DIR = join(BUILDS, 'buildhost');
 export const BUILD_RC = join(BUILDS, 'build.rc');
 export const BUILD_OUT = join(BUILDS, 'build.json');
 export const BUILD_LOG = join(BUILDS, 'build.log');
+/** When the background build started (ms since the epoch): an artifact built before it is a stale one. */
+export const BUILD_STARTED = join(BUILDS, 'build.started');
 
 export function versions(): Record<string, string> {
   const f = join(SOURCES, 'versions.env');
@@ -79,6 +81,7 @@ export function startBackgroundBuild() {
   if (process.env.KVMFORGE_SKIP_BUILDS) return;
   mkdirSync(BUILDS, { recursive: true });
   rmSync(BUILD_RC, { force: true });
+  writeFileSync(BUILD_STARTED, String(Date.now()));
   try {
     versions();
   } catch (e) {
@@ -105,6 +108,50 @@ export function startBackgroundBuild() {
   });
   writeFileSync(join(BUILDS, 'build.pid'), String(child.pid));
   child.unref();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits for the background build to end; its exit code. */
+export async function waitForBuild(minutes = 75): Promise<number> {
+  const until = Date.now() + minutes * 60_000;
+  while (!existsSync(BUILD_RC) && Date.now() < until) await sleep(5000);
+  if (!existsSync(BUILD_RC)) throw new Error(`the background build did not finish in time; log: ${BUILD_LOG}`);
+  return Number(readFileSync(BUILD_RC, 'utf8'));
+}
+
+/** The background build's output when it failed, for the error that says so. */
+export function buildFailure(rc: number): Error {
+  return new Error(
+    `kvmforge build exited ${rc}:\n${readFileSync(BUILD_LOG, 'utf8').slice(-3000)}\n` +
+      (existsSync(BUILD_OUT) ? readFileSync(BUILD_OUT, 'utf8').slice(-3000) : ''),
+  );
+}
+
+type KernelMeta = { builtAt: string; files: { name: string }[] };
+
+/** Waits until this build's kernel is in the control machine's cache (the build goes on with QEMU and libvirt),
+ * or the build has ended; the kernel package's file name. An artifact made before this build started is not
+ * waited for: it may be a stale one that this build replaces. */
+export async function waitForKernel(minutes = 75): Promise<string> {
+  const started = Number(readFileSync(BUILD_STARTED, 'utf8'));
+  const root = join(BUILD_ENV.KVMFORGE_CACHE, 'artifacts');
+  // the cache's layout (src/artifacts/artifacts.ts): a directory per artifact, renamed into place with its meta.json
+  const kernel = (fresh: boolean) =>
+    readdirSync(root)
+      .filter((d) => d.startsWith('kernel-') && !d.endsWith('.part') && existsSync(join(root, d, 'meta.json')))
+      .map((d) => JSON.parse(readFileSync(join(root, d, 'meta.json'), 'utf8')) as KernelMeta)
+      .filter((m) => !fresh || Date.parse(m.builtAt) >= started)
+      .sort((a, b) => b.builtAt.localeCompare(a.builtAt))[0];
+  const until = Date.now() + minutes * 60_000;
+  while (!existsSync(BUILD_RC) && !(existsSync(root) && kernel(true)) && Date.now() < until) await sleep(5000);
+  if (existsSync(BUILD_RC)) {
+    const rc = Number(readFileSync(BUILD_RC, 'utf8'));
+    if (rc !== 0) throw buildFailure(rc);
+  }
+  const meta = existsSync(root) ? kernel(!existsSync(BUILD_RC)) : undefined;
+  if (!meta) throw new Error(`no kernel artifact in ${root} after ${minutes} min; log: ${BUILD_LOG}`);
+  return meta.files.find((f) => f.name.startsWith('linux-image-'))!.name;
 }
 
 export function stopBackgroundBuild() {
