@@ -1,5 +1,5 @@
 // files: plain files with the given content, mode and owner (like Ansible's copy with content:).
-import { planFiles } from '../src/core/file.ts';
+import { fileState, planFiles } from '../src/core/file.ts';
 import { ConfigError } from '../src/core/errors.ts';
 import type { FileSpec, Host, Step, VarSpec } from '../src/core/types.ts';
 
@@ -47,6 +47,7 @@ const files: Step<FileSpec[]> = {
     }
     return list;
   },
+  facts: (list) => list.map((f) => fileState(f.path)),
   plan: (ctx, list) => planFiles(ctx, list),
 };
 export default files;

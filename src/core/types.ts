@@ -236,6 +236,9 @@ export interface Step<P = unknown> {
   wanted?(host: Host): true | string;
   /** Picks and validates this step's vars for a host; throws ConfigError. No host is touched. */
   params(host: Host): P;
+  /** The facts its plan reads first, read with the host's first round trip. A step without it gets every basic
+   * fact there (HOST_FACTS); either way what plan reads and the first read missed costs one more round trip. */
+  facts?(params: P): readonly Fact<unknown>[];
   /** Reads facts and returns the changes to make. Never changes the host. */
   plan(ctx: StepContext, params: P): Promise<Change[]>;
   /** Checks that need every host's params (a build host named in the inventory); returns problems. */

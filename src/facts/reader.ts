@@ -50,7 +50,9 @@ export function splitBatch(out: string, n: number): { out: string; code: number;
 }
 
 export class FactReader {
-  private known = new Map<string, unknown>();
+  /** Each fact read: its value, or what its parser threw — thrown when the fact is asked for, so a fact read ahead
+   * (the first round trip's) fails the step that uses it, as it would have read alone. */
+  private known = new Map<string, { value: unknown } | { error: unknown }>();
   constructor(
     private host: Host,
     private transport: () => Transport,
@@ -58,13 +60,23 @@ export class FactReader {
     private log?: (what: string, r: { code: number | null; stdout: string; stderr: string }, ms: number) => void,
   ) {}
 
+  /** Facts to read with the next read, in its round trip, for later reads. */
+  private ahead: readonly Fact<unknown>[] = [];
+
   /** Forget everything read (after a change, a reboot, a new connection). */
   forget() {
     this.known.clear();
   }
 
+  /** Reads these facts along with the next read's (one round trip); a later read of one costs nothing. */
+  readAhead(facts: readonly Fact<unknown>[]) {
+    this.ahead = facts;
+  }
+
   async read<F extends readonly Fact<unknown>[]>(...facts: F): Promise<FactValues<F>> {
-    const missing = [...new Map(facts.filter((f) => !this.known.has(f.name)).map((f) => [f.name, f])).values()];
+    const wanted = [...facts, ...this.ahead];
+    this.ahead = [];
+    const missing = [...new Map(wanted.filter((f) => !this.known.has(f.name)).map((f) => [f.name, f])).values()];
     if (missing.length) {
       const script = batchScript(missing);
       const t0 = Date.now();
@@ -87,9 +99,17 @@ export class FactReader {
             `${r.stderr.trim().slice(-200)}`,
         );
       splitBatch(r.stdout, missing.length).forEach((p, i) => {
-        this.known.set(missing[i].name, missing[i].parse(p.out.replace(/\n$/, ''), p.code, p.stderr));
+        try {
+          this.known.set(missing[i].name, { value: missing[i].parse(p.out.replace(/\n$/, ''), p.code, p.stderr) });
+        } catch (error) {
+          this.known.set(missing[i].name, { error });
+        }
       });
     }
-    return facts.map((f) => this.known.get(f.name)) as FactValues<F>;
+    return facts.map((f) => {
+      const v = this.known.get(f.name)!;
+      if ('error' in v) throw v.error;
+      return v.value;
+    }) as FactValues<F>;
   }
 }

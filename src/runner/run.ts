@@ -1,6 +1,7 @@
 // plan → apply → verify over hosts: hosts in parallel (--forks), steps in order, one connection per host.
 import { ConfigError, HostError, isUserError, type Problem } from '../core/errors.ts';
-import { applies, type Host, type Step, type Transport } from '../core/types.ts';
+import { applies, type Fact, type Host, type Step, type Transport } from '../core/types.ts';
+import { HOST_FACTS } from '../facts/host.ts';
 import type { ConnectOptions } from '../transport/index.ts';
 import { applyChange, rebootedUnderUs } from './apply.ts';
 import type { Journal } from './journal.ts';
@@ -114,6 +115,19 @@ async function rebootPreflight(
     return undefined;
   }
   return undefined;
+}
+
+/** What a host's first round trip reads (with its boot id): the facts each step on it says its plan reads first,
+ * every basic fact for a step that doesn't say. A run of `files` reads the files' state only, not the host's
+ * modules, addresses and versions. */
+export function firstFacts(steps: Step<any>[], params: Map<string, unknown>): Fact<unknown>[] {
+  const out = new Map<string, Fact<unknown>>();
+  for (const step of steps) {
+    const p = params.get(step.name);
+    if (isOff(p)) continue;
+    for (const f of step.facts ? step.facts(p) : HOST_FACTS) out.set(f.name, f);
+  }
+  return [...out.values()];
 }
 
 const MAX_RESUMES = 2;
@@ -236,7 +250,7 @@ async function runHost(host: Host, params: Map<string, unknown>, o: RunOptions):
   o.events?.hostStart?.(host.name);
   const s = new HostSession(host, o);
   try {
-    await s.start();
+    await s.start(firstFacts(o.steps, params));
     // refused before anything is changed: no step runs, and the host still ends below (the live view waits
     // for every host's end)
     const refused = o.mode === 'apply' ? await rebootPreflight(s, params, o) : undefined;

@@ -48,16 +48,22 @@ export class HostSession {
     );
   }
 
-  /** Connects and (unless told not to) reads the basic facts in one round trip. */
-  async start(readFacts = true): Promise<void> {
+  /** What each refresh reads besides the boot id: the basic facts, or what the run's steps say they read. */
+  private firstRead: readonly Fact<unknown>[] = HOST_FACTS;
+
+  /** Connects and (unless told not to) reads the boot id and the basic facts (or the facts given) in one round
+   * trip. */
+  async start(readFacts: boolean | readonly Fact<unknown>[] = true): Promise<void> {
     this.t = await this.open();
+    if (typeof readFacts !== 'boolean') this.firstRead = readFacts;
     if (readFacts) await this.refresh();
   }
 
-  /** Forgets what it read and reads the basic facts again (after a change, on a new boot). */
+  /** Forgets what it read and reads the boot id and the first facts again (after a change, on a new boot). */
   async refresh(): Promise<void> {
     this.facts.forget();
-    [this.bootId] = (await this.facts.read(bootId, ...HOST_FACTS)) as [string, ...unknown[]];
+    this.facts.readAhead(this.firstRead);
+    [this.bootId] = await this.facts.read(bootId);
   }
 
   /** Takes a new transport in place of the old one (closed). */
