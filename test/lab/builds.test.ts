@@ -113,7 +113,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`lab1 kernel: install kernel ${release}; 6.1.0-50-amd64 stays the default`);
       expect(r.stdout).toContain(
-        `lab1 kernel: trial boot of ${release} (panic=5 root=/dev/kvmforge-missing rootdelay=1); default only if healthy`,
+        `lab1 kernel: trial boot of ${release} (panic=5 root=/dev/kvmforge-missing rootdelay=1); ` +
+          'default only if healthy',
       );
       expect((await labRun('dpkg -l "linux-image-*kvmforge*" 2>/dev/null | grep -c ^ii || true', 'lab1')).trim()).toBe(
         '0',
@@ -280,8 +281,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     );
 
     it(
-      'the plain host runs a VM with the installed libvirt and QEMU (software-emulated inside it), defined and started ' +
-        'by the domains step',
+      'the plain host runs a VM with the installed libvirt and QEMU (software-emulated inside it), defined and ' +
+        'started by the domains step',
       async () => {
         const inv = buildInventory(
           'vm.yaml',
@@ -346,8 +347,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
           sh(`apt-get update -qq && apt-get install -y -qq --no-install-recommends ${names.join(' ')} >/dev/null`);
           const made = () =>
             sh(
-              'id libvirt-qemu; getent group libvirt kvm libvirt-qemu | cut -d: -f1 | tr "\\n" " "; stat -c "%n %U:%G ' +
-                '%a" /var/lib/libvirt/qemu /var/lib/libvirt/images /var/cache/libvirt/qemu',
+              'id libvirt-qemu; getent group libvirt kvm libvirt-qemu | cut -d: -f1 | tr "\\n" " "; ' +
+                'stat -c "%n %U:%G %a" /var/lib/libvirt/qemu /var/lib/libvirt/images /var/cache/libvirt/qemu',
             );
           const first = made();
           expect(first).toMatch(
@@ -381,8 +382,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
 
     it(
       'the plain lab2 gets the rest of the thesis platform (inventories/thesis.yaml on the lab: bridge, modules, ' +
-        'hugepages, KSM, boot args and their reboot, qemu.conf, the thesis VM defined and the lab VM started with the ' +
-        'built libvirt)',
+        'hugepages, KSM, boot args and their reboot, qemu.conf, the thesis VM defined and the lab VM started with ' +
+        'the built libvirt)',
       async () => {
         const t0 = Date.now();
         const plan = await run(['plan', ...finalInv, '--limit', 'lab2']);
