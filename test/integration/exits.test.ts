@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT } from '../../src/lab/paths.ts';
 import type { ExitsRow } from '../../src/insight/exits.ts';
 import { runAsync } from '../harness/nshosts.ts';
+import { kvmHere } from '../harness/kvm.ts';
+
+const KVM = kvmHere('the `kvmforge exits` tests');
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-exits-'));
 const qemus: Record<string, ChildProcess> = {};
@@ -40,6 +43,7 @@ const cli = (args: string[]) =>
   });
 
 beforeAll(async () => {
+  if (!KVM) return;
   // a boot sector that reads an I/O port forever: mov dx,0x1f7; l: in al,dx; jmp l
   const mbr = Buffer.alloc(1 << 20);
   Buffer.from([0xba, 0xf7, 0x01, 0xec, 0xeb, 0xfd]).copy(mbr);
@@ -75,7 +79,7 @@ afterAll(() => {
   for (const q of Object.values(qemus)) q.kill('SIGKILL');
 });
 
-describe('kvmforge exits', () => {
+describe.skipIf(!KVM)('kvmforge exits', () => {
   it(
     'reads each KVM VM’s counters by name and PID, with rates over the interval; a VM without KVM is noted; a host ' +
       'that is down is one line',

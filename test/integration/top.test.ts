@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { runAsync } from '../harness/nshosts.ts';
 import type { TopRow } from '../../src/insight/top.ts';
+import { kvmHere } from '../harness/kvm.ts';
+
+const KVM = kvmHere('the `kvmforge top` tests');
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-top-'));
 const qemus: ChildProcess[] = [];
@@ -37,6 +40,7 @@ const rowsOf = (s: string) =>
     });
 
 beforeAll(async () => {
+  if (!KVM) return;
   const mbr = Buffer.alloc(1 << 20);
   Buffer.from([0xba, 0xf7, 0x01, 0xec, 0xeb, 0xfd]).copy(mbr); // mov dx,0x1f7; l: in al,dx; jmp l
   mbr[510] = 0x55;
@@ -84,7 +88,7 @@ afterAll(() => {
   for (const q of qemus) q.kill('SIGKILL');
 });
 
-describe('kvmforge top', () => {
+describe.skipIf(!KVM)('kvmforge top', () => {
   it('live: refreshes, sorts by CPU then by memory on keys, and quits on q', async () => {
     tmux(
       'new-session',

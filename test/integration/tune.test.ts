@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT } from '../../src/lab/paths.ts';
 import { runAsync } from '../harness/nshosts.ts';
+import { kvmHere } from '../harness/kvm.ts';
+
+const KVM = kvmHere('the `kvmforge tune` tests');
 
 const dir = mkdtempSync(join(tmpdir(), 'kvmforge-tune-'));
 const qemus: ChildProcess[] = [];
@@ -36,6 +39,7 @@ function threads(pid: number) {
 }
 
 beforeAll(async () => {
+  if (!KVM) return;
   const base = [
     '-enable-kvm',
     '-cpu',
@@ -79,7 +83,7 @@ afterAll(() => {
   for (const q of qemus) q.kill('SIGKILL');
 });
 
-describe('kvmforge tune', () => {
+describe.skipIf(!KVM)('kvmforge tune', () => {
   it('plan lists each vCPU thread’s change and changes nothing', async () => {
     const r = await cli(['tune', '--plan', '--limit', 'localhost']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
