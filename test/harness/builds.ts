@@ -3,8 +3,9 @@
 // test/lab/builds.test.ts waits for it (in a vitest process of its own, beside the other projects' files), checks
 // it, then installs on the VMs of its own lab, beside the lab project's.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listArtifacts } from '../../src/artifacts/artifacts.ts';
 import { PROJECT } from '../../src/lab/paths.ts';
 
 export const SOURCES = process.env.KVMFORGE_SOURCES ?? '/var/cache/kvmforge-sources';
@@ -128,29 +129,25 @@ export function buildFailure(rc: number): Error {
   );
 }
 
-type KernelMeta = { builtAt: string; files: { name: string }[] };
-
 /** Waits until this build's kernel is in the control machine's cache (the build goes on with QEMU and libvirt),
  * or the build has ended; the kernel package's file name. An artifact made before this build started is not
  * waited for: it may be a stale one that this build replaces. */
 export async function waitForKernel(minutes = 75): Promise<string> {
   const started = Number(readFileSync(BUILD_STARTED, 'utf8'));
-  const root = join(BUILD_ENV.KVMFORGE_CACHE, 'artifacts');
-  // the cache's layout (src/artifacts/artifacts.ts): a directory per artifact, renamed into place with its meta.json
+  // newest first; a `.part` directory is one still being copied into place
   const kernel = (fresh: boolean) =>
-    readdirSync(root)
-      .filter((d) => d.startsWith('kernel-') && !d.endsWith('.part') && existsSync(join(root, d, 'meta.json')))
-      .map((d) => JSON.parse(readFileSync(join(root, d, 'meta.json'), 'utf8')) as KernelMeta)
-      .filter((m) => !fresh || Date.parse(m.builtAt) >= started)
-      .sort((a, b) => b.builtAt.localeCompare(a.builtAt))[0];
+    listArtifacts(BUILD_ENV.KVMFORGE_CACHE).find(
+      (m) => m.component === 'kernel' && !m.dir.endsWith('.part') && (!fresh || Date.parse(m.builtAt) >= started),
+    );
   const until = Date.now() + minutes * 60_000;
-  while (!existsSync(BUILD_RC) && !(existsSync(root) && kernel(true)) && Date.now() < until) await sleep(5000);
+  while (!existsSync(BUILD_RC) && !kernel(true) && Date.now() < until) await sleep(5000);
   if (existsSync(BUILD_RC)) {
     const rc = Number(readFileSync(BUILD_RC, 'utf8'));
     if (rc !== 0) throw buildFailure(rc);
   }
-  const meta = existsSync(root) ? kernel(!existsSync(BUILD_RC)) : undefined;
-  if (!meta) throw new Error(`no kernel artifact in ${root} after ${minutes} min; log: ${BUILD_LOG}`);
+  const meta = kernel(!existsSync(BUILD_RC));
+  if (!meta)
+    throw new Error(`no kernel artifact in ${BUILD_ENV.KVMFORGE_CACHE} after ${minutes} min; log: ${BUILD_LOG}`);
   return meta.files.find((f) => f.name.startsWith('linux-image-'))!.name;
 }
 
