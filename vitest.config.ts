@@ -2,6 +2,9 @@ import { defineConfig } from 'vitest/config';
 import { BUILDS_LAB_DIR } from './test/harness/builds.ts';
 import LastBuilds from './test/harness/sequencer.ts';
 
+// every worker reports an event loop held long enough to risk vitest's 60 s answer time (test/harness/loop-watch.ts)
+const LOOP_WATCH = 'test/harness/loop-watch-setup.ts';
+
 export default defineConfig({
   test: {
     reporters: ['default'],
@@ -11,6 +14,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          setupFiles: [LOOP_WATCH],
           include: ['test/unit/**/*.test.ts'],
           // not the default 5 s: in `npm test` the unit files share 2 cores with the source builds and three lab VMs
           // (a CPU-bound unit test took over 5 s in CI)
@@ -20,6 +24,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          setupFiles: [LOOP_WATCH],
           include: ['test/integration/**/*.test.ts'],
           fileParallelism: false,
           testTimeout: 180_000,
@@ -29,6 +34,7 @@ export default defineConfig({
       {
         test: {
           name: 'faults',
+          setupFiles: [LOOP_WATCH],
           include: ['test/faults/**/*.test.ts'],
           exclude: ['test/faults/**/*.lab.test.ts'], // those need the lab VM: the lab project runs them
           fileParallelism: false,
@@ -39,6 +45,7 @@ export default defineConfig({
       {
         test: {
           name: 'lab',
+          setupFiles: [LOOP_WATCH],
           include: ['test/lab/**/*.test.ts', 'test/faults/**/*.lab.test.ts'],
           exclude: ['test/lab/builds.test.ts'], // the builds project's
           globalSetup: ['test/harness/lab-global.ts'],
@@ -57,6 +64,7 @@ export default defineConfig({
           // builds and then runs its VMs beside the lab project's files instead of after them. In one process it
           // would share the fork pool's single worker: the sequencer puts it last
           name: 'builds',
+          setupFiles: [LOOP_WATCH],
           include: ['test/lab/builds.test.ts'],
           globalSetup: ['test/harness/builds-global.ts'],
           env: { KVMFORGE_TEST_LAB_DIR: BUILDS_LAB_DIR },

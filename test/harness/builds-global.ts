@@ -6,8 +6,10 @@ import { PROJECT } from '../../src/lab/paths.ts';
 import { BUILDS_LAB_DIR, startBackgroundBuild, stopBackgroundBuild } from './builds.ts';
 import { labEnvOf } from './lab.ts';
 import { runAsync } from './nshosts.ts';
+import { watchLoop } from './loop-watch.ts';
 
 export function setup() {
+  watchLoop('vitest main thread (builds)');
   mkdirSync(BUILDS_LAB_DIR, { recursive: true });
   startBackgroundBuild();
 }

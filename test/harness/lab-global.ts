@@ -3,8 +3,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive } from '../../src/lab/vm.ts';
 import { kvmforge, LAB_DIR, LAB_ENV } from './lab.ts';
+import { watchLoop } from './loop-watch.ts';
 
 export async function setup() {
+  watchLoop('vitest main thread');
   mkdirSync(LAB_DIR, { recursive: true });
   const r = await kvmforge(['lab', 'up', '--hosts', '1', '--memory', '2048'], {}, 1_200_000);
   process.stderr.write(r.stderr);
