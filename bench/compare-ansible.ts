@@ -61,7 +61,7 @@ async function timed(fn: () => Promise<{ code: number | null; stdout: string; st
 
 // (a) check mode on namespace hosts
 {
-  const lab = new NsLab(N).up();
+  const lab = await new NsLab(N).up();
   try {
     // this machine's kernel has no loadable modules: both tools leave modprobe out here
     const on = [

@@ -22,7 +22,7 @@ interface Row {
 const rows: Row[] = [];
 
 for (const n of SIZES) {
-  const lab = new NsLab(n).up();
+  const lab = await new NsLab(n).up();
   try {
     const files = [
       'files:',

@@ -48,7 +48,7 @@ function timed(
 }
 
 for (const n of SIZES) {
-  const lab = new NsLab(n).up();
+  const lab = await new NsLab(n).up();
   try {
     const files = [
       'files:',

@@ -64,9 +64,7 @@ function journaled(host: string): number {
   return log && existsSync(log) ? (readFileSync(log, 'utf8').match(/: exit \d+ in \d+ ms/g) ?? []).length : 0;
 }
 
-beforeAll(() => {
-  lab.up();
-}, 300_000);
+beforeAll(() => lab.up(), 300_000);
 afterAll(() => lab.down());
 
 describe('kvmforge killed (kill -9) in the middle of an apply', () => {

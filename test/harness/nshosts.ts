@@ -1,10 +1,11 @@
 // Real SSH hosts for tests: one network namespace and one chrooted sshd (over an overlay of the
 // shared Debian tree) per host, joined by veths to a bridge in a hub namespace. Nothing is added to
 // the machine's own network namespace; the kvmforge CLI runs inside the hub (`ip netns exec`).
-import { execFileSync, execSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureRootfs, labKey, PROJECT } from '../../src/lab/paths.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { labKey, PROJECT, rootfsDir } from '../../src/lab/paths.ts';
 import { alive } from '../../src/lab/vm.ts';
 
 export const SUDO_PASSWORD = 'kvf pw;$(touch /tmp/pwned)\'"`';
@@ -17,7 +18,29 @@ export interface NsHost {
   hostKeyPub: string;
 }
 
-const sh = (cmd: string) => execSync(cmd, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+/** Runs argv, awaited; a failure throws with its stderr. */
+async function must(cmd: string, args: string[]): Promise<string> {
+  const r = await runAsync(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+const shAsync = (script: string) => must('sh', ['-c', script]);
+
+/** The shared Debian tree, built (once, minutes) by a child process so this one keeps answering. */
+async function rootfsInAChild(): Promise<string> {
+  if (existsSync(rootfsDir())) return rootfsDir();
+  const paths = join(PROJECT, 'src/lab/paths.ts');
+  const script =
+    `const { ensureRootfs } = await import(${JSON.stringify(paths)}); ` +
+    `process.stdout.write(ensureRootfs((s) => process.stderr.write(s + '\\n')));`;
+  const r = await runAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: PROJECT,
+    timeoutMs: 1_800_000,
+  });
+  process.stderr.write(r.stderr);
+  if (r.code !== 0) throw new Error(`building the namespace hosts' tree failed (${r.code})`);
+  return r.stdout;
+}
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 function killNs(ns: string) {
@@ -52,11 +75,13 @@ export class NsLab {
     this.knownHosts = join(this.dir, 'known_hosts');
   }
 
-  up(): this {
+  /** Brings the hosts up. Awaited, never blocking: with 8 hosts on a loaded machine the setup takes tens of seconds,
+   * and vitest's worker must answer its main thread within 60 s (a worker held that long loses the run). */
+  async up(): Promise<this> {
     cleanStale();
-    this.rootfs = ensureRootfs((s) => process.stderr.write(s + '\n'));
+    this.rootfs = await rootfsInAChild();
     mkdirSync(this.dir, { recursive: true });
-    sh(
+    await shAsync(
       [
         `ip netns add ${this.hub}`,
         `ip -n ${this.hub} link set lo up`,
@@ -67,15 +92,15 @@ export class NsLab {
     );
     const known: string[] = [];
     for (let i = 1; i <= this.count; i++) {
-      const h = this.addHost(i);
+      const h = await this.addHost(i);
       known.push(`${h.address} ${h.hostKeyPub}`);
     }
     writeFileSync(this.knownHosts, known.join('\n') + '\n');
-    this.waitReady();
+    await this.waitReady();
     return this;
   }
 
-  private addHost(i: number): NsHost {
+  private async addHost(i: number): Promise<NsHost> {
     const name = `h${i}`;
     const ns = `${this.id}-${name}`;
     const address = `10.77.0.${10 + i}`;
@@ -85,7 +110,7 @@ export class NsLab {
     mkdirSync(join(upper, 'run/sshd'), { recursive: true });
     mkdirSync(join(dir, 'work'), { recursive: true });
     mkdirSync(join(dir, 'merged'), { recursive: true });
-    execFileSync('ssh-keygen', [
+    await must('ssh-keygen', [
       '-q',
       '-t',
       'ed25519',
@@ -115,7 +140,7 @@ export class NsLab {
       .split(' ')
       .slice(0, 2)
       .join(' ');
-    sh(
+    await shAsync(
       `ip netns add ${ns} && ip -n ${this.hub} link add vh${i} type veth peer name eth0 netns ${ns} && ` +
         `ip -n ${this.hub} link set vh${i} master br0 up && ip -n ${ns} link set lo up && ` +
         `ip -n ${ns} addr add ${address}/24 dev eth0 && ip -n ${ns} link set eth0 up && ` +
@@ -156,21 +181,21 @@ export class NsLab {
   }
 
   /** Waits until every sshd answers (banner) on port 22. */
-  waitReady(hosts = this.hosts, timeoutMs = 30_000) {
+  async waitReady(hosts = this.hosts, timeoutMs = 30_000) {
     const deadline = Date.now() + timeoutMs;
     for (const h of hosts) {
       for (;;) {
-        const r = spawnSync(
+        const r = await runAsync(
           'ip',
           ['netns', 'exec', this.hub, 'bash', '-c', `exec 3<>/dev/tcp/${h.address}/22 && head -c 4 <&3`],
-          { timeout: 3000 },
+          { timeoutMs: 3000 },
         );
-        if (r.stdout?.toString() === 'SSH-') break;
+        if (r.stdout === 'SSH-') break;
         if (Date.now() > deadline)
           throw new Error(
             `sshd on ${h.name} did not start: ${readFileSync(join(h.dir, 'sshd.log'), 'utf8').slice(-500)}`,
           );
-        execSync('sleep 0.1');
+        await sleep(100);
       }
     }
   }

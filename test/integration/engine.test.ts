@@ -14,8 +14,8 @@ const accepted = (h: string) =>
 const json = (stdout: string) => JSON.parse(stdout) as Report;
 const hostile = 'a\'b "c" $(touch /tmp/kvf-pwned) `id` ; rm -rf / \n-x <&>';
 
-beforeAll(() => {
-  lab.up();
+beforeAll(async () => {
+  await lab.up();
   const badKey = join(lab.dir, 'not-authorized');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', badKey]);
   const files = (h: string) => [

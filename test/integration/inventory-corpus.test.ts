@@ -3,9 +3,10 @@
 // tests (Cisco, Dell, Fortinet, oVirt, Infinidat, CyberArk, Sensu …), in INI and YAML, some with group_vars/
 // and host_vars/ trees. They are read where the package installs them (nothing is copied into this
 // repository); CI installs the package. The oracle is the real ansible-inventory, run in the test.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.ts';
 import { hostVars, inventoryGraph, inventoryList } from '../../src/inventory/list.ts';
@@ -45,7 +46,10 @@ const REFUSED: [string, RegExp][] = [
 ];
 
 const path = (f: string) => join(ROOT, f);
-const ansible = (...args: string[]) => execFileSync('ansible-inventory', args, { env: ENV }).toString();
+/** The oracle, awaited: a test's few ansible-inventory runs take seconds each on a loaded machine, and a vitest worker
+ * held 60 s loses the run. */
+const ansible = async (...args: string[]) =>
+  (await promisify(execFile)('ansible-inventory', args, { env: ENV })).stdout;
 const plain = (x: unknown) => JSON.parse(JSON.stringify(x));
 
 describe('real-world inventories (Debian ansible 7.7.0 collections) read as ansible-inventory reads them', () => {
@@ -53,16 +57,16 @@ describe('real-world inventories (Debian ansible 7.7.0 collections) read as ansi
     expect(SAME.filter((f) => !existsSync(path(f)))).toEqual([]);
   });
 
-  it.each(SAME)('%s', (f) => {
+  it.each(SAME)('%s', async (f) => {
     const inv = loadInventory(path(f), catalog);
-    expect(plain(inventoryList(inv))).toEqual(JSON.parse(ansible('-i', path(f), '--list')));
-    expect(inventoryGraph(inv)).toBe(ansible('-i', path(f), '--graph').trim());
+    expect(plain(inventoryList(inv))).toEqual(JSON.parse(await ansible('-i', path(f), '--list')));
+    expect(inventoryGraph(inv)).toBe((await ansible('-i', path(f), '--graph')).trim());
     for (const h of inv.hosts.slice(0, 3))
-      expect(plain(hostVars(inv, h.name))).toEqual(JSON.parse(ansible('-i', path(f), '--host', h.name)));
+      expect(plain(hostVars(inv, h.name))).toEqual(JSON.parse(await ansible('-i', path(f), '--host', h.name)));
   });
 
-  it.each(REFUSED)('%s: refused with file:line where Ansible reads nothing', (f, why) => {
-    expect(JSON.parse(ansible('-i', path(f), '--list'))._meta.hostvars).toEqual({});
+  it.each(REFUSED)('%s: refused with file:line where Ansible reads nothing', async (f, why) => {
+    expect(JSON.parse(await ansible('-i', path(f), '--list'))._meta.hostvars).toEqual({});
     let err: unknown;
     try {
       loadInventory(path(f), catalog);
@@ -73,9 +77,9 @@ describe('real-world inventories (Debian ansible 7.7.0 collections) read as ansi
     expect((err as ConfigError).message).toMatch(why);
   });
 
-  it('several of them at once (-i … -i …), as one inventory', () => {
+  it('several of them at once (-i … -i …), as one inventory', async () => {
     const src = SAME.slice(4, 8).map(path);
-    const theirs = JSON.parse(ansible(...src.flatMap((s) => ['-i', s]), '--list'));
+    const theirs = JSON.parse(await ansible(...src.flatMap((s) => ['-i', s]), '--list'));
     expect(plain(inventoryList(loadInventory(src, catalog)))).toEqual(theirs);
   });
 

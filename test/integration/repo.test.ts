@@ -45,8 +45,8 @@ function fakeArtifact() {
   writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
 }
 
-beforeAll(() => {
-  lab.up();
+beforeAll(async () => {
+  await lab.up();
   fakeArtifact();
 }, 300_000);
 afterAll(() => lab.down());

@@ -13,7 +13,7 @@ let inv = '';
 const runsDir = () => join(lab.dir, '.kvmforge', 'runs');
 
 beforeAll(async () => {
-  lab.up();
+  await lab.up();
   inv = lab.inventory(join(lab.dir, 'report.yaml'), {
     h1: ['files:', '  - path: /etc/kvmforge-report.conf', '    content: "v1\\n"'],
     h2: ['files:', '  - path: /proc/kvmforge-cannot-write-here', '    content: "v1\\n"'],

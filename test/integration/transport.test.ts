@@ -14,8 +14,8 @@ const drive = async (host: string, op: string, ...args: string[]) => {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as { ok: boolean; ms: number; out?: any; error?: string };
 };
 
-beforeAll(() => {
-  lab.up();
+beforeAll(async () => {
+  await lab.up();
   inv = lab.inventory(join(lab.dir, 'inv.yaml'), {
     h2: ['ansible_user: kvmforge'],
     h3: [`kvmforge_jump: root@${'10.77.0.11'}`],
