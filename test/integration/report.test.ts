@@ -1,11 +1,11 @@
 // kvmforge report on namespace hosts: after an apply (one host failing), the page has every host and step,
 // the platform as `kvmforge facts` reads it, the last runs with the failure's reason, and well-formed
 // markup (xmllint); Markdown too. Bad input is exit 2 before any connection, nothing written.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NsLab } from '../harness/nshosts.ts';
+import { NsLab, runAsync } from '../harness/nshosts.ts';
 import { pngPixels } from '../harness/png.ts';
 
 const lab = new NsLab(2);
@@ -106,11 +106,12 @@ describe('kvmforge report', () => {
     expect(html).toMatch(/<svg [^>]*>[\s\S]*<rect class="bar"/); // charts, inline
   });
 
-  it('opens in a real browser (headless Chromium): no console error, every host, the charts drawn', () => {
+  it('opens in a real browser (headless Chromium): no console error, every host, the charts drawn', async () => {
     const file = join(lab.dir, '.kvmforge', 'report', 'index.html');
     const shot = join(lab.dir, 'report.png');
+    // awaited: two headless Chromium runs take 15 s here under load, too long to hold vitest's worker
     const chromium = (args: string[]) =>
-      spawnSync(
+      runAsync(
         'chromium',
         [
           '--headless',
@@ -123,23 +124,20 @@ describe('kvmforge report', () => {
           ...args,
           `file://${file}`,
         ],
-        { timeout: 120_000 },
+        { timeoutMs: 120_000 },
       );
-    const dom = chromium(['--dump-dom']);
-    expect(dom.status, dom.stderr.toString()).toBe(0);
-    const consoleLines = dom.stderr
-      .toString()
-      .split('\n')
-      .filter((l) => /CONSOLE|Uncaught|Failed to load/.test(l));
+    const dom = await chromium(['--dump-dom']);
+    expect(dom.code, dom.stderr).toBe(0);
+    const consoleLines = dom.stderr.split('\n').filter((l) => /CONSOLE|Uncaught|Failed to load/.test(l));
     expect(consoleLines).toEqual([]);
-    const text = dom.stdout.toString();
+    const text = dom.stdout;
     for (const h of ['h1', 'h2']) expect(text).toContain(`<section id="host-${h}">`);
     // the fleet's steps, the saved exits and bench results, and each host's runs
     expect((text.match(/<svg /g) ?? []).length).toBe(5);
     expect(text).toContain('I/O-bound: virtio and vhost pay off');
     expect(text).toMatch(/<path class="spread"/);
-    const png = chromium(['--window-size=1200,4000', `--screenshot=${shot}`]);
-    expect(png.status, png.stderr.toString()).toBe(0);
+    const png = await chromium(['--window-size=1200,4000', `--screenshot=${shot}`]);
+    expect(png.code, png.stderr).toBe(0);
     // what the charts drew, in the status colours: ok (h1's files), skipped, h1's changed run, h2's failed one
     const img = pngPixels(readFileSync(shot));
     const seen = new Map<string, number>();
