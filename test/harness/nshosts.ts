@@ -207,6 +207,21 @@ export class NsLab {
     if (pids.length) spawnSync('kill', ['-9', ...pids]);
   }
 
+  /** Whether a process of this host has this command line (arguments joined by NUL). */
+  hostRuns(name: string, cmdline: string): boolean {
+    const pids = spawnSync('ip', ['netns', 'pids', this.host(name).ns])
+      .stdout.toString()
+      .split('\n')
+      .filter(Boolean);
+    return pids.some((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0$/, '') === cmdline;
+      } catch {
+        return false;
+      }
+    });
+  }
+
   host(name: string): NsHost {
     const h = this.hosts.find((x) => x.name === name);
     if (!h) throw new Error(`no host ${name}`);

@@ -23,6 +23,13 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(() => lab.down());
 
+const until = async (test: () => boolean, timeoutMs: number) => {
+  for (const end = Date.now() + timeoutMs; !test(); ) {
+    if (Date.now() > end) throw new Error(`not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
 describe('ssh transport', () => {
   it('kills a command that outlives its timeout and says so', async () => {
     const r = await drive('h1', 'exec', 'echo start; sleep 60; echo never', '2000');
@@ -120,7 +127,9 @@ describe('ssh transport', () => {
 
   it('fails within a bounded time when the connection drops mid-command', async () => {
     const pending = drive('h1', 'exec', 'sleep 120', '300000');
-    await new Promise((r) => setTimeout(r, 2500));
+    // Drop it once the command runs on h1 (a fixed wait lost the race on a loaded machine: the host was gone before
+    // the driver had connected, and the test saw "connection refused" instead of a dropped connection).
+    await until(() => lab.hostRuns('h1', ['sleep', '120'].join('\0')), 60_000);
     lab.stopHost('h1');
     const r = await pending;
     expect(r.ms).toBeLessThan(40_000);
