@@ -3,8 +3,11 @@
 // - `kvmforge plan` of converged hosts (forks = hosts), and `kvmforge apply --serial 10%` of the same no-op;
 // - Ansible at its best on the same check: ansible-playbook --check, and serial: 10% (forks = hosts,
 //   pipelining, ControlPersist, no facts), copying the same two files.
-// Prints wall times, ratios, the control process's CPU per host and its peak RSS.
+// Prints wall times, ratios, the control process's CPU per host (its children's included: the `ssh -G` of each host)
+// and its peak RSS, beside what the OpenSSH floor's clients and Ansible's whole run spent per host on the same
+// machine (kernel accounting, user+sys).
 // usage: node --import tsx bench/scale.ts [sizes…]   (root; needs ansible and the lab's Debian tree)
+// BENCH_ROUNDS=N: rounds per size (3)
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +16,7 @@ import { NsLab } from '../test/harness/nshosts.ts';
 
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
 const SIZES = sizes.length ? sizes : [10, 50, 100];
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3); // medians of 3 by default
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 interface Row {
@@ -24,6 +27,8 @@ interface Row {
   ansibleCheck: number;
   ansibleSerial: number;
   cpuMsPerHost: number;
+  floorCpuMsPerHost: number;
+  ansibleCpuMsPerHost: number;
   rssMB: number;
 }
 const rows: Row[] = [];
@@ -85,20 +90,24 @@ for (const n of SIZES) {
       `-o BatchMode=yes -o UserKnownHostsFile=${lab.knownHosts} -o StrictHostKeyChecking=yes -o ` +
       `ControlMaster=no -o ControlPath=none -i ${lab.key}`;
     const floorCmd = `${lab.hosts.map((h) => `ssh ${sshOpts} root@${h.address} true &`).join(' ')} wait`;
-    const m: Record<string, number[]> = { floor: [], plan: [], serial: [], ac: [], as: [], cpu: [], rss: [] };
+    const m: Record<string, number[]> = {
+      ...{ floor: [], plan: [], serial: [], ac: [], as: [] },
+      ...{ cpu: [], floorCpu: [], ansibleCpu: [], rss: [] },
+    };
     for (let i = 0; i < ROUNDS; i++) {
-      let t0 = performance.now();
-      lab.inHub(floorCmd);
-      m.floor.push(performance.now() - t0);
+      const f = timed(lab, ['sh', '-c', floorCmd]);
+      m.floor.push(f.ms);
+      m.floorCpu.push(f.cpuMs / n);
       const p = timed(lab, kvmforge('plan', '-i', inv, '--forks', String(n), '--steps', 'files', '--json'));
       m.plan.push(p.ms);
       m.cpu.push(p.cpuMs / n);
       m.rss.push(p.rssKiB / 1024);
-      t0 = performance.now();
       m.serial.push(
         timed(lab, kvmforge('apply', '-i', inv, '--forks', String(n), '--steps', 'files', '--serial', '10%')).ms,
       );
-      m.ac.push(timed(lab, ansible('check.yml', '--check'), aenv).ms);
+      const ac = timed(lab, ansible('check.yml', '--check'), aenv);
+      m.ac.push(ac.ms);
+      m.ansibleCpu.push(ac.cpuMs / n);
       m.as.push(timed(lab, ansible('serial.yml'), aenv).ms);
     }
     const row: Row = {
@@ -109,6 +118,8 @@ for (const n of SIZES) {
       ansibleCheck: median(m.ac),
       ansibleSerial: median(m.as),
       cpuMsPerHost: median(m.cpu),
+      floorCpuMsPerHost: median(m.floorCpu),
+      ansibleCpuMsPerHost: median(m.ansibleCpu),
       rssMB: Math.max(...m.rss),
     };
     rows.push(row);
@@ -121,13 +132,13 @@ for (const n of SIZES) {
 console.log(
   '| hosts | floor (ms) | plan (ms) | plan / floor | Ansible --check (ms) | Ansible / plan | ' +
     'apply --serial 10% (ms) | Ansible serial 10% (ms) | Ansible / kvmforge | control CPU per host (ms) | ' +
-    'peak RSS (MB) |',
+    'OpenSSH floor CPU per host (ms) | Ansible --check CPU per host (ms) | peak RSS (MB) |',
 );
-console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
   console.log(
     `| ${r.hosts} | ${r.floor.toFixed(0)} | ${r.plan.toFixed(0)} | ${(r.plan / r.floor).toFixed(2)} | ` +
       `${r.ansibleCheck.toFixed(0)} | ${(r.ansibleCheck / r.plan).toFixed(1)} | ${r.serial.toFixed(0)} | ` +
       `${r.ansibleSerial.toFixed(0)} | ${(r.ansibleSerial / r.serial).toFixed(1)} | ${r.cpuMsPerHost.toFixed(1)} | ` +
-      `${r.rssMB.toFixed(0)} |`,
+      `${r.floorCpuMsPerHost.toFixed(1)} | ${r.ansibleCpuMsPerHost.toFixed(1)} | ${r.rssMB.toFixed(0)} |`,
   );

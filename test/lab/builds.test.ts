@@ -90,6 +90,11 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
     // then lab1 boots its good kernel and bridges its NIC on it (the README's thesis line does both on one VM: the
     // built kernel has no IPv6 policy routing, so its local IPv6 routes sit in table main, which once failed the
     // bridge's check), and lab2 gets the thesis's whole platform (every step a lab VM can run)
+    // Both wait 300 s before a bridge switch rolls back: with three or four TCG VMs and a compile on 2 cores, br0's
+    // DHCP lease took longer than the default 90 s, once on lab2 (a CI run with the builds cached) and once on lab1
+    // (a cold run, as QEMU's compile began beside the lab project's last files), and the switch rolled itself back,
+    // as it should. A switch that works is confirmed as soon as SSH answers, so the longer wait only costs time when
+    // one fails
     finalInv = buildInventory(
       'final.yaml',
       labHosts({
@@ -98,10 +103,8 @@ describe.skipIf(process.env.KVMFORGE_SKIP_BUILDS)('source builds: kernel, QEMU, 
           ...['virtio_modules', 'hugepages', 'ksm', 'boot_args', 'sriov', 'domains'].map(
             (st) => `${st}_enabled: false`,
           ),
+          'bridge_rollback_timeout: 300',
         ],
-        // three TCG VMs beside the tests on 2 cores (a CI run with the builds cached): br0's DHCP lease took longer
-        // than the default 90 s once and the switch rolled itself back, as it should. A switch that works is
-        // confirmed as soon as SSH answers, so the longer wait only costs time when one fails
         lab2: [...only(['qemu', 'libvirt']), 'bridge_rollback_timeout: 300'],
       }),
     );
