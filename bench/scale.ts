@@ -90,10 +90,8 @@ for (const n of SIZES) {
       `-o BatchMode=yes -o UserKnownHostsFile=${lab.knownHosts} -o StrictHostKeyChecking=yes -o ` +
       `ControlMaster=no -o ControlPath=none -i ${lab.key}`;
     const floorCmd = `${lab.hosts.map((h) => `ssh ${sshOpts} root@${h.address} true &`).join(' ')} wait`;
-    const m: Record<string, number[]> = {
-      ...{ floor: [], plan: [], serial: [], ac: [], as: [] },
-      ...{ cpu: [], floorCpu: [], ansibleCpu: [], rss: [] },
-    };
+    const m: Record<string, number[]> = {};
+    for (const k of ['floor', 'plan', 'serial', 'ac', 'as', 'cpu', 'floorCpu', 'ansibleCpu', 'rss']) m[k] = [];
     for (let i = 0; i < ROUNDS; i++) {
       const f = timed(lab, ['sh', '-c', floorCmd]);
       m.floor.push(f.ms);

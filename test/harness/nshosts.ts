@@ -43,9 +43,13 @@ async function rootfsInAChild(): Promise<string> {
 }
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
+/** The processes of a network namespace. */
+const nsPids = (ns: string): string[] =>
+  spawnSync('ip', ['netns', 'pids', ns]).stdout.toString().split('\n').filter(Boolean);
+
 function killNs(ns: string) {
   for (let i = 0; i < 3; i++) {
-    const pids = spawnSync('ip', ['netns', 'pids', ns]).stdout.toString().split('\n').filter(Boolean);
+    const pids = nsPids(ns);
     if (!pids.length) break;
     spawnSync('kill', ['-9', ...pids]);
   }
@@ -203,17 +207,13 @@ export class NsLab {
   /** Kills the sshd (and everything) of one host: it becomes unreachable. */
   stopHost(name: string) {
     const h = this.host(name);
-    const pids = spawnSync('ip', ['netns', 'pids', h.ns]).stdout.toString().split('\n').filter(Boolean);
+    const pids = nsPids(h.ns);
     if (pids.length) spawnSync('kill', ['-9', ...pids]);
   }
 
   /** Whether a process of this host has this command line (arguments joined by NUL). */
   hostRuns(name: string, cmdline: string): boolean {
-    const pids = spawnSync('ip', ['netns', 'pids', this.host(name).ns])
-      .stdout.toString()
-      .split('\n')
-      .filter(Boolean);
-    return pids.some((p) => {
+    return nsPids(this.host(name).ns).some((p) => {
       try {
         return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0$/, '') === cmdline;
       } catch {
@@ -236,17 +236,13 @@ export class NsLab {
   /** Runs a command inside a host (its namespaces and chroot), as root. */
   inHost(name: string, cmd: string): string {
     const h = this.host(name);
-    const pid = spawnSync('ip', ['netns', 'pids', h.ns])
-      .stdout.toString()
-      .split('\n')
-      .filter(Boolean)
-      .find((p) => {
-        try {
-          return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd';
-        } catch {
-          return false;
-        }
-      });
+    const pid = nsPids(h.ns).find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd';
+      } catch {
+        return false;
+      }
+    });
     if (!pid) throw new Error(`${name} has no sshd`);
     return execFileSync('nsenter', ['-t', pid, '-m', '-u', '-n', '-p', '-r', '-w', 'sh', '-c', cmd]).toString();
   }
