@@ -5,7 +5,6 @@
 // pushes nothing. Without artifacts_repo the packages are pushed over SSH (small fleets).
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { $ } from 'zx';
 import { missingMessage, missingTools } from '../core/deps.ts';
 import { ConfigError, HostError } from '../core/errors.ts';
 import { cacheDir } from '../core/paths.ts';
@@ -14,6 +13,7 @@ import type { BuildSpec, Host } from '../core/types.ts';
 import { listArtifacts } from './artifacts.ts';
 import { lockTimeoutOf, pkgInstall } from './pkg-install.ts';
 import { packageVersion } from './recipes.ts';
+import { zx } from '../core/lazy.ts';
 
 export const KEY_FILE = 'kvmforge-archive-keyring.gpg';
 const UID = 'kvmforge artifacts <kvmforge-artifacts@localhost>';
@@ -30,7 +30,7 @@ async function signingKey(gpgKey?: string): Promise<{ env: Record<string, string
   const home = join(cacheDir(), 'repo-gnupg');
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const env = { GNUPGHOME: home };
-  const q = $({ env: { ...process.env, ...env }, quiet: true, nothrow: true });
+  const q = zx().$({ env: { ...process.env, ...env }, quiet: true, nothrow: true });
   if ((await q`gpg --batch --list-secret-keys ${UID}`).exitCode !== 0)
     await must(
       q`gpg --batch --pinentry-mode loopback --passphrase ${''} --quick-gen-key ${UID} ed25519 sign never`,
@@ -63,7 +63,7 @@ export async function publish(dir: string, o: { gpgKey?: string; cache?: string 
   }
   const key = await signingKey(o.gpgKey);
   const env = { ...process.env, ...key.env };
-  const q = $({ env, quiet: true, nothrow: true, cwd: dir });
+  const q = zx().$({ env, quiet: true, nothrow: true, cwd: dir });
   const notes: string[] = [];
   if (debs.length) {
     for (const f of debs) copyFileSync(join(f.a.dir, f.name), join(dir, f.name));

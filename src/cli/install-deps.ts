@@ -3,10 +3,10 @@
 // installed, and only those missing. `tests` also fetches the source packages the build tests use.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { $ } from 'zx';
 import { have, NEEDS, type Need } from '../core/deps.ts';
 import { ConfigError } from '../core/errors.ts';
 import { PROJECT } from '../core/paths.ts';
+import { zx } from '../core/lazy.ts';
 
 const WHAT = Object.keys(NEEDS) as Need[];
 
@@ -60,7 +60,7 @@ export async function installDeps(
   if (missing.length) {
     log(`kvmforge install-deps: installing with ${apt ? 'apt-get' : 'dnf'}: ${missing.join(' ')}`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    const sh = $({ env, stdio: 'inherit', nothrow: true });
+    const sh = zx().$({ env, stdio: 'inherit', nothrow: true });
     if (apt) {
       const u = await sh`${sudo} apt-get update -qq`;
       if (u.exitCode !== 0) return u.exitCode ?? 1;
@@ -72,7 +72,7 @@ export async function installDeps(
   } else log(`kvmforge install-deps: ${packages.length} package(s) for ${wanted.join(', ')} already installed`);
   if (wanted.includes('tests')) {
     log('kvmforge install-deps: the source packages the build tests use (scripts/fetch-test-sources)');
-    const r = await $({ stdio: 'inherit', nothrow: true })`${sudo} ${join(PROJECT, 'scripts/fetch-test-sources')}`;
+    const r = await zx().$({ stdio: 'inherit', nothrow: true })`${sudo} ${join(PROJECT, 'scripts/fetch-test-sources')}`;
     if (r.exitCode !== 0) return r.exitCode ?? 1;
   }
   return 0;

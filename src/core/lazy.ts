@@ -1,6 +1,7 @@
 // A library loaded on first use, not when its importer loads: `kvmforge steps` or `--help` should not pay for
 // a template engine, a diff or a YAML parser it never calls.
 import { createRequire } from 'node:module';
+import type * as Zx from 'zx';
 
 const require = createRequire(import.meta.url);
 
@@ -8,3 +9,6 @@ export function lazy<T>(id: string): () => T {
   let mod: T | undefined;
   return () => (mod ??= require(id) as T);
 }
+
+/** zx (local processes): ~100 ms of loading that a run over SSH alone never needs. */
+export const zx = lazy<typeof Zx>('zx');

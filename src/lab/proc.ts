@@ -1,7 +1,7 @@
 // Local processes for the lab, through zx (as the local transport runs its scripts): a command and its
 // words, run to the end, never through a shell of ours. zx's own throw is not used (it can escape a
 // try/catch from its sync mode), the exit code is looked at instead.
-import { $ } from 'zx';
+import { zx } from '../core/lazy.ts';
 
 export interface Ran {
   code: number;
@@ -16,7 +16,7 @@ export function run(
   o: { inherit?: boolean; interactive?: boolean; input?: string; timeoutMs?: number } = {},
 ): Ran {
   const stdio = o.interactive ? 'inherit' : o.inherit ? ['ignore', 'inherit', 'inherit'] : ['pipe', 'pipe', 'pipe'];
-  const p = $({
+  const p = zx().$({
     sync: true,
     nothrow: true,
     quiet: true,

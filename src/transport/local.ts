@@ -1,9 +1,9 @@
 // Local transport (zx): the same contract as SSH, for `localhost` / ansible_connection: local.
 import { copyFile, readFile } from 'node:fs/promises';
-import { $ } from 'zx';
 import { HostError } from '../core/errors.ts';
 import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { ExecOptions, ExecResult, Transport } from '../core/types.ts';
+import { zx } from '../core/lazy.ts';
 
 export class LocalTransport implements Transport {
   private readonly root = process.getuid?.() === 0;
@@ -12,7 +12,7 @@ export class LocalTransport implements Transport {
     const secs = Math.ceil((o.timeoutMs ?? 600_000) / 1000);
     const argv = ['timeout', '-k', '5', String(secs), 'sh', '-s'];
     if (o.sudo && !this.root) argv.unshift('sudo', '-n', '--');
-    const p = $({ input: wholeScript(script), nothrow: true, quiet: true })`${argv}`;
+    const p = zx().$({ input: wholeScript(script), nothrow: true, quiet: true })`${argv}`;
     if (o.onOutput) {
       p.stdout.on('data', (d: Buffer) => o.onOutput!(d.toString(), 'stdout'));
       p.stderr.on('data', (d: Buffer) => o.onOutput!(d.toString(), 'stderr'));

@@ -2,13 +2,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Duplex } from 'node:stream';
-import { $ } from 'zx';
 import ssh2, { Client, type ConnectConfig, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { HostError, HostKeyError } from '../core/errors.ts';
 import { quote, wholeScript, withTimeoutReason } from '../core/sh.ts';
 import type { Connection, ExecOptions, ExecResult, Transport } from '../core/types.ts';
 import { check, fingerprint, hostPattern, record } from './known-hosts.ts';
 import { sshConfig, type SshConfig } from './ssh-config.ts';
+import { zx } from '../core/lazy.ts';
 
 export interface SshOptions {
   knownHostsFiles: string[];
@@ -66,7 +66,7 @@ const stoppedReading = (e: Error) => new Error(`ProxyCommand stopped reading (${
 /** A ProxyCommand's stdin/stdout as the socket ssh2 speaks over (%h %p %r as in ssh_config). */
 function proxySocket(command: string, cfg: SshConfig): Duplex {
   const cmd = command.replace(/%h/g, cfg.hostname).replace(/%p/g, String(cfg.port)).replace(/%r/g, cfg.user);
-  const p = $({ quiet: true, nothrow: true })`sh -c ${cmd}`;
+  const p = zx().$({ quiet: true, nothrow: true })`sh -c ${cmd}`;
   const sock = new Duplex({
     read() {},
     write(chunk, _enc, cb) {
