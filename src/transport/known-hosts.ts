@@ -28,14 +28,22 @@ export function keyType(blob: Buffer): string {
   return blob.subarray(4, 4 + len).toString();
 }
 
+const patterns = new Map<string, RegExp>();
+
+/** A known_hosts pattern as a RegExp, made once per pattern (every host of a run reads the same lines). */
 function globToRe(p: string): RegExp {
-  return new RegExp(
-    `^${p
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    'i',
-  );
+  let re = patterns.get(p);
+  if (!re) {
+    re = new RegExp(
+      `^${p
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+      'i',
+    );
+    patterns.set(p, re);
+  }
+  return re;
 }
 
 function hostMatches(field: string, name: string): boolean {
