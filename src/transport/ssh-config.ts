@@ -6,6 +6,7 @@ import { homedir, userInfo } from 'node:os';
 import { HostError } from '../core/errors.ts';
 import { quote } from '../core/sh.ts';
 import type { Connection } from '../core/types.ts';
+import { configIsGeneral } from './ssh-config-files.ts';
 
 export interface SshConfig {
   hostname: string;
@@ -122,6 +123,32 @@ function flushSshG() {
  * does not ask again. A failure is not kept. */
 const seen = new Map<string, Promise<SshGResult>>();
 
+/** A host name or address that ssh prints as it was given (it lowercases names), in no ssh token or pattern. */
+const PLAIN = /^[a-z0-9._:-]+$/;
+
+/** The first host asked for with each set of options, and ssh's answer for it. */
+const firstOf = new Map<string, { address: string; answer: Promise<SshGResult> }>();
+
+/** This host's answer from another host's `ssh -G` with the same options, where ssh's configuration and the
+ * options say the same for every host (configIsGeneral, no `%` token); undefined where its own is needed. */
+async function sharedAnswer(args: string[], conn: Connection): Promise<SshConfig | undefined> {
+  const general = (a: string) => !a.includes('%') && !/^canonicalizehostname\s*[= ]\s*(?!no$)/i.test(a);
+  if (!PLAIN.test(conn.address) || !args.every(general) || !configIsGeneral(conn.sshConfigFile)) return undefined;
+  const key = JSON.stringify(args);
+  const first = firstOf.get(key);
+  if (!first) {
+    const answer = sshG([...args, '--', conn.address]);
+    firstOf.set(key, { address: conn.address, answer });
+    seen.set(JSON.stringify([...args, conn.address]), answer);
+    return undefined;
+  }
+  const r = await first.answer;
+  if (r.code !== 0) return undefined;
+  const cfg = parseSshG(r.stdout);
+  // a HostName for every host (or an option naming one) is not this host's name: it asks on its own
+  return cfg.hostname === first.address ? { ...cfg, hostname: conn.address } : undefined;
+}
+
 /** What `ssh -G` makes of this connection; without an ssh binary, the inventory's values and ssh's defaults. */
 export async function sshConfig(conn: Connection): Promise<SshConfig> {
   // a connection made in code, not from an inventory, says everything itself
@@ -132,6 +159,8 @@ export async function sshConfig(conn: Connection): Promise<SshConfig> {
   ];
   const args = [...(conn.sshConfigFile ? ['-F', conn.sshConfigFile] : []), ...options.flatMap((o) => ['-o', o])];
   if (!sshMissing) {
+    const shared = await sharedAnswer(args, conn);
+    if (shared) return shared;
     const key = JSON.stringify([...args, conn.address]);
     if (!seen.has(key)) seen.set(key, sshG([...args, '--', conn.address]));
     const r = await seen.get(key)!;
