@@ -69,6 +69,24 @@ export function parseKnownHosts(
   const keys: KnownKey[] = [];
   const revoked: string[] = [];
   const authorities: KnownKey[] = [];
+  for (const { marker, hosts, type, key, line } of entriesOf(text, file)) {
+    if (!hostMatches(hosts, name)) continue;
+    if (marker === '@revoked') revoked.push(key);
+    else if (marker === '@cert-authority') authorities.push({ type, key, file, line });
+    else if (!marker) keys.push({ type, key, file, line });
+  }
+  return { keys, revoked, authorities };
+}
+
+type Entry = { marker: string; hosts: string; type: string; key: string; line: number };
+
+/** The last text read of each file, split into entries: every host of a run checks the same files. */
+const split = new Map<string, { text: string; entries: Entry[] }>();
+
+function entriesOf(text: string, file: string): Entry[] {
+  const known = split.get(file);
+  if (known?.text === text) return known.entries;
+  const entries: Entry[] = [];
   text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (!line || line.startsWith('#')) return;
@@ -76,12 +94,10 @@ export function parseKnownHosts(
     let marker = '';
     if (parts[0].startsWith('@')) marker = parts.shift()!;
     const [hosts, type, key] = parts;
-    if (!hosts || !type || !key || !hostMatches(hosts, name)) return;
-    if (marker === '@revoked') revoked.push(key);
-    else if (marker === '@cert-authority') authorities.push({ type, key, file, line: i + 1 });
-    else if (!marker) keys.push({ type, key, file, line: i + 1 });
+    if (hosts && type && key) entries.push({ marker, hosts, type, key, line: i + 1 });
   });
-  return { keys, revoked, authorities };
+  split.set(file, { text, entries });
+  return entries;
 }
 
 export function check(files: string[], host: string, port: number, blob: Buffer): Verdict {
