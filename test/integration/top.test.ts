@@ -1,7 +1,7 @@
 // `kvmforge top` driven for real in tmux (send-keys, capture-pane) against this machine's QEMU processes:
 // a KVM guest spinning on port I/O (busy vCPU) and one whose firmware halts (idle vCPU).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,8 +77,30 @@ beforeAll(async () => {
     }),
   );
   writeFileSync(join(dir, 'inv.yaml'), 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n');
-  await sleep(10_000); // the idle one's firmware gives up and halts
-}, 60_000);
+  // the idle one's firmware gives up and halts: ~10 s on a quiet machine, longer on a loaded one
+  await vcpuGoesIdle(qemus[1].pid!, 150);
+}, 180_000);
+
+/** CPU ticks (user + system) a QEMU's `CPU 0/KVM` thread has used. */
+function vcpuTicks(pid: number): number {
+  for (const tid of readdirSync(`/proc/${pid}/task`))
+    if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === 'CPU 0/KVM') {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return Number(f[11]) + Number(f[12]);
+    }
+  return Number.NaN;
+}
+
+/** Waits until the guest's vCPU uses under 10 % of a CPU over 2 s. */
+async function vcpuGoesIdle(pid: number, seconds: number) {
+  const until = Date.now() + seconds * 1000;
+  while (Date.now() < until) {
+    const before = vcpuTicks(pid);
+    await sleep(2000);
+    if (vcpuTicks(pid) - before < 20) return;
+  }
+  throw new Error(`the idle guest's vCPU still ran after ${seconds} s`);
+}
 afterAll(() => {
   try {
     tmux('kill-session', '-t', SESSION);
