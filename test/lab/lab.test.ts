@@ -133,7 +133,9 @@ describe('lab VM', () => {
       );
       for (const r of ups) expect(r.code, r.stderr).toBe(0);
       for (const r of ups) expect(r.stderr).toMatch(kvm ? /probing KVM/ : /TCG software emulation: no \/dev\/kvm/);
-      for (const r of ups) expect(r.stderr).not.toMatch(/did not start kvm-probe/);
+      // a probe that lost its port says so (QEMU: "Could not set up host forwarding rule"); one whose QEMU refuses
+      // KVM itself (here: an MSR it cannot set, before or after it daemonizes) is a real TCG verdict
+      for (const r of ups) expect(r.stderr).not.toMatch(/did not start kvm-probe.*host forwarding/);
       if (kvm) expect(JSON.parse(readFileSync(cached, 'utf8')).accel).toBe(before.accel);
       const ports = labs.flatMap((env) =>
         (JSON.parse(readFileSync(join(env.KVMFORGE_LAB, 'state.json'), 'utf8')).vms as { port: number }[]).map(
