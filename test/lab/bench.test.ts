@@ -66,8 +66,13 @@ describe('kvmforge bench: virtio vs emulated devices', () => {
     for (const vm of out.vms)
       for (const w of ['disk-write', 'disk-read', 'network', 'cpu'])
         expect(vm.results[w], `${vm.host} ${w}`).toBeGreaterThan(0);
-    expect(virtio.results['disk-write']).toBeGreaterThan(emulated.results['disk-write']);
-    expect(virtio.results['disk-read']).toBeGreaterThan(emulated.results['disk-read']);
+    // Under TCG a device's cost is QEMU's CPU time, and the two guests are measured one after the other: on a loaded
+    // machine (CI: the source builds and the other project's VMs beside) one got ~1.7x the other's CPU once, and
+    // the emulated disk read faster. So each disk figure is taken per unit of its guest's own CPU figure (sha256
+    // MB/s, measured in the same runs): what is left is the devices' own cost.
+    const perCpu = (vm: typeof virtio, w: string) => vm.results[w] / vm.results.cpu;
+    for (const w of ['disk-write', 'disk-read'])
+      expect(perCpu(virtio, w), `${w} MB/s per CPU MB/s`).toBeGreaterThan(perCpu(emulated, w));
     // the guests' temp files are gone
     for (const vm of ['lab1', 'lab2']) expect(await labRun('ls -A /var/tmp', vm)).not.toMatch(/kvmforge-bench/);
     const svg = readFileSync(PLOT, 'utf8');
