@@ -39,7 +39,7 @@ export interface VarSite {
 export class VarChecker {
   private readonly schemas: Record<string, object>;
   private readonly compiled = new Map<string, ValidateFunction>();
-  private readonly ajv = new Ajv({ allErrors: true, strict: false });
+  private readonly ajv = new Ajv({ allErrors: true, strict: false, meta: false, validateSchema: false });
   private readonly prefix: RegExp;
 
   constructor(readonly catalog: VarCatalog) {
