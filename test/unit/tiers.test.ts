@@ -71,9 +71,14 @@ describe('bench --tiers', () => {
       const tid = Number(readdirSync(`/proc/${busy.pid}/task`)[0]);
       // as the transports run it: under set -eu
       const script = wholeScript(tiersScript([{ pid: busy.pid!, tid }], 1, 2).replace('n=$(nproc)', 'n=1'));
-      const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', timeout: 30_000 });
-      expect(r.status, r.stderr).toBe(0);
-      const s = parseTiers(r.stdout, 1);
+      // "alone" means no hog of the script's: on a machine that is busy already (CI: lab VMs booting beside the
+      // unit tests) the loop may get next to nothing of CPU 0 in a window; it is measured again, at most 5 times
+      let s = { alone: [0], contended: [0] };
+      for (let i = 0; i < 5 && !(s.alone[0] > 0.3 && s.contended[0] < s.alone[0] * 0.75); i++) {
+        const r = spawnSync('sh', ['-c', script], { encoding: 'utf8', timeout: 30_000 });
+        expect(r.status, r.stderr).toBe(0);
+        s = parseTiers(r.stdout, 1);
+      }
       expect(s.alone[0]).toBeGreaterThan(0.3);
       // three busy loops on one CPU: about a third each; well under what it had alone
       expect(s.contended[0]).toBeLessThan(s.alone[0] * 0.75);
@@ -92,5 +97,5 @@ describe('bench --tiers', () => {
     } finally {
       busy.kill('SIGKILL');
     }
-  }, 30_000);
+  }, 60_000);
 });
