@@ -2,6 +2,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { globRe } from '../core/glob.ts';
 
 export interface KnownKey {
   type: string;
@@ -34,13 +35,7 @@ const patterns = new Map<string, RegExp>();
 function globToRe(p: string): RegExp {
   let re = patterns.get(p);
   if (!re) {
-    re = new RegExp(
-      `^${p
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.')}$`,
-      'i',
-    );
+    re = globRe(p, 'i');
     patterns.set(p, re);
   }
   return re;

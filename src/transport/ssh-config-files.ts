@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
+import { globRe } from '../core/glob.ts';
 
 /** ssh_config's words on a line: `Key value…` or `Key=value…`, double quotes grouping. */
 function words(line: string): string[] {
@@ -23,8 +24,7 @@ function included(pattern: string, system: boolean): string[] | undefined {
   if (/[*?[]/.test(dir)) return undefined;
   if (!/[*?[]/.test(name)) return [full];
   if (/\[/.test(name)) return undefined;
-  const glob = name.replace(/[.+^${}()|\\]/g, '\\$&');
-  const re = new RegExp(`^${glob.replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = globRe(name);
   try {
     return readdirSync(dir)
       .filter((f) => re.test(f))
