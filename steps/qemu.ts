@@ -60,7 +60,9 @@ const step: SourceBuildStep<Params> = {
   description: 'QEMU from source (qemu_version): built once on a build host, packaged, installed from the artifact',
   doc:
     'QEMU (`--target-list=x86_64-softmmu`; only the targets it installs are compiled — its default target also ' +
-    'builds ~980 test programs, 1:46 of 7:44 on 2 cores here) built once, packaged as `kvmforge-qemu` ' +
+    'builds ~980 test programs, 1:46 of 7:44 on 2 cores here; no debug info, which the package strips anyway, and ' +
+    'no guest agent, a tool for guests: `qemu_configure_args` come after and win) built once, packaged as ' +
+    '`kvmforge-qemu` ' +
     '(.deb/.rpm), installed from the artifact, then checked: the binary starts (and with KVM where /dev/kvm ' +
     'opens); `<prefix>/bin/kvm` links to ' +
     "`qemu-system-x86_64` (the thesis's `/usr/bin/kvm` with `qemu_prefix: /usr`)",

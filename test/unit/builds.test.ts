@@ -103,6 +103,9 @@ describe('artifact keys', () => {
   it('build scripts quote their options', () => {
     const s = buildScript(spec({ options: { prefix: '/opt/q', configureArgs: ["--x=a'b"] } }), k, '/w', '/s.tar', '/o');
     expect(s).toContain("'--x=a'\\''b'");
+    // the user's configure options come after kvmforge's own, so --enable-debug-info wins over its default
+    expect(s.indexOf('--disable-debug-info')).toBeGreaterThan(0);
+    expect(s.indexOf('--disable-debug-info')).toBeLessThan(s.indexOf("'--x=a'"));
     expect(spawnSync('sh', ['-n'], { input: s }).status).toBe(0);
     const ks = buildScript(
       spec({
