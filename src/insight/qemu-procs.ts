@@ -41,10 +41,24 @@ def qmp_path(args):
             return p.group(1)
     return None
 
+def connect(path, timeout=5):
+    # QEMU's monitor serves one client and queues one more: while it has not yet let go of earlier clients (a
+    # busy main loop), a connect fails at once with EAGAIN. That is "busy", not "gone": try again until timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError('the QMP monitor %s stayed busy with other clients for %d s' % (path, timeout))
+            time.sleep(0.05)
+
 def qmp(path, command):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(path)
+    s = connect(path)
     f = s.makefile('rw')
     f.readline()
     replies = []
